@@ -1,0 +1,48 @@
+// Formats N realistic lines (message + svc, comp, path, status, bytes) through
+// swift-log into a discarding sink, once per format, and reports lines per second.
+//
+//     swift build -c release --product LogBench && .build/release/LogBench [N]
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Logging
+import RelayLogging
+
+let arguments = CommandLine.arguments
+let count = arguments.count > 1 ? Int(arguments[1]) ?? 200_000 : 200_000
+
+func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+func run(_ format: LogFormat) -> (linesPerSecond: Double, bytes: Int) {
+    let sink = LogSink.discarding()
+    var logger = Logger(label: "bench") { label in
+        LogrusLogHandler(label: label, configuration: LogConfiguration(format: format, level: .info), sink: sink)
+    }
+    logger[metadataKey: "svc"] = "pyroscope-lambda-ext-main"
+    logger[metadataKey: "comp"] = "controller"
+    // Warm up allocator and caches.
+    for i in 0..<min(count, 10_000) {
+        logger.info("Relayed profile upload", metadata: ["path": "/ingest", "status": .stringConvertible(200), "bytes": .stringConvertible(i)])
+    }
+    let before = sink.discardedBytes
+    let start = monotonicSeconds()
+    for i in 0..<count {
+        logger.info("Relayed profile upload", metadata: ["path": "/ingest", "status": .stringConvertible(200), "bytes": .stringConvertible(i)])
+    }
+    let elapsed = monotonicSeconds() - start
+    return (Double(count) / elapsed, sink.discardedBytes - before)
+}
+
+let text = run(.text)
+let json = run(.json)
+print("| format | lines/s |")
+print("|---|---|")
+print("| text | \(Int(text.linesPerSecond)) |")
+print("| json | \(Int(json.linesPerSecond)) |")
+print("{\"log_text_lines_per_second\":\(Int(text.linesPerSecond)),\"log_json_lines_per_second\":\(Int(json.linesPerSecond))}")

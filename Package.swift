@@ -1,0 +1,105 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Module names avoid the dependency modules `Logging` and `Metrics` (swift-log,
+// swift-metrics), so each concern lives in a `Relay*` module mapped onto the
+// directory layout with `path:`.
+let package = Package(
+    name: "pyroscope-lambda-extension",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "pyroscope-lambda-extension", targets: ["ExtensionMain"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.25.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.1.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
+    ],
+    targets: [
+        .target(
+            name: "RelayLogging",
+            dependencies: [.product(name: "Logging", package: "swift-log")],
+            path: "Sources/Logging"
+        ),
+        .target(
+            name: "RelayMetrics",
+            dependencies: [
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            path: "Sources/Metrics"
+        ),
+        .target(
+            name: "RelayCore",
+            dependencies: [
+                "RelayMetrics",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/Relay"
+        ),
+        .target(
+            name: "LambdaExtension",
+            dependencies: [
+                "RelayCore",
+                "RelayLogging",
+                "RelayMetrics",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/Extension"
+        ),
+        .executableTarget(
+            name: "ExtensionMain",
+            dependencies: [
+                "LambdaExtension",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/Main"
+        ),
+        // Benchmarks, run by `make bench` (release builds).
+        .executableTarget(
+            name: "LogBench",
+            dependencies: ["RelayLogging", .product(name: "Logging", package: "swift-log")],
+            path: "Benchmarks/LogBench"
+        ),
+        // Shared fakes for the tests: a recording remote on 127.0.0.1 port 0,
+        // raw-socket helpers, fixture loading. Not shipped.
+        .target(
+            name: "RelayTestSupport",
+            dependencies: [
+                "RelayCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/TestSupport"
+        ),
+        .testTarget(
+            name: "RelayCoreTests",
+            dependencies: ["RelayCore", "RelayTestSupport", .product(name: "AsyncHTTPClient", package: "async-http-client")]
+        ),
+        .testTarget(
+            name: "LambdaExtensionTests",
+            dependencies: ["LambdaExtension", "RelayCore", "RelayTestSupport"]
+        ),
+        .testTarget(
+            name: "RelayLoggingTests",
+            dependencies: ["RelayLogging", .product(name: "Logging", package: "swift-log")]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,220 @@
+import FoundationEssentials
+import RelayCore
+import RelayLogging
+
+/// A setting that could not be used as given: what was set, and what is used instead.
+public struct SettingsWarning: Sendable, Equatable, CustomStringConvertible {
+    public var variable: String
+    public var value: String
+    public var fallback: String
+    /// Why the value was refused, when it is not plain unparsable.
+    public var reason: String?
+
+    /// The Go extension's wording for the same situation, so existing log queries match.
+    public var description: String {
+        let base = "invalid value for env var '\(variable)': '\(value)' defaulting to '\(fallback)'"
+        return reason.map { "\(base) (\($0))" } ?? base
+    }
+}
+
+/// Every setting of the extension, read once from the environment in `main` and passed
+/// down as a value: nothing below `main` reads the environment.
+public struct ExtensionSettings: Sendable {
+    public var relay: RelayConfiguration
+    public var log: LogConfiguration
+    public var devMode: Bool
+    public var flushOnInvoke: Bool
+    public var selfProfiling: Bool
+    /// `AWS_LAMBDA_RUNTIME_API`, set by Lambda for the Extensions API.
+    public var lambdaRuntimeAPI: String?
+    /// Settings that could not be used as given; logged once logging is configured.
+    public var warnings: [SettingsWarning] = []
+    /// Settings so wrong that part of the relay cannot work (it still runs).
+    public var errors: [RelayError] = []
+
+    /// Every variable the extension reads; the README's table lists exactly these.
+    public static let variables: [String] = [
+        "PYROSCOPE_REMOTE_ADDRESS", "PYROSCOPE_AUTH_TOKEN", "PYROSCOPE_BASIC_AUTH_USER", "PYROSCOPE_BASIC_AUTH_PASSWORD",
+        "PYROSCOPE_TENANT_ID", "PYROSCOPE_HTTP_HEADERS", "PYROSCOPE_TIMEOUT", "PYROSCOPE_NUM_WORKERS",
+        "PYROSCOPE_DEV_MODE", "PYROSCOPE_FLUSH_ON_INVOKE", "PYROSCOPE_SELF_PROFILING",
+        "PYROSCOPE_LISTEN_ADDRESS", "PYROSCOPE_MAX_BODY_BYTES",
+        "PYROSCOPE_LOG_LEVEL", "PYROSCOPE_LOG_FORMAT", "PYROSCOPE_LOG_TIMESTAMP_FORMAT", "PYROSCOPE_LOG_TIMESTAMP_DISABLE",
+        "PYROSCOPE_LOG_TIMESTAMP_FIELD_NAME", "PYROSCOPE_LOG_LEVEL_FIELD_NAME", "PYROSCOPE_LOG_MSG_FIELD_NAME",
+        "PYROSCOPE_LOG_LOGRUS_ERROR_FIELD_NAME", "PYROSCOPE_LOG_FUNC_FIELD_NAME", "PYROSCOPE_LOG_FILE_FIELD_NAME",
+        "PYROSCOPE_LOG_REPORT_CALLER", "TZ", "AWS_LAMBDA_RUNTIME_API",
+    ]
+
+    public init(environment: [String: String]) {
+        var reader = EnvironmentReader(environment: environment)
+
+        // Declaration order of the Go program: TIMEOUT warns before NUM_WORKERS.
+        let timeout = reader.duration("PYROSCOPE_TIMEOUT", default: .seconds(10), mustBePositive: true)
+        let workers = reader.integer("PYROSCOPE_NUM_WORKERS", default: 5, range: 1...256)
+        let maxBody = reader.integer("PYROSCOPE_MAX_BODY_BYTES", default: 8 << 20, range: 1...(1 << 30))
+
+        var remote: RemoteEndpoint? = RelayConfiguration.defaultRemote
+        if let text = reader.string("PYROSCOPE_REMOTE_ADDRESS") {
+            do { remote = try RemoteEndpoint(parsing: text) } catch {
+                remote = nil
+                reader.errors.append(error)
+            }
+        }
+
+        var credentials = UpstreamCredentials.none
+        let token = reader.string("PYROSCOPE_AUTH_TOKEN")
+        let user = reader.string("PYROSCOPE_BASIC_AUTH_USER")
+        let password = reader.string("PYROSCOPE_BASIC_AUTH_PASSWORD")
+        if let token {
+            credentials = .bearer(token: token)
+        } else if let user, let password {
+            credentials = .basic(user: user, password: password)
+        } else if user != nil || password != nil {
+            let missing = user == nil ? "PYROSCOPE_BASIC_AUTH_USER" : "PYROSCOPE_BASIC_AUTH_PASSWORD"
+            let present = user == nil ? "PYROSCOPE_BASIC_AUTH_PASSWORD" : "PYROSCOPE_BASIC_AUTH_USER"
+            reader.warnings.append(SettingsWarning(variable: present, value: present.hasSuffix("PASSWORD") ? "***" : user ?? "",
+                                                   fallback: "no basic auth", reason: "basic auth needs \(missing) too"))
+        }
+
+        let extraHeaders = reader.headers("PYROSCOPE_HTTP_HEADERS")
+
+        var listen = ListenAddress.loopback(port: 4040)
+        if let text = reader.string("PYROSCOPE_LISTEN_ADDRESS") {
+            do {
+                listen = try ListenAddress.parse(text)
+                if listen.contains(where: \.isPubliclyReachable) {
+                    reader.warnings.append(SettingsWarning(
+                        variable: "PYROSCOPE_LISTEN_ADDRESS", value: text, fallback: text,
+                        reason: "kept, but this relay adds your credentials to whatever reaches it: listen on loopback unless other hosts must send to it"))
+                }
+            } catch {
+                reader.warnings.append(SettingsWarning(variable: "PYROSCOPE_LISTEN_ADDRESS", value: text, fallback: "localhost:4040", reason: error.message))
+            }
+        }
+
+        relay = RelayConfiguration(
+            remote: remote, credentials: credentials, tenantID: reader.string("PYROSCOPE_TENANT_ID") ?? "",
+            extraHeaders: extraHeaders, upstreamTimeout: timeout, workers: workers, maxBodyBytes: maxBody,
+            listenAddresses: listen)
+
+        devMode = reader.bool("PYROSCOPE_DEV_MODE")
+        flushOnInvoke = reader.bool("PYROSCOPE_FLUSH_ON_INVOKE")
+        selfProfiling = reader.bool("PYROSCOPE_SELF_PROFILING")
+        lambdaRuntimeAPI = reader.string("AWS_LAMBDA_RUNTIME_API")
+
+        var log = LogConfiguration()
+        if let text = reader.string("PYROSCOPE_LOG_LEVEL") {
+            if let level = LogrusLevel(parsing: text) { log.level = level } else {
+                reader.warnings.append(SettingsWarning(variable: "PYROSCOPE_LOG_LEVEL", value: text, fallback: "info"))
+            }
+        }
+        if let text = reader.string("PYROSCOPE_LOG_FORMAT") {
+            // As Go: exactly "json" selects JSON, anything else text; we also say so.
+            log.format = text == "json" ? .json : .text
+            if text != "json", text != "text" {
+                reader.warnings.append(SettingsWarning(variable: "PYROSCOPE_LOG_FORMAT", value: text, fallback: "text", reason: "use text or json"))
+            }
+        }
+        log.timestampLayout = reader.string("PYROSCOPE_LOG_TIMESTAMP_FORMAT") ?? log.timestampLayout
+        log.disableTimestamp = reader.bool("PYROSCOPE_LOG_TIMESTAMP_DISABLE")
+        log.reportCaller = reader.bool("PYROSCOPE_LOG_REPORT_CALLER")
+        log.fieldNames.time = reader.string("PYROSCOPE_LOG_TIMESTAMP_FIELD_NAME") ?? log.fieldNames.time
+        log.fieldNames.level = reader.string("PYROSCOPE_LOG_LEVEL_FIELD_NAME") ?? log.fieldNames.level
+        log.fieldNames.message = reader.string("PYROSCOPE_LOG_MSG_FIELD_NAME") ?? log.fieldNames.message
+        log.fieldNames.logrusError = reader.string("PYROSCOPE_LOG_LOGRUS_ERROR_FIELD_NAME") ?? log.fieldNames.logrusError
+        log.fieldNames.function = reader.string("PYROSCOPE_LOG_FUNC_FIELD_NAME") ?? log.fieldNames.function
+        log.fieldNames.file = reader.string("PYROSCOPE_LOG_FILE_FIELD_NAME") ?? log.fieldNames.file
+        log.timeZone = Self.timeZone(tz: environment["TZ"], warnings: &reader.warnings)
+        log.redactions = relay.credentials.secrets + (remote?.userInfo.map { [$0.password] } ?? [])
+            + extraHeaders.filter { ["authorization", "x-api-key", "cookie"].contains($0.name.lowercased()) }.map(\.value)
+        self.log = log
+
+        warnings = reader.warnings
+        errors = reader.errors
+    }
+
+    /// Go's `Local` zone from `TZ`: unset → /etc/localtime; empty or `UTC` → UTC;
+    /// `:Name` or `Name` → that zoneinfo entry; failure → UTC.
+    static func timeZone(tz: String?, warnings: inout [SettingsWarning]) -> LogTimeZone {
+        guard let tz else { return LogTimeZone.named("localtime", zoneinfoDirectory: "/etc") ?? .utc }
+        let name = tz.hasPrefix(":") ? String(tz.dropFirst()) : tz
+        if name.isEmpty || name == "UTC" { return .utc }
+        if let zone = LogTimeZone.named(name) { return zone }
+        warnings.append(SettingsWarning(variable: "TZ", value: tz, fallback: "UTC", reason: "no such zone in /usr/share/zoneinfo"))
+        return .utc
+    }
+}
+
+/// Reads variables with the Go program's rules: unset and empty mean "default".
+struct EnvironmentReader {
+    let environment: [String: String]
+    var warnings: [SettingsWarning] = []
+    var errors: [RelayError] = []
+
+    func string(_ name: String) -> String? {
+        guard let value = environment[name], !value.isEmpty else { return nil }
+        return value
+    }
+
+    mutating func bool(_ name: String) -> Bool {
+        guard let text = string(name) else { return false }
+        if let value = GoParsing.parseBool(text) { return value }
+        warnings.append(SettingsWarning(variable: name, value: text, fallback: "false"))
+        return false
+    }
+
+    mutating func integer(_ name: String, default fallback: Int, range: ClosedRange<Int>) -> Int {
+        guard let text = string(name) else { return fallback }
+        guard let value = GoParsing.parseInt(text) else {
+            warnings.append(SettingsWarning(variable: name, value: text, fallback: "\(fallback)"))
+            return fallback
+        }
+        guard range.contains(value) else {
+            warnings.append(SettingsWarning(variable: name, value: text, fallback: "\(fallback)",
+                                            reason: "must be from \(range.lowerBound) to \(range.upperBound)"))
+            return fallback
+        }
+        return value
+    }
+
+    mutating func duration(_ name: String, default fallback: Duration, mustBePositive: Bool) -> Duration {
+        guard let text = string(name) else { return fallback }
+        guard let nanos = GoParsing.parseDuration(text) else {
+            warnings.append(SettingsWarning(variable: name, value: text, fallback: GoParsing.formatDuration(fallback)))
+            return fallback
+        }
+        if mustBePositive, nanos <= 0 {
+            warnings.append(SettingsWarning(variable: name, value: text, fallback: GoParsing.formatDuration(fallback), reason: "must be positive"))
+            return fallback
+        }
+        return .nanoseconds(nanos)
+    }
+
+    /// A JSON object of strings. Unusable JSON is an error (the relay runs without them),
+    /// as is a name or value that cannot be sent in an HTTP header.
+    mutating func headers(_ name: String) -> [(name: String, value: String)] {
+        guard let text = string(name) else { return [] }
+        let decoded: [String: String]
+        do {
+            decoded = try JSONDecoder().decode([String: String].self, from: Data(text.utf8))
+        } catch {
+            errors.append(RelayError(.invalidHeaders,
+                "\(name) is not a JSON object of strings, so no extra headers are sent; write it like {\"X-Header\":\"value\"}",
+                underlying: error))
+            return []
+        }
+        var headers: [(name: String, value: String)] = []
+        for (key, value) in decoded.sorted(by: { $0.key < $1.key }) {
+            let validName = !key.isEmpty && key.utf8.allSatisfy { byte in
+                (0x21...0x7E).contains(byte) && !"()<>@,;:\\\"/[]?={}".utf8.contains(byte)
+            }
+            let validValue = !value.utf8.contains { $0 == 0x0A || $0 == 0x0D || $0 == 0x00 }
+            guard validName, validValue else {
+                errors.append(RelayError(.invalidHeaders,
+                    "\(name) entry '\(key)' is not a valid HTTP header \(validName ? "value" : "name"), so it is not sent"))
+                continue
+            }
+            headers.append((key, value))
+        }
+        return headers
+    }
+}

@@ -1,0 +1,38 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import LambdaExtension
+import Logging
+import RelayLogging
+
+/// The only place the process environment is read.
+func processEnvironment() -> [String: String] {
+    var environment: [String: String] = [:]
+    var pointer = environ
+    while let entry = pointer.pointee {
+        let text = String(cString: entry)
+        if let equals = text.firstIndex(of: "=") {
+            environment[String(text[..<equals])] = String(text[text.index(after: equals)...])
+        }
+        pointer += 1
+    }
+    return environment
+}
+
+let settings = ExtensionSettings(environment: processEnvironment())
+let logConfiguration = settings.log
+LoggingSystem.bootstrap { label in LogrusLogHandler(label: label, configuration: logConfiguration) }
+var logger = Logger(label: "pyroscope-lambda-extension")
+logger[metadataKey: "svc"] = "pyroscope-lambda-ext-main"
+
+// Settings problems go through the configured handler (the Go version printed them in
+// default text before configuring logging).
+for warning in settings.warnings { logger.warning("\(warning.description)") }
+for error in settings.errors { logger.error("\(error.message)", metadata: ["error_code": "\(error.code)"]) }
+
+let exitCode = await RelayApplication(settings: settings, logger: logger).run()
+exit(exitCode)

@@ -1,0 +1,181 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// A route the relay answers itself instead of relaying (`GET /healthz`, `GET /metrics`).
+public struct LocalRoute: Sendable {
+    public struct Response: Sendable {
+        public var status: HTTPResponseStatus
+        public var contentType: String
+        public var body: ByteBuffer
+
+        public init(status: HTTPResponseStatus = .ok, contentType: String = "text/plain; charset=utf-8", body: ByteBuffer) {
+            self.status = status
+            self.contentType = contentType
+            self.body = body
+        }
+    }
+
+    public var method: HTTPMethod
+    public var path: String
+    public var respond: @Sendable () -> Response
+
+    public init(method: HTTPMethod = .GET, path: String, respond: @escaping @Sendable () -> Response) {
+        self.method = method
+        self.path = path
+        self.respond = respond
+    }
+
+    public static let healthz = LocalRoute(path: "/healthz") { Response(body: ByteBuffer(string: "ok\n")) }
+}
+
+/// Reads each request whole, then queues it and answers at once: the profiler never
+/// waits on the network. One instance per connection, used only on its event loop.
+final class IngressHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum State {
+        case idle
+        case receiving(HTTPRequestHead, ByteBuffer)
+        case local(HTTPRequestHead, LocalRoute)
+        /// Answered early (413); the rest of the request is ignored until the close.
+        case rejected
+    }
+
+    private let context: IngressServer.Context
+    private var state = State.idle
+    private var logger: Logger
+
+    init(context: IngressServer.Context) {
+        self.context = context
+        self.logger = context.logger
+    }
+
+    func channelRead(context channelContext: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            receiveHead(head, channelContext: channelContext)
+        case .body(var part):
+            guard case .receiving(let head, var body) = state else { return }
+            state = .idle // drop the reference so appending does not copy the buffer
+            if body.readableBytes + part.readableBytes > context.maxBodyBytes {
+                rejectTooLarge(head, channelContext: channelContext)
+                return
+            }
+            body.writeBuffer(&part)
+            state = .receiving(head, body)
+        case .end:
+            switch state {
+            case .receiving(let head, let body):
+                state = .idle
+                finishUpload(head, body: body, channelContext: channelContext)
+            case .local(let head, let route):
+                state = .idle
+                let response = route.respond()
+                respond(head, status: response.status, body: response.body, contentType: response.contentType, channelContext: channelContext)
+            case .idle, .rejected:
+                break
+            }
+        }
+    }
+
+    private func receiveHead(_ head: HTTPRequestHead, channelContext: ChannelHandlerContext) {
+        let path = head.uri[..<(head.uri.firstIndex(of: "?") ?? head.uri.endIndex)]
+        if let route = context.routes.first(where: { $0.method == head.method && $0.path == path }) {
+            state = .local(head, route)
+            return
+        }
+        var expected = 0
+        if let lengthText = head.headers.first(name: "content-length") {
+            guard let length = Int(lengthText), length >= 0 else {
+                // NIO's parser rejects this before us; kept as a guard, not a path.
+                rejectTooLarge(head, channelContext: channelContext)
+                return
+            }
+            if length > context.maxBodyBytes {
+                rejectTooLarge(head, channelContext: channelContext)
+                return
+            }
+            expected = length
+        }
+        if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+            channelContext.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+        }
+        state = .receiving(head, channelContext.channel.allocator.buffer(capacity: expected))
+    }
+
+    private func finishUpload(_ head: HTTPRequestHead, body: ByteBuffer, channelContext: ChannelHandlerContext) {
+        let counters = context.counters
+        counters.recordReceived()
+        guard context.isRemoteUsable else {
+            counters.recordDropped(.misconfigured)
+            logger.error("Refused upload: the remote address is unusable, see the error logged at start", metadata: [
+                "path": "\(head.uri[..<(head.uri.firstIndex(of: "?") ?? head.uri.endIndex)])",
+                "reason": "\(DropReason.misconfigured.rawValue)", "status": "503",
+            ])
+            respond(head, status: .serviceUnavailable, body: ByteBuffer(string: "relay misconfigured: remote address unusable\n"), channelContext: channelContext)
+            return
+        }
+        let upload = Upload(method: head.method, target: head.uri, headers: head.headers, body: body)
+        switch context.queue.offer(upload) {
+        case .accepted:
+            counters.recordAccepted()
+            respond(head, status: .ok, body: nil, channelContext: channelContext)
+        case .full, .closed:
+            // Honest backpressure: the client keeps its data rather than being told 200
+            // for an upload that would be dropped.
+            counters.recordDropped(.queueFull)
+            logger.warning("Refused upload: queue full", metadata: [
+                "path": "\(upload.path)", "reason": "\(DropReason.queueFull.rawValue)", "status": "503",
+            ])
+            respond(head, status: .serviceUnavailable, body: ByteBuffer(string: "relay queue full, retry later\n"),
+                    extraHeaders: [("Retry-After", "1")], channelContext: channelContext)
+        }
+    }
+
+    private func rejectTooLarge(_ head: HTTPRequestHead, channelContext: ChannelHandlerContext) {
+        state = .rejected
+        context.counters.recordTooLarge()
+        logger.warning("Refused upload: body larger than PYROSCOPE_MAX_BODY_BYTES", metadata: [
+            "path": "\(head.uri[..<(head.uri.firstIndex(of: "?") ?? head.uri.endIndex)])",
+            "limit_bytes": "\(context.maxBodyBytes)", "status": "413",
+        ])
+        // The unread rest of the body makes the connection unusable: answer and close.
+        respond(head, status: .payloadTooLarge, body: ByteBuffer(string: "upload larger than \(context.maxBodyBytes) bytes\n"),
+                forceClose: true, channelContext: channelContext)
+    }
+
+    private func respond(_ request: HTTPRequestHead, status: HTTPResponseStatus, body: ByteBuffer?, contentType: String = "text/plain; charset=utf-8",
+                         extraHeaders: [(String, String)] = [], forceClose: Bool = false, channelContext: ChannelHandlerContext) {
+        let keepAlive = request.isKeepAlive && !forceClose
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(4)
+        headers.add(name: "Content-Length", value: String(body?.readableBytes ?? 0))
+        if let body, body.readableBytes > 0 { headers.add(name: "Content-Type", value: contentType) }
+        for (name, value) in extraHeaders { headers.add(name: name, value: value) }
+        if !keepAlive { headers.add(name: "Connection", value: "close") }
+        channelContext.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))), promise: nil)
+        if let body, body.readableBytes > 0 {
+            channelContext.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        }
+        if keepAlive {
+            channelContext.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        } else {
+            let channel = channelContext.channel
+            channelContext.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+
+    func errorCaught(context channelContext: ChannelHandlerContext, error: Error) {
+        // NIO's HTTPServerProtocolErrorHandler has already answered 400 for parse errors;
+        // count it and make sure the connection goes.
+        if error is HTTPParserError {
+            context.counters.recordMalformed()
+            logger.debug("Closed connection after a malformed request", metadata: ["error": "\(error)"])
+        } else {
+            logger.debug("Connection error", metadata: ["error": "\(error)"])
+        }
+        channelContext.close(promise: nil)
+    }
+}

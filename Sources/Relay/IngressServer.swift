@@ -1,0 +1,91 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import ServiceLifecycle
+import Synchronization
+
+/// The relay's HTTP/1.1 listener. `bind()` is separate from `run()` so the caller can be
+/// sure the port accepts connections before it tells Lambda it is ready (and can report
+/// a port already in use as an init error).
+public final class IngressServer: Service, Sendable, CustomStringConvertible {
+    /// What every connection's handler shares.
+    struct Context: Sendable {
+        let queue: UploadQueue
+        let counters: RelayCounters
+        let routes: [LocalRoute]
+        let maxBodyBytes: Int
+        let isRemoteUsable: Bool
+        let logger: Logger
+    }
+
+    private let group: any EventLoopGroup
+    private let addresses: [ListenAddress]
+    private let context: Context
+    private let channels = Mutex<[any Channel]>([])
+
+    public init(group: any EventLoopGroup, addresses: [ListenAddress], queue: UploadQueue, counters: RelayCounters,
+                routes: [LocalRoute] = [.healthz], maxBodyBytes: Int, isRemoteUsable: Bool, logger: Logger) {
+        self.group = group
+        self.addresses = addresses
+        self.context = Context(queue: queue, counters: counters, routes: routes, maxBodyBytes: maxBodyBytes,
+                               isRemoteUsable: isRemoteUsable, logger: logger)
+    }
+
+    public var description: String { "IngressServer(\(addresses.map(\.description).joined(separator: ",")))" }
+
+    /// Binds every address. A loopback pair (127.0.0.1 and ::1) tolerates the IPv6 half
+    /// failing, for hosts without IPv6; any other failure is thrown.
+    @discardableResult
+    public func bind() async throws(RelayError) -> [SocketAddress] {
+        let context = self.context
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(IngressHandler(context: context))
+                }
+            }
+        var bound: [any Channel] = []
+        var boundPort: Int?
+        for address in addresses {
+            // With port 0 the first bind picks a port and the loopback twin takes the same.
+            let port = address.port == 0 ? (boundPort ?? 0) : address.port
+            do {
+                let channel = try await bootstrap.bind(host: address.host, port: port).get()
+                bound.append(channel)
+                boundPort = boundPort ?? channel.localAddress?.port
+            } catch {
+                let optionalTwin = address.host == "::1" && addresses.contains { $0.host == "127.0.0.1" } && !bound.isEmpty
+                if optionalTwin {
+                    context.logger.debug("IPv6 loopback unavailable, listening on 127.0.0.1 only", metadata: ["error": "\(error)"])
+                    continue
+                }
+                for channel in bound { try? await channel.close() }
+                throw RelayError(.bindFailed, "cannot listen on \(ListenAddress(host: address.host, port: port)): is another process using the port? Set PYROSCOPE_LISTEN_ADDRESS to a free one", underlying: error)
+            }
+        }
+        channels.withLock { $0 = bound }
+        let local = bound.compactMap(\.localAddress)
+        context.logger.info("Relay listening", metadata: ["addresses": "\(local.map { "\($0)" }.joined(separator: ","))"])
+        return local
+    }
+
+    /// The bound addresses (after `bind()`).
+    public var localAddresses: [SocketAddress] { channels.withLock { $0.compactMap(\.localAddress) } }
+
+    /// Serves until graceful shutdown or cancellation, then stops accepting connections.
+    public func run() async throws {
+        if channels.withLock({ $0.isEmpty }) { try await bind() }
+        try? await gracefulShutdown()
+        let bound = channels.withLock { channels in
+            defer { channels.removeAll() }
+            return channels
+        }
+        for channel in bound { try? await channel.close() }
+        context.logger.debug("Relay stopped listening")
+    }
+}

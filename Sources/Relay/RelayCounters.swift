@@ -1,0 +1,44 @@
+import Synchronization
+
+/// The relay's own accounting: what came in, what went out, what was dropped and why.
+/// Counters read as one `Snapshot`; the metrics and stats features build on
+/// them, and tests check that they add up.
+public final class RelayCounters: Sendable {
+    public struct Snapshot: Sendable, Equatable {
+        /// Uploads whose whole body was read (local routes excluded).
+        public var received = 0
+        /// Uploads queued and acknowledged with 200.
+        public var accepted = 0
+        /// Refused at ingress with 413 (body over the limit).
+        public var tooLarge = 0
+        /// Requests that were not HTTP the relay could read (400).
+        public var malformed = 0
+        public var delivered = 0
+        public var deliveredBytes = 0
+        public var dropped: [DropReason: Int] = [:]
+
+        public var droppedTotal: Int { dropped.values.reduce(0, +) }
+    }
+
+    // One lock for all: updates are a few per upload, and a snapshot must be consistent
+    // (received = accepted + refused) when tests and the stats line read it.
+    private let state = Mutex(Snapshot())
+
+    public init() {}
+
+    func recordReceived() { state.withLock { $0.received += 1 } }
+    func recordAccepted() { state.withLock { $0.accepted += 1 } }
+    func recordTooLarge() { state.withLock { $0.tooLarge += 1 } }
+    func recordMalformed() { state.withLock { $0.malformed += 1 } }
+    func recordDelivered(bytes: Int) {
+        state.withLock {
+            $0.delivered += 1
+            $0.deliveredBytes += bytes
+        }
+    }
+    func recordDropped(_ reason: DropReason, count: Int = 1) {
+        state.withLock { $0.dropped[reason, default: 0] += count }
+    }
+
+    public var snapshot: Snapshot { state.withLock { $0 } }
+}

@@ -1,0 +1,189 @@
+import NIOCore
+import Synchronization
+
+/// The bounded queue between ingress and the upstream senders.
+///
+/// A `Mutex`-guarded class rather than an actor: `offer` is called on the NIO event loop
+/// for every request, and answering the client must not wait for an actor hop. Waiters
+/// (senders in `next()`, callers of `flush()`) are continuations resumed outside the lock.
+///
+/// Every accepted upload gets a sequence number; an upload is *incomplete* from `offer`
+/// until its sender calls `complete`, whatever the outcome. `flush()` waits until every
+/// upload accepted before the call is complete, without waiting for later arrivals.
+public final class UploadQueue: Sendable {
+    public struct Ticket: Sendable {
+        public let sequence: UInt64
+        public let upload: Upload
+        let bytes: Int
+    }
+
+    public enum OfferResult: Sendable, Equatable {
+        case accepted
+        case full
+        case closed
+    }
+
+    public struct Snapshot: Sendable, Equatable {
+        public var queuedItems: Int
+        public var queuedBytes: Int
+        public var inFlight: Int
+    }
+
+    private struct State {
+        var items = CircularBuffer<Ticket>()
+        var bytes = 0
+        var nextSequence: UInt64 = 0
+        var inFlight: Set<UInt64> = []
+        var closed = false
+        var nextWaiterID: UInt64 = 0
+        var senders: [(id: UInt64, continuation: CheckedContinuation<Ticket?, Never>)] = []
+        var flushes: [(id: UInt64, target: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
+
+        /// Every sequence below this is complete.
+        var lowestIncomplete: UInt64 {
+            var lowest = items.first?.sequence ?? nextSequence
+            for sequence in inFlight where sequence < lowest { lowest = sequence }
+            return lowest
+        }
+
+        mutating func takeFinishedFlushes() -> [CheckedContinuation<Void, Never>] {
+            let lowest = lowestIncomplete
+            var done: [CheckedContinuation<Void, Never>] = []
+            flushes.removeAll { flush in
+                if flush.target <= lowest { done.append(flush.continuation); return true }
+                return false
+            }
+            return done
+        }
+    }
+
+    public let maxItems: Int
+    public let maxBytes: Int
+    private let state = Mutex(State())
+
+    public init(maxItems: Int, maxBytes: Int) {
+        self.maxItems = max(1, maxItems)
+        self.maxBytes = max(1, maxBytes)
+    }
+
+    /// Accepts the upload unless the queue is full or closed. Never blocks.
+    public func offer(_ upload: Upload) -> OfferResult {
+        let bytes = upload.queuedBytes
+        let result: (OfferResult, CheckedContinuation<Ticket?, Never>?, Ticket?) = state.withLock { state in
+            if state.closed { return (.closed, nil, nil) }
+            // One upload larger than the byte bound alone is still taken into an empty
+            // queue: the size limit for single uploads is maxBodyBytes, not this.
+            if state.items.count >= maxItems || (state.bytes + bytes > maxBytes && !state.items.isEmpty) {
+                return (.full, nil, nil)
+            }
+            let ticket = Ticket(sequence: state.nextSequence, upload: upload, bytes: bytes)
+            state.nextSequence += 1
+            if !state.senders.isEmpty {
+                let sender = state.senders.removeFirst()
+                state.inFlight.insert(ticket.sequence)
+                return (.accepted, sender.continuation, ticket)
+            }
+            state.items.append(ticket)
+            state.bytes += bytes
+            return (.accepted, nil, nil)
+        }
+        if let continuation = result.1 { continuation.resume(returning: result.2) }
+        return result.0
+    }
+
+    /// The next upload to send, oldest first; nil once the queue is closed and empty,
+    /// or when the calling task is cancelled.
+    public func next() async -> Ticket? {
+        let id = state.withLock { state -> UInt64 in
+            state.nextWaiterID += 1
+            return state.nextWaiterID
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Ticket?, Never>) in
+                let immediate: Ticket?? = state.withLock { state in
+                    if Task.isCancelled { return .some(nil) }
+                    if let ticket = state.items.popFirst() {
+                        state.bytes -= ticket.bytes
+                        state.inFlight.insert(ticket.sequence)
+                        return .some(ticket)
+                    }
+                    if state.closed { return .some(nil) }
+                    state.senders.append((id, continuation))
+                    return .none
+                }
+                if let immediate { continuation.resume(returning: immediate) }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state -> CheckedContinuation<Ticket?, Never>? in
+                guard let index = state.senders.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.senders.remove(at: index).continuation
+            }
+            waiter?.resume(returning: nil)
+        }
+    }
+
+    /// Marks a ticket from `next()` as finished, whatever its outcome.
+    public func complete(_ ticket: Ticket) {
+        let finished = state.withLock { state in
+            state.inFlight.remove(ticket.sequence)
+            return state.takeFinishedFlushes()
+        }
+        for continuation in finished { continuation.resume() }
+    }
+
+    /// Waits until every upload accepted before this call has completed. Returns at once
+    /// when cancelled (callers bound it with a deadline).
+    public func flush() async {
+        let (id, target) = state.withLock { state -> (UInt64, UInt64) in
+            state.nextWaiterID += 1
+            return (state.nextWaiterID, state.nextSequence)
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let done = state.withLock { state -> Bool in
+                    if Task.isCancelled || state.lowestIncomplete >= target { return true }
+                    state.flushes.append((id, target, continuation))
+                    return false
+                }
+                if done { continuation.resume() }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+                guard let index = state.flushes.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.flushes.remove(at: index).continuation
+            }
+            waiter?.resume()
+        }
+    }
+
+    /// Refuses further offers; senders drain what is queued, then `next()` returns nil.
+    public func close() {
+        let waiting = state.withLock { state -> [CheckedContinuation<Ticket?, Never>] in
+            state.closed = true
+            guard state.items.isEmpty else { return [] }
+            defer { state.senders.removeAll() }
+            return state.senders.map(\.continuation)
+        }
+        for continuation in waiting { continuation.resume(returning: nil) }
+    }
+
+    /// Removes and returns everything still queued (not in flight), for accounting when
+    /// a deadline leaves no time to send it.
+    public func removeAll() -> [Ticket] {
+        let (removed, finished) = state.withLock { state -> ([Ticket], [CheckedContinuation<Void, Never>]) in
+            let removed = Array(state.items)
+            state.items.removeAll()
+            state.bytes = 0
+            return (removed, state.takeFinishedFlushes())
+        }
+        for continuation in finished { continuation.resume() }
+        return removed
+    }
+
+    /// Callers blocked in `flush()`; lets tests order events without sleeping.
+    var waitingFlushes: Int { state.withLock { $0.flushes.count } }
+
+    public var snapshot: Snapshot {
+        state.withLock { Snapshot(queuedItems: $0.items.count, queuedBytes: $0.bytes, inFlight: $0.inFlight.count) }
+    }
+}

@@ -1,0 +1,106 @@
+import NIOCore
+import NIOHTTP1
+
+/// A request ready to go to the remote.
+public struct UpstreamRequest: Sendable {
+    public var method: HTTPMethod
+    public var url: String
+    public var headers: HTTPHeaders
+    public var body: ByteBuffer
+}
+
+/// Turns a client's upload into the request the remote receives: the rules of the Go
+/// extension (URL joined onto the remote's base path, configured auth and tenant over the
+/// client's, `Host` of the remote) without its defects (extra headers applied, a real
+/// `X-Forwarded-Host`, paths that cannot climb out of the base path).
+public struct UpstreamRequestBuilder: Sendable {
+    public var remote: RemoteEndpoint
+    public var credentials: UpstreamCredentials
+    public var tenantID: String
+    public var extraHeaders: [(name: String, value: String)]
+    public var sessionID: SessionID
+
+    public init(remote: RemoteEndpoint, credentials: UpstreamCredentials, tenantID: String, extraHeaders: [(name: String, value: String)], sessionID: SessionID) {
+        self.remote = remote
+        self.credentials = credentials
+        self.tenantID = tenantID
+        self.extraHeaders = extraHeaders
+        self.sessionID = sessionID
+    }
+
+    public init(configuration: RelayConfiguration, remote: RemoteEndpoint) {
+        self.init(remote: remote, credentials: configuration.credentials, tenantID: configuration.tenantID,
+                  extraHeaders: configuration.extraHeaders, sessionID: configuration.sessionID)
+    }
+
+    /// Hop-by-hop headers (RFC 9110 §7.6.1, as Go's reverse proxy lists them) belong to
+    /// the client's connection, not to the request; `host`, `content-length` and `expect`
+    /// are re-derived for the upstream connection.
+    static let connectionHeaders: Set<String> = [
+        "connection", "proxy-connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
+        "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length", "expect",
+    ]
+
+    public func build(_ upload: Upload) -> UpstreamRequest {
+        UpstreamRequest(method: upload.method, url: url(for: upload.target), headers: headers(for: upload.headers), body: upload.body)
+    }
+
+    /// Remote origin + base path + cleaned request path, then the query as sent
+    /// (only `name` of a legacy `/ingest` gains the session id).
+    func url(for target: String) -> String {
+        let queryStart = target.firstIndex(of: "?")
+        let rawPath = target[..<(queryStart ?? target.endIndex)]
+        let query = queryStart.map { target[target.index(after: $0)...] }
+
+        let cleanPath = cleanRootedPath(rawPath)
+        var url = remote.origin
+        if remote.basePath.isEmpty || cleanPath != "/" {
+            url += remote.basePath + sanitizeURLComponent(cleanPath, allowed: .path)
+        } else {
+            url += remote.basePath
+        }
+        if let query {
+            var finalQuery = String(query)
+            if cleanPath == "/ingest", let rewritten = injectSessionID(sessionID, intoQuery: query) {
+                finalQuery = rewritten
+            }
+            url += "?" + sanitizeURLComponent(finalQuery, allowed: .query)
+        }
+        return url
+    }
+
+    func headers(for clientHeaders: HTTPHeaders) -> HTTPHeaders {
+        // Headers named in `Connection` are hop-by-hop too.
+        var dropped = Self.connectionHeaders
+        for value in clientHeaders[canonicalForm: "connection"] {
+            dropped.insert(value.lowercased().trimmingGoSpace())
+        }
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(clientHeaders.count + 4)
+        headers.add(name: "Host", value: remote.authority)
+        for (name, value) in clientHeaders where !dropped.contains(name.lowercased()) {
+            headers.add(name: name, value: value)
+        }
+        if let clientHost = clientHeaders.first(name: "host") {
+            headers.replaceOrAdd(name: "X-Forwarded-Host", value: clientHost)
+        }
+        switch credentials {
+        case .bearer(let token):
+            headers.replaceOrAdd(name: "Authorization", value: "Bearer \(token)")
+        case .basic(let user, let password):
+            headers.replaceOrAdd(name: "Authorization", value: basicAuthorizationValue(user: user, password: password))
+        case .none:
+            if let userInfo = remote.userInfo, !headers.contains(name: "authorization") {
+                headers.add(name: "Authorization", value: basicAuthorizationValue(user: userInfo.user, password: userInfo.password))
+            }
+        }
+        if !tenantID.isEmpty {
+            headers.replaceOrAdd(name: "X-Scope-OrgID", value: tenantID)
+        }
+        for (name, value) in extraHeaders {
+            if name.lowercased() == "host" { continue } // the connection decides Host
+            headers.replaceOrAdd(name: name, value: value)
+        }
+        return headers
+    }
+}

@@ -1,0 +1,169 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import RelayCore
+
+/// A fake Pyroscope server for tests: records every request it receives (headers in
+/// order, body bytes) and answers with whatever `respond` says. Binds 127.0.0.1 port 0.
+public final class RecordingRemote: Sendable {
+    public struct Request: Sendable {
+        public var method: String
+        public var uri: String
+        public var headers: [(name: String, value: String)]
+        public var body: [UInt8]
+
+        public func values(_ name: String) -> [String] {
+            headers.filter { $0.name.lowercased() == name.lowercased() }.map(\.value)
+        }
+        public func value(_ name: String) -> String? { values(name).first }
+    }
+
+    public enum Reply: Sendable {
+        case status(HTTPResponseStatus, body: String = "")
+        /// Waits before answering (slow remote).
+        case delayed(Duration, HTTPResponseStatus)
+    }
+
+    private let requests = NIOLockedValueBox<[Request]>([])
+    private let waiters = NIOLockedValueBox<[(count: Int, continuation: CheckedContinuation<Void, Never>)]>([])
+    private let channel: any Channel
+    public let port: Int
+
+    private init(channel: any Channel) {
+        self.channel = channel
+        self.port = channel.localAddress!.port!
+    }
+
+    public var address: String { "http://127.0.0.1:\(port)" }
+
+    public static func start(respond: @escaping @Sendable (Request) -> Reply = { _ in .status(.ok) }) async throws -> RecordingRemote {
+        let box = NIOLockedValueBox<RecordingRemote?>(nil)
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(RecordingHandler(respond: respond) { request in
+                        box.withLockedValue { $0 }?.record(request)
+                    })
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let remote = RecordingRemote(channel: channel)
+        box.withLockedValue { $0 = remote }
+        return remote
+    }
+
+    /// Runs `body` with a started remote and always stops it.
+    public static func with<T>(respond: @escaping @Sendable (Request) -> Reply = { _ in .status(.ok) },
+                               _ body: (RecordingRemote) async throws -> T) async throws -> T {
+        let remote = try await start(respond: respond)
+        do {
+            let result = try await body(remote)
+            try? await remote.stop()
+            return result
+        } catch {
+            try? await remote.stop()
+            throw error
+        }
+    }
+
+    public func stop() async throws { try await channel.close() }
+
+    public var received: [Request] { requests.withLockedValue { $0 } }
+
+    private func record(_ request: Request) {
+        let ready = requests.withLockedValue { requests -> [CheckedContinuation<Void, Never>] in
+            requests.append(request)
+            let count = requests.count
+            return waiters.withLockedValue { waiters in
+                var ready: [CheckedContinuation<Void, Never>] = []
+                waiters.removeAll { if $0.count <= count { ready.append($0.continuation); return true }; return false }
+                return ready
+            }
+        }
+        for continuation in ready { continuation.resume() }
+    }
+
+    /// Waits until at least `count` requests arrived, or `timeout` passed (then returns what is there).
+    @discardableResult
+    public func waitForRequests(_ count: Int, timeout: Duration = .seconds(30)) async -> [Request] {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await withCheckedContinuation { continuation in
+                    let done = self.requests.withLockedValue { requests in
+                        if requests.count >= count { return true }
+                        self.waiters.withLockedValue { $0.append((count, continuation)) }
+                        return false
+                    }
+                    if done { continuation.resume() }
+                }
+            }
+            group.addTask { try? await Task.sleep(for: timeout) }
+            await group.next()
+            group.cancelAll()
+            // Release a waiter left behind by the timeout.
+            let stale = self.waiters.withLockedValue { waiters in
+                defer { waiters.removeAll { $0.count == count } }
+                return waiters.filter { $0.count == count }.map(\.continuation)
+            }
+            for continuation in stale { continuation.resume() }
+            await group.waitForAll()
+        }
+        return received
+    }
+}
+
+private final class RecordingHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    let respond: @Sendable (RecordingRemote.Request) -> RecordingRemote.Reply
+    let record: @Sendable (RecordingRemote.Request) -> Void
+    var head: HTTPRequestHead?
+    var body: [UInt8] = []
+
+    init(respond: @escaping @Sendable (RecordingRemote.Request) -> RecordingRemote.Reply, record: @escaping @Sendable (RecordingRemote.Request) -> Void) {
+        self.respond = respond
+        self.record = record
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            body = []
+        case .body(let buffer):
+            body.append(contentsOf: buffer.readableBytesView)
+        case .end:
+            guard let head else { return }
+            let request = RecordingRemote.Request(method: head.method.rawValue, uri: head.uri,
+                                                  headers: head.headers.map { ($0.name, $0.value) }, body: body)
+            record(request)
+            let reply = respond(request)
+            let (delay, status, text): (Duration?, HTTPResponseStatus, String) = switch reply {
+            case .status(let status, let text): (nil, status, text)
+            case .delayed(let delay, let status): (delay, status, "")
+            }
+            let keepAlive = head.isKeepAlive
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            let write = {
+                let (handler, context) = loopBound.value
+                var headers = HTTPHeaders([("content-length", "\(text.utf8.count)")])
+                if !keepAlive { headers.add(name: "connection", value: "close") }
+                context.write(handler.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
+                if !text.isEmpty { context.write(handler.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil) }
+                context.writeAndFlush(handler.wrapOutboundOut(.end(nil)), promise: nil)
+                if !keepAlive { context.close(promise: nil) }
+            }
+            if let delay {
+                let (seconds, attoseconds) = delay.components
+                context.eventLoop.scheduleTask(in: .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)) { write() }
+            } else {
+                write()
+            }
+            self.head = nil
+        }
+    }
+}
