@@ -94,7 +94,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LambdaExtensionTests",
-            dependencies: ["LambdaExtension", "RelayCore", "RelayTestSupport"]
+            dependencies: ["LambdaExtension", "RelayCore", "RelayLogging", "RelayTestSupport"]
         ),
         .testTarget(
             name: "RelayLoggingTests",

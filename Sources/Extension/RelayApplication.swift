@@ -28,6 +28,7 @@ public struct RelayApplication: Sendable {
         forwardLogger[metadataKey: "comp"] = "orchestrator"
 
         let ingress = IngressServer(group: group, addresses: relay.listenAddresses, queue: queue, counters: counters,
+                                    routes: [.healthz, .metrics(counters: counters, queue: queue)],
                                     maxBodyBytes: relay.maxBodyBytes, isRemoteUsable: relay.remote != nil, logger: ingressLogger)
         do {
             try await ingress.bind()

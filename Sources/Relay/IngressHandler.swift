@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOHTTP1
+import RelayMetrics
 
 /// A route the relay answers itself instead of relaying (`GET /healthz`, `GET /metrics`).
 public struct LocalRoute: Sendable {
@@ -27,6 +28,17 @@ public struct LocalRoute: Sendable {
     }
 
     public static let healthz = LocalRoute(path: "/healthz") { Response(body: ByteBuffer(string: "ok\n")) }
+
+    /// Prometheus text of the relay's own metrics; queue gauges are read at scrape time.
+    public static func metrics(counters: RelayCounters, queue: UploadQueue) -> LocalRoute {
+        LocalRoute(path: "/metrics") {
+            let snapshot = queue.snapshot
+            counters.metrics.queueItems.set(Int64(snapshot.queuedItems))
+            counters.metrics.queueBytes.set(Int64(snapshot.queuedBytes))
+            counters.metrics.uploadsInFlight.set(Int64(snapshot.inFlight))
+            return Response(contentType: RelayMetrics.contentType, body: ByteBuffer(bytes: counters.metrics.exposition()))
+        }
+    }
 }
 
 /// Reads each request whole, then queues it and answers at once: the profiler never
@@ -170,7 +182,9 @@ final class IngressHandler: ChannelInboundHandler {
     func errorCaught(context channelContext: ChannelHandlerContext, error: Error) {
         // NIO's HTTPServerProtocolErrorHandler has already answered 400 for parse errors;
         // count it and make sure the connection goes.
-        if error is HTTPParserError {
+        if case .rejected = state {
+            // The body we refused to read ends the parse early: expected, not malformed.
+        } else if error is HTTPParserError {
             context.counters.recordMalformed()
             logger.debug("Closed connection after a malformed request", metadata: ["error": "\(error)"])
         } else {

@@ -70,7 +70,11 @@ public final class IngressServer: Service, Sendable, CustomStringConvertible {
         }
         channels.withLock { $0 = bound }
         let local = bound.compactMap(\.localAddress)
-        context.logger.info("Relay listening", metadata: ["addresses": "\(local.map { "\($0)" }.joined(separator: ","))"])
+        let printable = local.map { address in
+            let ip = address.ipAddress ?? "\(address)"
+            return ip.contains(":") ? "[\(ip)]:\(address.port ?? 0)" : "\(ip):\(address.port ?? 0)"
+        }
+        context.logger.info("Relay listening", metadata: ["addresses": "\(printable.joined(separator: ","))"])
         return local
     }
 

@@ -1,3 +1,4 @@
+import RelayMetrics
 import Synchronization
 
 /// The relay's own accounting: what came in, what went out, what was dropped and why.
@@ -23,21 +24,40 @@ public final class RelayCounters: Sendable {
     // One lock for all: updates are a few per upload, and a snapshot must be consistent
     // (received = accepted + refused) when tests and the stats line read it.
     private let state = Mutex(Snapshot())
+    /// The same events as Prometheus counters, for `GET /metrics`.
+    public let metrics: RelayMetrics
 
-    public init() {}
+    public init(metrics: RelayMetrics = RelayMetrics(dropReasons: DropReason.allCases.map(\.rawValue))) {
+        self.metrics = metrics
+    }
 
-    func recordReceived() { state.withLock { $0.received += 1 } }
-    func recordAccepted() { state.withLock { $0.accepted += 1 } }
-    func recordTooLarge() { state.withLock { $0.tooLarge += 1 } }
-    func recordMalformed() { state.withLock { $0.malformed += 1 } }
+    func recordReceived() {
+        state.withLock { $0.received += 1 }
+        metrics.uploadsReceived.increment()
+    }
+    func recordAccepted() {
+        state.withLock { $0.accepted += 1 }
+        metrics.uploadsAccepted.increment()
+    }
+    func recordTooLarge() {
+        state.withLock { $0.tooLarge += 1 }
+        metrics.uploadsTooLarge.increment()
+    }
+    func recordMalformed() {
+        state.withLock { $0.malformed += 1 }
+        metrics.malformedRequests.increment()
+    }
     func recordDelivered(bytes: Int) {
         state.withLock {
             $0.delivered += 1
             $0.deliveredBytes += bytes
         }
+        metrics.uploadsDelivered.increment()
+        metrics.upstreamSentBytes.increment(by: Int64(bytes))
     }
     func recordDropped(_ reason: DropReason, count: Int = 1) {
         state.withLock { $0.dropped[reason, default: 0] += count }
+        metrics.uploadsDropped(reason: reason.rawValue)?.increment(by: Int64(count))
     }
 
     public var snapshot: Snapshot { state.withLock { $0 } }

@@ -33,6 +33,7 @@ public struct TestRelay: Sendable {
         let counters = RelayCounters()
         let queue = UploadQueue(maxItems: configuration.queueMaxItems, maxBytes: configuration.queueMaxBytes)
         let ingress = IngressServer(group: group, addresses: configuration.listenAddresses, queue: queue, counters: counters,
+                                    routes: [.healthz, .metrics(counters: counters, queue: queue)],
                                     maxBodyBytes: configuration.maxBodyBytes, isRemoteUsable: configuration.remote != nil, logger: logger)
         let addresses = try await ingress.bind()
         let client = HTTPClient(eventLoopGroup: group, configuration: HTTPClientUploader.clientConfiguration(

@@ -1,0 +1,53 @@
+# pyroscope-lambda-extension: a Lambda extension relaying Pyroscope uploads.
+# `make` lists the targets. Everything a fresh machine lacks is installed here.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+SWIFT      ?= swift
+PYTHON     ?= python3
+VENV       := .venv
+VENV_PY    := $(VENV)/bin/python
+BIN_DIR     = $(shell $(SWIFT) build --show-bin-path)
+RELEASE_DIR = $(shell $(SWIFT) build -c release --show-bin-path)
+RELAY      := pyroscope-lambda-extension
+PYROSCOPE_IO_VERSION := 1.4.0
+
+.PHONY: help build test run demo lint bench clean venv
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+build: ## Debug build of the extension and its tests
+	$(SWIFT) build --build-tests
+
+# The Python peers the tests and the demo run: the real pyroscope-io client.
+$(VENV)/.installed:
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
+	$(VENV_PY) -m pip install -q "pyroscope-io==$(PYROSCOPE_IO_VERSION)"
+	@touch $@
+
+venv: $(VENV)/.installed ## Python venv with pyroscope-io (used by test and demo)
+
+test: venv build ## Build and run every test (Swift Testing), with the real Python client as a peer
+	RELAY_BINARY="$(BIN_DIR)/$(RELAY)" PYROSCOPE_TEST_PYTHON="$(abspath $(VENV_PY))" \
+		$(SWIFT) test --skip-build
+
+run: ## Dev-mode relay on localhost:4040: to PYROSCOPE_REMOTE_ADDRESS, or a local capture server when unset
+	$(SWIFT) build --product $(RELAY)
+	@scripts/run.sh "$(BIN_DIR)/$(RELAY)"
+
+demo: venv ## The main job end to end: a real profiled Python process -> relay -> a local stand-in Pyroscope
+	$(SWIFT) build --product $(RELAY)
+	@scripts/demo.sh "$(BIN_DIR)/$(RELAY)" "$(VENV_PY)"
+
+lint: ## swift format lint (strict on errors) and Python syntax
+	$(SWIFT) format lint --recursive Sources Tests Benchmarks Package.swift
+	$(PYTHON) -m py_compile scripts/*.py
+
+bench: ## Release-build micro-benchmarks (log formatting lines/s)
+	$(SWIFT) build -c release --product LogBench
+	"$(RELEASE_DIR)/LogBench"
+
+clean: ## Remove build products and the venv
+	rm -rf .build .build-* $(VENV)

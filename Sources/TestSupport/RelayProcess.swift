@@ -1,0 +1,76 @@
+import Foundation
+import NIOConcurrencyHelpers
+
+/// The built `pyroscope-lambda-extension` binary, run as a child process for tests.
+/// Collects its stderr lines and finds the port it bound from its "Relay listening" line.
+public final class RelayProcess: Sendable {
+    public let process: Process
+    private let lines = NIOLockedValueBox<[String]>([])
+    private let partial = NIOLockedValueBox<[UInt8]>([])
+
+    /// `RELAY_BINARY` (set by `make test`) or the debug build in this checkout.
+    public static var binaryPath: String {
+        ProcessInfo.processInfo.environment["RELAY_BINARY"] ?? ClientFixture.repositoryRoot + "/.build/debug/pyroscope-lambda-extension"
+    }
+
+    public init(environment: [String: String]) throws {
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binaryPath)
+        var env = ["PATH": "/usr/bin:/bin"]
+        env.merge(environment) { $1 }
+        process.environment = env
+        let pipe = Pipe()
+        process.standardError = pipe
+        process.standardOutput = pipe
+        let lines = self.lines
+        let partial = self.partial
+        pipe.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            guard !data.isEmpty else { handle.readabilityHandler = nil; return }
+            partial.withLockedValue { buffer in
+                buffer.append(contentsOf: data)
+                while let newline = buffer.firstIndex(of: 10) {
+                    let line = String(decoding: buffer[..<newline], as: UTF8.self)
+                    buffer.removeFirst(newline + 1)
+                    lines.withLockedValue { $0.append(line) }
+                }
+            }
+        }
+        try process.run()
+    }
+
+    public var output: [String] { lines.withLockedValue { $0 } }
+
+    /// Waits for a line matching `predicate` (bounded), returning it.
+    public func waitForLine(timeout: Duration = .seconds(20), _ predicate: (String) -> Bool) async -> String? {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let line = output.first(where: predicate) { return line }
+            if !process.isRunning, let line = output.first(where: predicate) { return line }
+            if !process.isRunning { return nil }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return nil
+    }
+
+    /// The first port in the "Relay listening" line.
+    public func listeningPort() async -> Int? {
+        guard let line = await waitForLine({ $0.contains("Relay listening") }),
+              let range = line.firstRange(of: "127.0.0.1:") else { return nil }
+        return Int(line[range.upperBound...].prefix { $0.isNumber })
+    }
+
+    public func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
+
+    /// Waits for exit (bounded; SIGKILL past the bound) and returns the exit status.
+    public func waitForExit(timeout: Duration = .seconds(30)) async -> Int32 {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        // Let the pipe deliver the last lines.
+        try? await Task.sleep(for: .milliseconds(100))
+        return process.terminationStatus
+    }
+
+    deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+}

@@ -1,0 +1,157 @@
+import Foundation
+import RelayTestSupport
+import Testing
+
+/// The shipped binary, run as a process: what users actually get.
+@Suite(.serialized) struct RelayBinaryTests {
+    static func devEnvironment(remote: RecordingRemote, _ extra: [String: String] = [:]) -> [String: String] {
+        var environment = [
+            "PYROSCOPE_DEV_MODE": "true",
+            "PYROSCOPE_REMOTE_ADDRESS": remote.address,
+            "PYROSCOPE_LISTEN_ADDRESS": "127.0.0.1:0",
+            "TZ": "UTC",
+        ]
+        environment.merge(extra) { $1 }
+        return environment
+    }
+
+    static func post(port: Int, path: String = "/ingest?name=app", body: String) throws -> Int? {
+        let connection = try RawConnection(port: port)
+        try connection.send("POST \(path) HTTP/1.1\r\nHost: localhost:4040\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+        return connection.readResponse()?.status
+    }
+
+    @Test func jsonLogLinesUseTheConfiguredNamesAndSettingsWarningsGoThroughThem() async throws {
+        try await RecordingRemote.with { remote in
+            let relay = try RelayProcess(environment: Self.devEnvironment(remote: remote, [
+                "PYROSCOPE_LOG_FORMAT": "json", "PYROSCOPE_LOG_LEVEL": "debug",
+                "PYROSCOPE_LOG_TIMESTAMP_FIELD_NAME": "@timestamp", "PYROSCOPE_LOG_LEVEL_FIELD_NAME": "severity",
+                "PYROSCOPE_LOG_MSG_FIELD_NAME": "message", "PYROSCOPE_NUM_WORKERS": "lots",
+            ]))
+            let port = try #require(await relay.listeningPort())
+            #expect(try Self.post(port: port, body: "x") == 200)
+            await remote.waitForRequests(1)
+            relay.signal(SIGTERM)
+            #expect(await relay.waitForExit() == 0)
+
+            let objects = relay.output.compactMap { line in
+                try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            }
+            #expect(objects.count == relay.output.count, "every line is JSON: \(relay.output)")
+            for object in objects {
+                #expect(object["@timestamp"] is String && object["severity"] is String && object["message"] is String)
+                #expect(object["svc"] as? String == "pyroscope-lambda-ext-main")
+            }
+            let warning = try #require(objects.first { ($0["message"] as? String)?.contains("PYROSCOPE_NUM_WORKERS") == true })
+            #expect(warning["severity"] as? String == "warning")
+            #expect(warning["message"] as? String == "invalid value for env var 'PYROSCOPE_NUM_WORKERS': 'lots' defaulting to '5'")
+            #expect(objects.contains { $0["message"] as? String == "Relay listening" && $0["comp"] as? String == "controller" })
+        }
+    }
+
+    @Test func sigtermDrainsTheQueueAndExitsZero() async throws {
+        try await RecordingRemote.with(respond: { _ in .delayed(.milliseconds(300), .ok) }) { remote in
+            let relay = try RelayProcess(environment: Self.devEnvironment(remote: remote, ["PYROSCOPE_NUM_WORKERS": "1"]))
+            let port = try #require(await relay.listeningPort())
+            for index in 0..<5 { #expect(try Self.post(port: port, body: "upload-\(index)") == 200) }
+            relay.signal(SIGTERM) // 4 are still queued behind a slow remote
+            #expect(await relay.waitForExit() == 0)
+            let bodies = remote.received.map { String(decoding: $0.body, as: UTF8.self) }
+            #expect(bodies.sorted() == (0..<5).map { "upload-\($0)" })
+            #expect(relay.output.contains { $0.contains("Relay stopped") && $0.contains("delivered=5") })
+        }
+    }
+
+    @Test func drainIsBoundedByTheTimeoutAndLossIsCountedAndLogged() async throws {
+        try await RecordingRemote.with(respond: { _ in .delayed(.seconds(20), .ok) }) { remote in
+            let relay = try RelayProcess(environment: Self.devEnvironment(remote: remote, [
+                "PYROSCOPE_NUM_WORKERS": "1", "PYROSCOPE_TIMEOUT": "1s",
+            ]))
+            let port = try #require(await relay.listeningPort())
+            for index in 0..<3 { #expect(try Self.post(port: port, body: "upload-\(index)") == 200) }
+            await remote.waitForRequests(1)
+            let started = ContinuousClock.now
+            relay.signal(SIGINT)
+            #expect(await relay.waitForExit() == 0)
+            #expect(ContinuousClock.now - started < .seconds(10))
+            let summary = try #require(relay.output.first { $0.contains("Relay stopped") })
+            // Nothing silently lost: all three are accounted for. The one in flight may hit
+            // its own 1 s upstream timeout just before the drain deadline cancels it.
+            #expect(summary.contains("delivered=0") && summary.contains("dropped=3"), "\(summary)")
+            #expect(summary.contains("dropped_shutdown_deadline="), "\(summary)")
+            #expect(relay.output.contains { $0.contains("Dropped queued uploads at shutdown") && $0.contains("reason=shutdown_deadline") })
+        }
+    }
+
+    @Test func secretsNeverAppearInLogsEvenAtTrace() async throws {
+        try await RecordingRemote.with(respond: { _ in .status(.unauthorized, body: "denied") }) { remote in
+            let relay = try RelayProcess(environment: Self.devEnvironment(remote: remote, [
+                "PYROSCOPE_LOG_LEVEL": "trace", "PYROSCOPE_AUTH_TOKEN": "tok-SECRET-123",
+                "PYROSCOPE_HTTP_HEADERS": #"{"Authorization":"Custom hdr-SECRET-456"}"#,
+            ]))
+            let port = try #require(await relay.listeningPort())
+            #expect(try Self.post(port: port, body: "x") == 200)
+            #expect(await remote.waitForRequests(1).first?.value("authorization") == "Custom hdr-SECRET-456")
+            _ = await relay.waitForLine { $0.contains("rejected") }
+            relay.signal(SIGTERM)
+            #expect(await relay.waitForExit() == 0)
+            let all = relay.output.joined(separator: "\n")
+            #expect(all.contains("status=401"), "the failure is logged")
+            #expect(!all.contains("tok-SECRET-123") && !all.contains("hdr-SECRET-456"))
+        }
+    }
+
+    @Test func portInUseIsOneClearErrorAndExitCode1() async throws {
+        try await RecordingRemote.with { remote in
+            // The remote's own port is taken.
+            let relay = try RelayProcess(environment: Self.devEnvironment(remote: remote, ["PYROSCOPE_LISTEN_ADDRESS": "127.0.0.1:\(remote.port)"]))
+            #expect(await relay.waitForExit() == 1)
+            #expect(relay.output.contains { $0.contains("cannot listen on 127.0.0.1:\(remote.port)") })
+        }
+    }
+}
+
+/// A real profiler (the Python `pyroscope-io` client) sends through the relay binary.
+@Suite(.serialized) struct PyroscopeClientEndToEndTests {
+    static var python: String {
+        ProcessInfo.processInfo.environment["PYROSCOPE_TEST_PYTHON"] ?? ClientFixture.repositoryRoot + "/.venv/bin/python"
+    }
+
+    @Test func pyroscopeIOUploadsArriveAtTheRemoteWithRelayCredentials() async throws {
+        #expect(FileManager.default.isExecutableFile(atPath: Self.python),
+                "needs a Python with pyroscope-io: run `make test` (it creates .venv) or set PYROSCOPE_TEST_PYTHON")
+        try await RecordingRemote.with { remote in
+            let relay = try RelayProcess(environment: RelayBinaryTests.devEnvironment(remote: remote, [
+                "PYROSCOPE_AUTH_TOKEN": "relay-token", "PYROSCOPE_TENANT_ID": "tenant-7",
+            ]))
+            let port = try #require(await relay.listeningPort())
+
+            let workload = Process()
+            workload.executableURL = URL(fileURLWithPath: Self.python)
+            workload.arguments = [ClientFixture.repositoryRoot + "/scripts/profiled_workload.py",
+                                  "--server", "http://127.0.0.1:\(port)", "--app-name", "e2e.test.app", "--seconds", "3",
+                                  "--tag", "env=test"]
+            try workload.run()
+            let deadline = ContinuousClock.now + .seconds(60)
+            while workload.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+            if workload.isRunning { workload.terminate() }
+            #expect(workload.terminationStatus == 0)
+
+            let received = await remote.waitForRequests(1, timeout: .seconds(20))
+            relay.signal(SIGTERM)
+            #expect(await relay.waitForExit() == 0)
+
+            let upload = try #require(received.first)
+            #expect(upload.method == "POST")
+            #expect(upload.uri == "/push.v1.PusherService/Push")
+            #expect(upload.value("user-agent")?.hasPrefix("pyroscope-rs/") == true)
+            #expect(upload.values("authorization") == ["Bearer relay-token"])
+            #expect(upload.values("x-scope-orgid") == ["tenant-7"])
+            #expect(upload.value("content-encoding") == "gzip")
+            #expect(upload.body.starts(with: [0x1f, 0x8b]), "gzip body forwarded untouched")
+            #expect(upload.value("x-forwarded-host") == "127.0.0.1:\(port)")
+            // The app name travels inside the gzipped protobuf; the body bytes reached the
+            // remote exactly as the client sent them (checked byte-for-byte in FixtureReplayTests).
+        }
+    }
+}

@@ -1,0 +1,493 @@
+#!/usr/bin/env python3
+"""Stand-in Pyroscope server: accepts any request, answers 200, records it.
+
+Usage:
+  python3 scripts/capture_server.py [--host 127.0.0.1] [--port 4100]
+      [--port-file PATH] [--out PATH.jsonl] [--max-seconds N] [--quiet]
+
+* HTTP/1.1 with keep-alive, any method and path, Content-Length or chunked
+  request bodies; every request gets `200` with an empty body
+  (Content-Length: 0). A request with broken framing gets 400 and the
+  connection is closed.
+* `--port 0` binds an ephemeral port. The bound port ("NNNN\\n") is written to
+  --port-file atomically (temp file + rename) once the socket is listening,
+  so a caller can poll for the file. A stale port file is removed at start.
+* One JSON line per request is appended to --out (flushed per line):
+  method, path, query, headers ([name, value] in received order, names as
+  received), body_len, body_sha256, kind (push|ingest|other), summary, plus
+  ts, http_version, client and conn_seq (1-based index of the request on its
+  TCP connection, so keep-alive reuse is visible). NOTE: header values are
+  recorded verbatim, credentials included; only stdout is masked.
+* Stdlib only. Stops with exit 0 on SIGTERM/SIGINT, and by itself after
+  --max-seconds (default 600).
+"""
+
+import argparse
+import datetime
+import gzip
+import hashlib
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import urllib.parse
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+PUSH_SUFFIX = "/push.v1.PusherService/Push"
+INGEST_SUFFIX = "/ingest"
+MAX_DECOMPRESSED = 256 * 1024 * 1024  # best-effort summary cap (zip-bomb guard)
+
+
+class FramingError(Exception):
+    """The request body framing (Content-Length / chunked) is invalid."""
+
+
+# --------------------------------------------------------------------------
+# Minimal protobuf wire-format reader (no protobuf package)
+# --------------------------------------------------------------------------
+
+def _varint(buf, pos):
+    result = 0
+    shift = 0
+    while True:
+        if pos >= len(buf):
+            raise ValueError("truncated varint")
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, pos
+        shift += 7
+        if shift >= 64:
+            raise ValueError("varint too long")
+
+
+def iter_fields(buf):
+    """Yield (field_number, wire_type, value) for one protobuf message.
+
+    value is an int for varint/fixed types and a memoryview/bytes for
+    length-delimited fields. Raises ValueError on malformed input.
+    """
+    pos = 0
+    n = len(buf)
+    while pos < n:
+        key, pos = _varint(buf, pos)
+        field, wtype = key >> 3, key & 7
+        if field == 0:
+            raise ValueError("field number 0 at offset %d" % pos)
+        if wtype == 0:
+            val, pos = _varint(buf, pos)
+        elif wtype == 1:
+            if pos + 8 > n:
+                raise ValueError("truncated fixed64")
+            val = int.from_bytes(buf[pos:pos + 8], "little")
+            pos += 8
+        elif wtype == 2:
+            length, pos = _varint(buf, pos)
+            if pos + length > n:
+                raise ValueError("length-delimited field %d overruns buffer "
+                                 "(%d > %d)" % (field, pos + length, n))
+            val = buf[pos:pos + length]
+            pos += length
+        elif wtype == 5:
+            if pos + 4 > n:
+                raise ValueError("truncated fixed32")
+            val = int.from_bytes(buf[pos:pos + 4], "little")
+            pos += 4
+        else:
+            raise ValueError("unsupported wire type %d" % wtype)
+        yield field, wtype, val
+
+
+def _text(b):
+    return bytes(b).decode("utf-8", errors="replace")
+
+
+def decode_push_request(buf):
+    """push.v1.PushRequest{ repeated RawProfileSeries series = 1; }
+    RawProfileSeries{ repeated LabelPair labels = 1; repeated RawSample samples = 2; }
+    LabelPair{ string name = 1; string value = 2; }
+    RawSample{ bytes raw_profile = 1; string ID = 2; }
+    """
+    series = []
+    for f, wt, val in iter_fields(buf):
+        if f != 1 or wt != 2:
+            continue
+        labels, n_samples, raw_bytes = [], 0, 0
+        for f2, wt2, val2 in iter_fields(val):
+            if f2 == 1 and wt2 == 2:
+                name = value = ""
+                for f3, wt3, val3 in iter_fields(val2):
+                    if f3 == 1 and wt3 == 2:
+                        name = _text(val3)
+                    elif f3 == 2 and wt3 == 2:
+                        value = _text(val3)
+                labels.append([name, value])
+            elif f2 == 2 and wt2 == 2:
+                n_samples += 1
+                for f3, wt3, val3 in iter_fields(val2):
+                    if f3 == 1 and wt3 == 2:
+                        raw_bytes += len(val3)
+        series.append({"labels": labels, "n_samples": n_samples,
+                       "raw_profile_bytes": raw_bytes})
+    return series
+
+
+def decode_push_json(data):
+    """Connect JSON form: {"series":[{"labels":[{"name":..,"value":..}],"samples":[..]}]}"""
+    obj = json.loads(data.decode("utf-8"))
+    series = []
+    for s in obj.get("series") or []:
+        labels = [[str(l.get("name", "")), str(l.get("value", ""))]
+                  for l in (s.get("labels") or [])]
+        series.append({"labels": labels, "n_samples": len(s.get("samples") or [])})
+    return series
+
+
+def gunzip_capped(data, cap=MAX_DECOMPRESSED):
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    out = d.decompress(data, cap)
+    if d.unconsumed_tail:
+        raise ValueError("decompressed size exceeds %d bytes" % cap)
+    if not d.eof:
+        raise ValueError("truncated gzip stream")
+    return out
+
+
+def header_values(headers, name):
+    lname = name.lower()
+    return [v for k, v in headers if k.lower() == lname]
+
+
+def summarize(kind, query, headers, body):
+    """Best-effort description of a request body. Never raises."""
+    summary = {}
+    errors = []
+    payload = body
+    try:
+        if body[:2] == b"\x1f\x8b":
+            summary["gzip"] = True
+            try:
+                payload = gunzip_capped(body)
+                summary["gzip_valid"] = True
+                summary["decompressed_len"] = len(payload)
+            except (zlib.error, ValueError, EOFError, OSError) as e:
+                summary["gzip_valid"] = False
+                errors.append("gzip: %s" % e)
+                payload = None
+        else:
+            summary["gzip"] = False
+
+        if kind == "push":
+            if payload is None:
+                pass
+            elif not payload:
+                errors.append("push: empty body")
+            else:
+                ctype = ",".join(header_values(headers, "content-type")).lower()
+                try:
+                    if "json" in ctype:
+                        series = decode_push_json(payload)
+                    else:
+                        series = decode_push_request(memoryview(payload))
+                    summary["series"] = series
+                    names = []
+                    for s in series:
+                        for n, v in s["labels"]:
+                            if n == "service_name" and v not in names:
+                                names.append(v)
+                    summary["service_names"] = names
+                    if not series:
+                        errors.append("push: no series found")
+                except (ValueError, UnicodeDecodeError, AttributeError, TypeError) as e:
+                    errors.append("push: %s" % e)
+        elif kind == "ingest":
+            params = urllib.parse.parse_qs(query, keep_blank_values=True)
+            if "name" in params:
+                name = params["name"][0]
+                summary["name"] = name
+                summary["app_name"] = name.split("{", 1)[0]
+            else:
+                errors.append("ingest: no name query parameter")
+            for k in ("format", "from", "until", "spyName", "sampleRate"):
+                if k in params:
+                    summary[k] = params[k][0]
+    except Exception as e:  # absolutely never crash on bad input
+        errors.append("unexpected: %r" % (e,))
+    if errors:
+        summary["error"] = "; ".join(errors)
+    return summary
+
+
+def classify(path):
+    if path.endswith(PUSH_SUFFIX):
+        return "push"
+    if path.endswith(INGEST_SUFFIX):
+        return "ingest"
+    return "other"
+
+
+def mask_auth(values):
+    out = []
+    for v in values:
+        scheme = v.strip().split(" ", 1)[0] if v.strip() else "(empty)"
+        out.append("%s ***" % scheme)
+    return ",".join(out)
+
+
+# --------------------------------------------------------------------------
+# HTTP handling
+# --------------------------------------------------------------------------
+
+class CaptureHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "capture-server/1"
+    sys_version = ""
+    timeout = 300  # idle keep-alive connections are dropped after this
+
+    def setup(self):
+        super().setup()
+        self.conn_seq = 0
+
+    def log_message(self, fmt, *args):  # silence default access log
+        pass
+
+    def __getattr__(self, name):
+        # Any method (GET, POST, PUT, PATCH, DELETE, OPTIONS, PROPFIND, ...).
+        if name.startswith("do_"):
+            return self._handle
+        raise AttributeError(name)
+
+    def _read_exact(self, n):
+        chunks = []
+        remaining = n
+        while remaining > 0:
+            chunk = self.rfile.read(min(remaining, 1 << 20))
+            if not chunk:
+                raise FramingError("connection closed after %d of %d body bytes"
+                                   % (n - remaining, n))
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
+
+    def _read_chunked(self):
+        parts = []
+        while True:
+            line = self.rfile.readline(65537)
+            if not line:
+                raise FramingError("connection closed inside chunked body")
+            size_s = line.split(b";", 1)[0].strip()
+            try:
+                size = int(size_s, 16)
+            except ValueError:
+                raise FramingError("bad chunk size line %r" % line[:40])
+            if size < 0:
+                raise FramingError("negative chunk size")
+            if size == 0:
+                # trailer section, ends with an empty line
+                while True:
+                    t = self.rfile.readline(65537)
+                    if not t or t in (b"\r\n", b"\n"):
+                        break
+                return b"".join(parts)
+            parts.append(self._read_exact(size))
+            crlf = self.rfile.readline(3)
+            if crlf not in (b"\r\n", b"\n"):
+                raise FramingError("missing CRLF after chunk data")
+
+    def _read_body(self):
+        te = ",".join(header_values(self.headers.items(), "transfer-encoding")).lower()
+        if "chunked" in te:
+            return self._read_chunked()
+        cls = header_values(self.headers.items(), "content-length")
+        if not cls:
+            return b""
+        vals = {v.strip() for v in cls}
+        if len(vals) != 1:
+            raise FramingError("conflicting Content-Length headers %r" % cls)
+        try:
+            n = int(vals.pop())
+        except ValueError:
+            raise FramingError("bad Content-Length %r" % cls)
+        if n < 0:
+            raise FramingError("negative Content-Length")
+        return self._read_exact(n)
+
+    def _handle(self):
+        self.conn_seq += 1
+        raw_path = self.path
+        parsed = urllib.parse.urlsplit(raw_path)
+        path, query = parsed.path, parsed.query
+        if not raw_path.startswith("/"):  # absolute-form request target
+            path = parsed.path or "/"
+        headers = [[k, v] for k, v in self.headers.items()]
+        kind = classify(path)
+        status = 200
+        framing_error = None
+        try:
+            body = self._read_body()
+        except FramingError as e:
+            body = b""
+            framing_error = str(e)
+            status = 400
+            self.close_connection = True
+        except (OSError, ValueError) as e:
+            body = b""
+            framing_error = "read error: %s" % e
+            status = 400
+            self.close_connection = True
+
+        if framing_error:
+            summary = {"error": "framing: %s" % framing_error}
+        else:
+            summary = summarize(kind, query, headers, body)
+
+        record = {
+            "ts": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"),
+            "method": self.command,
+            "path": path,
+            "query": query,
+            "http_version": self.request_version,
+            "headers": headers,
+            "body_len": len(body),
+            "body_sha256": hashlib.sha256(body).hexdigest(),
+            "kind": kind,
+            "summary": summary,
+            "client": "%s:%s" % self.client_address[:2],
+            "conn_seq": self.conn_seq,
+            "status": status,
+        }
+        self.server.record(record)
+
+        try:
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.flush()
+        except OSError:
+            self.close_connection = True
+
+        if not self.server.quiet:
+            self.server.print_line(self._human_line(record))
+
+    def _human_line(self, rec):
+        parts = ["%s %s" % (rec["method"], rec["path"]), "%d bytes" % rec["body_len"]]
+        s = rec["summary"]
+        if s.get("service_names"):
+            parts.append("service_name=%s" % ",".join(s["service_names"]))
+        if "name" in s:
+            parts.append("name=%s" % s["name"])
+        auth = header_values(rec["headers"], "authorization")
+        if auth:
+            parts.append("auth=%s" % mask_auth(auth))
+        tenant = header_values(rec["headers"], "x-scope-orgid")
+        if tenant:
+            parts.append("tenant=%s" % ",".join(tenant))
+        if rec["status"] != 200:
+            parts.append("-> %d" % rec["status"])
+        if "error" in s:
+            parts.append("error=%s" % s["error"])
+        return " ".join(parts)
+
+
+class CaptureServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, addr, out_path, quiet):
+        super().__init__(addr, CaptureHandler)
+        self.quiet = quiet
+        self._lock = threading.Lock()
+        self._out = open(out_path, "a", encoding="utf-8") if out_path else None
+
+    def record(self, rec):
+        if self._out is None:
+            return
+        line = json.dumps(rec, ensure_ascii=False, separators=(",", ":"))
+        with self._lock:
+            self._out.write(line + "\n")
+            self._out.flush()
+
+    def print_line(self, line):
+        with self._lock:
+            try:
+                sys.stdout.write(line + "\n")
+                sys.stdout.flush()
+            except (OSError, ValueError):
+                pass
+
+    def server_close(self):
+        super().server_close()
+        with self._lock:
+            if self._out is not None:
+                self._out.close()
+                self._out = None
+
+
+def write_port_file(path, port):
+    tmp = "%s.tmp.%d" % (path, os.getpid())
+    with open(tmp, "w") as f:
+        f.write("%d\n" % port)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="Stand-in Pyroscope server that records requests.")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=4100, help="0 = ephemeral port")
+    ap.add_argument("--port-file", help="write the bound port here (atomically) once listening")
+    ap.add_argument("--out", help="append one JSON line per request to this file")
+    ap.add_argument("--max-seconds", type=float, default=600.0,
+                    help="exit by itself after this many seconds (default 600)")
+    ap.add_argument("--quiet", action="store_true", help="no per-request stdout line")
+    args = ap.parse_args(argv)
+
+    if args.port_file:
+        try:
+            os.unlink(args.port_file)
+        except FileNotFoundError:
+            pass
+
+    stop = threading.Event()
+    reason = {"why": "max-seconds"}
+
+    def on_signal(signum, _frame):
+        reason["why"] = signal.Signals(signum).name
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    server = CaptureServer((args.host, args.port), args.out, args.quiet)  # binds + listens
+    port = server.server_address[1]
+    if args.port_file:
+        write_port_file(args.port_file, port)
+    print("capture_server: listening on http://%s:%d (max %gs)%s"
+          % (args.host, port, args.max_seconds,
+             (", recording to %s" % args.out) if args.out else ""),
+          file=sys.stderr, flush=True)
+
+    t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
+                         name="serve", daemon=True)
+    t.start()
+    deadline = time.monotonic() + args.max_seconds
+    while not stop.is_set():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        stop.wait(min(remaining, 0.5))
+    server.shutdown()
+    server.server_close()
+    print("capture_server: stopping (%s)" % reason["why"], file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""Summarize a capture_server.py JSONL file as Markdown.
+
+Usage:
+  python3 scripts/summarize_capture.py PATH.jsonl
+
+Prints: requests by kind and path, total bytes, distinct service_name / app
+names, auth schemes seen (credentials masked), and for every push body
+whether it was valid gzip. Exits 1 with "no uploads received" if the file is
+missing or holds no records. Stdlib only.
+"""
+
+import collections
+import json
+import os
+import sys
+
+
+def header_values(headers, name):
+    lname = name.lower()
+    return [v for k, v in headers if isinstance(k, str) and k.lower() == lname]
+
+
+def scheme_of(value):
+    v = (value or "").strip()
+    return (v.split(" ", 1)[0] if v else "(empty)") + " ***"
+
+
+def fail(msg):
+    print("summarize_capture: %s" % msg, file=sys.stderr)
+    return 1
+
+
+def load(path):
+    records, bad = [], 0
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                bad += 1
+                continue
+            if isinstance(rec, dict):
+                records.append(rec)
+            else:
+                bad += 1
+    return records, bad
+
+
+def md_escape(s):
+    return str(s).replace("|", "\\|").replace("\n", " ")
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1 or argv[0] in ("-h", "--help"):
+        print(__doc__.strip(), file=sys.stderr)
+        return 2
+    path = argv[0]
+    if not os.path.exists(path):
+        return fail("no uploads received: %s does not exist" % path)
+    records, bad = load(path)
+    if not records:
+        return fail("no uploads received: %s is empty%s"
+                    % (path, " (%d unparseable lines)" % bad if bad else ""))
+
+    by_kind = collections.Counter()
+    by_path = collections.OrderedDict()
+    total_bytes = 0
+    services = collections.Counter()
+    app_names = collections.Counter()
+    auth = collections.Counter()
+    no_auth = 0
+    tenants = 0
+    errors = []
+    push_rows = []
+
+    for i, r in enumerate(records, 1):
+        kind = r.get("kind", "other")
+        key = (kind, r.get("method", "?"), r.get("path", "?"))
+        n = int(r.get("body_len") or 0)
+        by_kind[kind] += 1
+        cnt, b = by_path.get(key, (0, 0))
+        by_path[key] = (cnt + 1, b + n)
+        total_bytes += n
+        s = r.get("summary") or {}
+        for name in s.get("service_names") or []:
+            services[name] += 1
+        if s.get("app_name"):
+            app_names[s["app_name"]] += 1
+        headers = r.get("headers") or []
+        vals = header_values(headers, "authorization")
+        if vals:
+            auth[" + ".join(scheme_of(v) for v in vals)] += 1
+        else:
+            no_auth += 1
+        if header_values(headers, "x-scope-orgid"):
+            tenants += 1
+        if s.get("error"):
+            errors.append((i, kind, r.get("path"), s["error"]))
+        if kind == "push":
+            if s.get("gzip") and s.get("gzip_valid"):
+                gz = "yes (%s B decompressed)" % s.get("decompressed_len", "?")
+            elif s.get("gzip"):
+                gz = "**NO** (gzip magic but invalid)"
+            else:
+                gz = "**NO** (not gzip)"
+            push_rows.append((i, r.get("ts", ""), n,
+                              ",".join(header_values(headers, "content-encoding")) or "-",
+                              gz, ",".join(s.get("service_names") or []) or "-",
+                              r.get("client", ""), r.get("conn_seq", "")))
+
+    out = []
+    out.append("# Capture summary: `%s`" % path)
+    out.append("")
+    out.append("- Requests: **%d** (%s)" % (len(records), ", ".join(
+        "%s: %d" % (k, by_kind[k]) for k in ("push", "ingest", "other") if by_kind[k])))
+    out.append("- Total body bytes: **%d**" % total_bytes)
+    if bad:
+        out.append("- Unparseable lines skipped: %d" % bad)
+    out.append("")
+    out.append("## Requests by kind and path")
+    out.append("")
+    out.append("| kind | method | path | requests | bytes |")
+    out.append("|---|---|---|---:|---:|")
+    for (kind, method, p), (cnt, b) in by_path.items():
+        out.append("| %s | %s | `%s` | %d | %d |" % (kind, method, md_escape(p), cnt, b))
+    out.append("")
+    out.append("## Applications")
+    out.append("")
+    if services:
+        out.append("- service_name (push): " + ", ".join(
+            "`%s` (%d)" % (md_escape(k), v) for k, v in services.items()))
+    if app_names:
+        out.append("- app name (ingest `name=`): " + ", ".join(
+            "`%s` (%d)" % (md_escape(k), v) for k, v in app_names.items()))
+    if not services and not app_names:
+        out.append("- none found")
+    out.append("")
+    out.append("## Auth (masked)")
+    out.append("")
+    for k, v in auth.items():
+        out.append("- `Authorization: %s` on %d request(s)" % (k, v))
+    if no_auth:
+        out.append("- no Authorization header on %d request(s)" % no_auth)
+    if tenants:
+        out.append("- `X-Scope-OrgID` present on %d request(s)" % tenants)
+    if push_rows:
+        out.append("")
+        out.append("## Push bodies")
+        out.append("")
+        out.append("| # | time | bytes | content-encoding | valid gzip | service_name | client | conn req # |")
+        out.append("|---:|---|---:|---|---|---|---|---:|")
+        for row in push_rows:
+            out.append("| %s | %s | %s | %s | %s | %s | %s | %s |"
+                       % tuple(md_escape(x) for x in row))
+    if errors:
+        out.append("")
+        out.append("## Decode errors")
+        out.append("")
+        for i, kind, p, e in errors:
+            out.append("- #%d %s `%s`: %s" % (i, kind, md_escape(p), md_escape(e)))
+    print("\n".join(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
