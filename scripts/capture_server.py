@@ -421,6 +421,15 @@ class CaptureServer(ThreadingHTTPServer):
             except (OSError, ValueError):
                 pass
 
+    def handle_error(self, request, client_address):
+        # Peers resetting or dropping keep-alive connections is normal; keep
+        # anything else to one line instead of a traceback.
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            return
+        print("capture_server: error on connection from %s:%s: %r"
+              % (client_address[0], client_address[1], exc), file=sys.stderr, flush=True)
+
     def server_close(self):
         super().server_close()
         with self._lock:

@@ -45,7 +45,7 @@ public struct RelayApplication: Sendable {
             counters: counters, workers: relay.workers, drainTimeout: relay.drainTimeout, logger: forwardLogger)
 
         if let remote = relay.remote {
-            logger.info("Relaying uploads", metadata: ["remote": "\(remote.redactedDescription)", "workers": "\(relay.workers)"])
+            logger.info("Relaying uploads", metadata: ["remote": "\(remote.redactedDescription)", "workers": .stringConvertible(relay.workers)])
         }
         if !settings.devMode {
             logger.warning("Lambda lifecycle not available in this build: running the relay standalone, as in dev mode")
@@ -70,10 +70,10 @@ public struct RelayApplication: Sendable {
         try? await client.shutdown()
         let stats = counters.snapshot
         var metadata: Logger.Metadata = [
-            "received": "\(stats.received)", "accepted": "\(stats.accepted)", "delivered": "\(stats.delivered)",
-            "too_large": "\(stats.tooLarge)", "malformed": "\(stats.malformed)", "dropped": "\(stats.droppedTotal)",
+            "received": .stringConvertible(stats.received), "accepted": .stringConvertible(stats.accepted), "delivered": .stringConvertible(stats.delivered),
+            "too_large": .stringConvertible(stats.tooLarge), "malformed": .stringConvertible(stats.malformed), "dropped": .stringConvertible(stats.droppedTotal),
         ]
-        for (reason, count) in stats.dropped { metadata["dropped_\(reason.rawValue)"] = "\(count)" }
+        for (reason, count) in stats.dropped { metadata["dropped_\(reason.rawValue)"] = .stringConvertible(count) }
         logger.info("Relay stopped", metadata: metadata)
         return exitCode
     }

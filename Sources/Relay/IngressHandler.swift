@@ -124,7 +124,7 @@ final class IngressHandler: ChannelInboundHandler {
             counters.recordDropped(.misconfigured)
             logger.error("Refused upload: the remote address is unusable, see the error logged at start", metadata: [
                 "path": "\(head.uri[..<(head.uri.firstIndex(of: "?") ?? head.uri.endIndex)])",
-                "reason": "\(DropReason.misconfigured.rawValue)", "status": "503",
+                "reason": "\(DropReason.misconfigured.rawValue)", "status": .stringConvertible(503),
             ])
             respond(head, status: .serviceUnavailable, body: ByteBuffer(string: "relay misconfigured: remote address unusable\n"), channelContext: channelContext)
             return
@@ -139,7 +139,7 @@ final class IngressHandler: ChannelInboundHandler {
             // for an upload that would be dropped.
             counters.recordDropped(.queueFull)
             logger.warning("Refused upload: queue full", metadata: [
-                "path": "\(upload.path)", "reason": "\(DropReason.queueFull.rawValue)", "status": "503",
+                "path": "\(upload.path)", "reason": "\(DropReason.queueFull.rawValue)", "status": .stringConvertible(503),
             ])
             respond(head, status: .serviceUnavailable, body: ByteBuffer(string: "relay queue full, retry later\n"),
                     extraHeaders: [("Retry-After", "1")], channelContext: channelContext)
@@ -151,7 +151,7 @@ final class IngressHandler: ChannelInboundHandler {
         context.counters.recordTooLarge()
         logger.warning("Refused upload: body larger than PYROSCOPE_MAX_BODY_BYTES", metadata: [
             "path": "\(head.uri[..<(head.uri.firstIndex(of: "?") ?? head.uri.endIndex)])",
-            "limit_bytes": "\(context.maxBodyBytes)", "status": "413",
+            "limit_bytes": .stringConvertible(context.maxBodyBytes), "status": .stringConvertible(413),
         ])
         // The unread rest of the body makes the connection unusable: answer and close.
         respond(head, status: .payloadTooLarge, body: ByteBuffer(string: "upload larger than \(context.maxBodyBytes) bytes\n"),

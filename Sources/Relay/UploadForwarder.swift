@@ -14,16 +14,18 @@ public struct UploadForwarder: Service, CustomStringConvertible {
     let counters: RelayCounters
     let workers: Int
     let drainTimeout: Duration
+    let drainDeadline: DrainDeadline
     let logger: Logger
 
     public init(queue: UploadQueue, uploader: any Uploader, builder: UpstreamRequestBuilder?, counters: RelayCounters,
-                workers: Int, drainTimeout: Duration, logger: Logger) {
+                workers: Int, drainTimeout: Duration, drainDeadline: DrainDeadline = DrainDeadline(), logger: Logger) {
         self.queue = queue
         self.uploader = uploader
         self.builder = builder
         self.counters = counters
         self.workers = max(1, workers)
         self.drainTimeout = drainTimeout
+        self.drainDeadline = drainDeadline
         self.logger = logger
     }
 
@@ -48,13 +50,14 @@ public struct UploadForwarder: Service, CustomStringConvertible {
             group.addTask {
                 // Returns at graceful shutdown (throws only if cancelled first).
                 guard (try? await gracefulShutdown()) != nil else { return }
+                let deadline = drainDeadline.value ?? .now + drainTimeout
                 let pending = queue.snapshot
                 logger.debug("Draining upload queue", metadata: [
-                    "queued": "\(pending.queuedItems)", "in_flight": "\(pending.inFlight)",
-                    "deadline_ms": "\(drainTimeout.milliseconds)",
+                    "queued": .stringConvertible(pending.queuedItems), "in_flight": .stringConvertible(pending.inFlight),
+                    "deadline_ms": .stringConvertible((deadline - .now).milliseconds),
                 ])
                 queue.close()
-                try? await Task.sleep(for: drainTimeout)
+                try? await Task.sleep(until: deadline)
             }
             // Whichever ends first: the senders drained everything, or the deadline passed.
             await group.next()
@@ -64,7 +67,7 @@ public struct UploadForwarder: Service, CustomStringConvertible {
         if !abandoned.isEmpty {
             counters.recordDropped(.shutdownDeadline, count: abandoned.count)
             logger.error("Dropped queued uploads at shutdown: drain deadline passed", metadata: [
-                "reason": "\(DropReason.shutdownDeadline.rawValue)", "count": "\(abandoned.count)",
+                "reason": "\(DropReason.shutdownDeadline.rawValue)", "count": .stringConvertible(abandoned.count),
             ])
         }
     }
@@ -86,15 +89,15 @@ public struct UploadForwarder: Service, CustomStringConvertible {
             if (200..<300).contains(code) {
                 counters.recordDelivered(bytes: upload.body.readableBytes)
                 logger.trace("Relayed upload", metadata: [
-                    "status": "\(code)", "bytes": "\(upload.body.readableBytes)", "duration_ms": "\(elapsed.milliseconds)",
+                    "status": .stringConvertible(code), "bytes": .stringConvertible(upload.body.readableBytes), "duration_ms": .stringConvertible(elapsed.milliseconds),
                 ])
             } else if (400..<500).contains(code), code != 408, code != 429 {
                 drop(.rejected4xx, logger: logger, "Failed to relay request: remote rejected the upload", metadata: [
-                    "status": "\(code)", "body": "\(response.bodyExcerpt)",
+                    "status": .stringConvertible(code), "body": "\(response.bodyExcerpt)",
                 ])
             } else {
                 drop(.upstreamError, logger: logger, "Failed to relay request: remote answered an error", metadata: [
-                    "status": "\(code)", "body": "\(response.bodyExcerpt)",
+                    "status": .stringConvertible(code), "body": "\(response.bodyExcerpt)",
                 ])
             }
         } catch {

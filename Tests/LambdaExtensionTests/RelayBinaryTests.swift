@@ -46,6 +46,9 @@ import Testing
             #expect(warning["severity"] as? String == "warning")
             #expect(warning["message"] as? String == "invalid value for env var 'PYROSCOPE_NUM_WORKERS': 'lots' defaulting to '5'")
             #expect(objects.contains { $0["message"] as? String == "Relay listening" && $0["comp"] as? String == "controller" })
+            // Counts are JSON numbers, so Logs Insights can aggregate them.
+            let summary = try #require(objects.first { $0["message"] as? String == "Relay stopped" })
+            #expect(summary["delivered"] as? Int == 1 && summary["received"] as? Int == 1)
         }
     }
 
