@@ -24,6 +24,8 @@ public struct ExtensionSettings: Sendable {
     public var log: LogConfiguration
     public var devMode: Bool
     public var flushOnInvoke: Bool
+    /// PYROSCOPE_FLUSH_STRATEGY; PYROSCOPE_FLUSH_ON_INVOKE=true selects `invoke` when it is unset.
+    public var flushStrategy: FlushStrategy
     public var selfProfiling: Bool
     /// `AWS_LAMBDA_RUNTIME_API`, set by Lambda for the Extensions API.
     public var lambdaRuntimeAPI: String?
@@ -36,7 +38,7 @@ public struct ExtensionSettings: Sendable {
     public static let variables: [String] = [
         "PYROSCOPE_REMOTE_ADDRESS", "PYROSCOPE_AUTH_TOKEN", "PYROSCOPE_BASIC_AUTH_USER", "PYROSCOPE_BASIC_AUTH_PASSWORD",
         "PYROSCOPE_TENANT_ID", "PYROSCOPE_HTTP_HEADERS", "PYROSCOPE_TIMEOUT", "PYROSCOPE_NUM_WORKERS",
-        "PYROSCOPE_DEV_MODE", "PYROSCOPE_FLUSH_ON_INVOKE", "PYROSCOPE_SELF_PROFILING",
+        "PYROSCOPE_DEV_MODE", "PYROSCOPE_FLUSH_ON_INVOKE", "PYROSCOPE_FLUSH_STRATEGY", "PYROSCOPE_SELF_PROFILING",
         "PYROSCOPE_LISTEN_ADDRESS", "PYROSCOPE_MAX_BODY_BYTES",
         "PYROSCOPE_LOG_LEVEL", "PYROSCOPE_LOG_FORMAT", "PYROSCOPE_LOG_TIMESTAMP_FORMAT", "PYROSCOPE_LOG_TIMESTAMP_DISABLE",
         "PYROSCOPE_LOG_TIMESTAMP_FIELD_NAME", "PYROSCOPE_LOG_LEVEL_FIELD_NAME", "PYROSCOPE_LOG_MSG_FIELD_NAME",
@@ -98,6 +100,19 @@ public struct ExtensionSettings: Sendable {
 
         devMode = reader.bool("PYROSCOPE_DEV_MODE")
         flushOnInvoke = reader.bool("PYROSCOPE_FLUSH_ON_INVOKE")
+        flushStrategy = flushOnInvoke ? .invoke : .background
+        if let text = reader.string("PYROSCOPE_FLUSH_STRATEGY") {
+            if let strategy = FlushStrategy(rawValue: text.lowercased()) {
+                flushStrategy = strategy
+                if flushOnInvoke, strategy != .invoke {
+                    reader.warnings.append(SettingsWarning(variable: "PYROSCOPE_FLUSH_ON_INVOKE", value: "true", fallback: "false",
+                        reason: "PYROSCOPE_FLUSH_STRATEGY=\(text) takes precedence"))
+                }
+            } else {
+                reader.warnings.append(SettingsWarning(variable: "PYROSCOPE_FLUSH_STRATEGY", value: text, fallback: flushStrategy.rawValue,
+                    reason: "use background, invoke or end"))
+            }
+        }
         selfProfiling = reader.bool("PYROSCOPE_SELF_PROFILING")
         lambdaRuntimeAPI = reader.string("AWS_LAMBDA_RUNTIME_API")
 

@@ -9,10 +9,15 @@ import ServiceLifecycle
 public struct RelayApplication: Sendable {
     public let settings: ExtensionSettings
     public let logger: Logger
+    /// The executable's file name: Lambda requires it as the extension's name.
+    public let extensionName: String
+    public let invocation: InvocationContext
 
-    public init(settings: ExtensionSettings, logger: Logger) {
+    public init(settings: ExtensionSettings, logger: Logger, extensionName: String, invocation: InvocationContext = InvocationContext()) {
         self.settings = settings
         self.logger = logger
+        self.extensionName = extensionName
+        self.invocation = invocation
     }
 
     /// Runs until SIGTERM/SIGINT (dev mode), then drains the queue within the drain
@@ -30,34 +35,80 @@ public struct RelayApplication: Sendable {
         let ingress = IngressServer(group: group, addresses: relay.listenAddresses, queue: queue, counters: counters,
                                     routes: [.healthz, .metrics(counters: counters, queue: queue)],
                                     maxBodyBytes: relay.maxBodyBytes, isRemoteUsable: relay.remote != nil, logger: ingressLogger)
-        do {
-            try await ingress.bind()
-        } catch {
-            logger.critical("Cannot start the relay: \(error.message)", metadata: ["error": "\(error)"])
+        var bindError: RelayError?
+        do { try await ingress.bind() } catch { bindError = error }
+
+        // Lambda: register before anything can fail, so failures can be reported through
+        // init/error; the relay is already bound before the first /event/next.
+        let lambdaAPI: HTTPExtensionsAPIClient?
+        if !settings.devMode, let runtimeAPI = settings.lambdaRuntimeAPI {
+            let api = HTTPExtensionsAPIClient(runtimeAPI: runtimeAPI, eventLoopGroup: group)
+            do {
+                let registration = try await api.register(name: extensionName, events: ["INVOKE", "SHUTDOWN"])
+                logger.info("Registered with the Lambda Extensions API", metadata: [
+                    "function_name": "\(registration.functionName)", "function_version": "\(registration.functionVersion)",
+                ])
+            } catch {
+                logger.critical("Cannot register with the Lambda Extensions API: \(error.message)", metadata: ["error_type": "\(error.code)"])
+                await api.shutdown()
+                return 1
+            }
+            lambdaAPI = api
+        } else {
+            lambdaAPI = nil
+            if !settings.devMode {
+                logger.warning("AWS_LAMBDA_RUNTIME_API is not set, so this is not Lambda: running the relay standalone as in dev mode (set PYROSCOPE_DEV_MODE=true to say so)")
+            }
+        }
+        if let bindError {
+            logger.critical("Cannot start the relay: \(bindError.message)", metadata: ["error": "\(bindError)"])
+            await lambdaAPI?.reportInitError(ExtensionError(.portInUse, bindError.message))
+            await lambdaAPI?.shutdown()
             return 1
         }
 
         let client = HTTPClient(eventLoopGroup: group,
                                 configuration: HTTPClientUploader.clientConfiguration(timeout: relay.upstreamTimeout, workers: relay.workers))
+        let drainDeadline = DrainDeadline()
         let forwarder = UploadForwarder(
             queue: queue, uploader: HTTPClientUploader(client: client, timeout: relay.upstreamTimeout),
             builder: relay.remote.map { UpstreamRequestBuilder(configuration: relay, remote: $0) },
-            counters: counters, workers: relay.workers, drainTimeout: relay.drainTimeout, logger: forwardLogger)
+            counters: counters, workers: relay.workers, drainTimeout: relay.drainTimeout, drainDeadline: drainDeadline,
+            logger: forwardLogger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: forwarder), .init(service: ingress)]
+
+        if let lambdaAPI {
+            var lambdaLogger = logger
+            lambdaLogger[metadataKey: "comp"] = "orchestrator"
+            var strategy = settings.flushStrategy
+            let runtimeDone = RuntimeDoneTracker()
+            if strategy == .end {
+                let listener = TelemetryListener(group: group, tracker: runtimeDone, logger: lambdaLogger)
+                do {
+                    let destination = try await listener.bind()
+                    try await lambdaAPI.subscribeTelemetry(destinationURI: destination)
+                    services.append(.init(service: listener))
+                } catch {
+                    // Flushing at each INVOKE still works without telemetry: degrade, don't fail.
+                    lambdaLogger.warning("Telemetry API unavailable, flushing on invoke instead of at invocation end", metadata: ["error": "\(error)"])
+                    strategy = .invoke
+                }
+            }
+            let lifecycle = LambdaLifecycle(client: lambdaAPI, strategy: strategy, queue: queue, runtimeDone: runtimeDone,
+                                            drainDeadline: drainDeadline, invocation: invocation, logger: lambdaLogger)
+            // SHUTDOWN ends the lifecycle; the rest of the group then drains until the deadline.
+            services.append(.init(service: lifecycle, successTerminationBehavior: .gracefullyShutdownGroup,
+                                  failureTerminationBehavior: .gracefullyShutdownGroup))
+            logger.info("Lambda lifecycle", metadata: ["flush_strategy": "\(strategy.rawValue)"])
+        }
 
         if let remote = relay.remote {
             logger.info("Relaying uploads", metadata: ["remote": "\(remote.redactedDescription)", "workers": .stringConvertible(relay.workers)])
         }
-        if !settings.devMode {
-            logger.warning("Lambda lifecycle not available in this build: running the relay standalone, as in dev mode")
-        }
-
         // Shutdown runs in reverse order: ingress stops accepting first, then the
         // forwarder drains what was accepted.
         let serviceGroup = ServiceGroup(configuration: .init(
-            services: [
-                .init(service: forwarder),
-                .init(service: ingress),
-            ],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         var exitCode: Int32 = 0
@@ -68,6 +119,7 @@ public struct RelayApplication: Sendable {
             exitCode = 1
         }
         try? await client.shutdown()
+        await lambdaAPI?.shutdown()
         let stats = counters.snapshot
         var metadata: Logger.Metadata = [
             "received": .stringConvertible(stats.received), "accepted": .stringConvertible(stats.accepted), "delivered": .stringConvertible(stats.delivered),

@@ -25,7 +25,10 @@ func processEnvironment() -> [String: String] {
 
 let settings = ExtensionSettings(environment: processEnvironment())
 let logConfiguration = settings.log
-LoggingSystem.bootstrap { label in LogrusLogHandler(label: label, configuration: logConfiguration) }
+let invocation = InvocationContext()
+LoggingSystem.bootstrap({ label, provider in
+    LogrusLogHandler(label: label, configuration: logConfiguration, metadataProvider: provider)
+}, metadataProvider: invocation.metadataProvider)
 var logger = Logger(label: "pyroscope-lambda-extension")
 logger[metadataKey: "svc"] = "pyroscope-lambda-ext-main"
 
@@ -34,5 +37,6 @@ logger[metadataKey: "svc"] = "pyroscope-lambda-ext-main"
 for warning in settings.warnings { logger.warning("\(warning.description)") }
 for error in settings.errors { logger.error("\(error.message)", metadata: ["error_code": "\(error.code)"]) }
 
-let exitCode = await RelayApplication(settings: settings, logger: logger).run()
+let executableName = String(CommandLine.arguments[0].split(separator: "/").last ?? "pyroscope-lambda-extension")
+let exitCode = await RelayApplication(settings: settings, logger: logger, extensionName: executableName, invocation: invocation).run()
 exit(exitCode)

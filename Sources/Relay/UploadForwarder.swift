@@ -54,7 +54,7 @@ public struct UploadForwarder: Service, CustomStringConvertible {
                 let pending = queue.snapshot
                 logger.debug("Draining upload queue", metadata: [
                     "queued": .stringConvertible(pending.queuedItems), "in_flight": .stringConvertible(pending.inFlight),
-                    "deadline_ms": .stringConvertible((deadline - .now).milliseconds),
+                    "deadline_ms": .stringConvertible((deadline - .now).wholeMilliseconds),
                 ])
                 queue.close()
                 try? await Task.sleep(until: deadline)
@@ -89,7 +89,7 @@ public struct UploadForwarder: Service, CustomStringConvertible {
             if (200..<300).contains(code) {
                 counters.recordDelivered(bytes: upload.body.readableBytes)
                 logger.trace("Relayed upload", metadata: [
-                    "status": .stringConvertible(code), "bytes": .stringConvertible(upload.body.readableBytes), "duration_ms": .stringConvertible(elapsed.milliseconds),
+                    "status": .stringConvertible(code), "bytes": .stringConvertible(upload.body.readableBytes), "duration_ms": .stringConvertible(elapsed.wholeMilliseconds),
                 ])
             } else if (400..<500).contains(code), code != 408, code != 429 {
                 drop(.rejected4xx, logger: logger, "Failed to relay request: remote rejected the upload", metadata: [
@@ -118,7 +118,7 @@ public struct UploadForwarder: Service, CustomStringConvertible {
 }
 
 extension Duration {
-    var milliseconds: Int64 {
+    public var wholeMilliseconds: Int64 {
         let (seconds, attoseconds) = components
         return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }

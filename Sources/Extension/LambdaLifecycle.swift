@@ -1,0 +1,159 @@
+import Logging
+import RelayCore
+import ServiceLifecycle
+import Synchronization
+
+/// When queued uploads are pushed out relative to invocations.
+public enum FlushStrategy: String, Sendable, CaseIterable {
+    /// Uploads go out whenever the environment runs (the Go default).
+    case background
+    /// On each INVOKE, wait for what is queued before taking the next event (the Go
+    /// extension's PYROSCOPE_FLUSH_ON_INVOKE=true).
+    case invoke
+    /// After the runtime finished the invocation (Telemetry API `platform.runtimeDone`),
+    /// drain the queue before `/event/next`, so nothing waits in the queue while the
+    /// environment is frozen.
+    case end
+}
+
+/// The request id of the invocation in progress, added to every log line.
+public final class InvocationContext: Sendable {
+    private let current = Mutex<String?>(nil)
+
+    public init() {}
+
+    public var requestID: String? { current.withLock { $0 } }
+    public func set(_ requestID: String?) { current.withLock { $0 = requestID } }
+
+    public var metadataProvider: Logger.MetadataProvider {
+        Logger.MetadataProvider { [self] in
+            guard let id = requestID else { return [:] }
+            return ["request_id": "\(id)"]
+        }
+    }
+}
+
+/// The Lambda event loop: `/event/next` until SHUTDOWN, flushing as the strategy says.
+/// Returning ends the service; the group then stops ingress and drains the forwarder
+/// until the deadline this sets from SHUTDOWN's `deadlineMs`.
+public struct LambdaLifecycle: Service, CustomStringConvertible {
+    /// Kept back from Lambda's deadlines for logging, closing and exiting.
+    public static let safetyMargin = Duration.milliseconds(200)
+
+    let client: any ExtensionsAPIClient
+    let strategy: FlushStrategy
+    let queue: UploadQueue
+    let runtimeDone: RuntimeDoneTracker
+    let drainDeadline: DrainDeadline
+    let invocation: InvocationContext
+    let logger: Logger
+    /// Wall clock in Unix milliseconds; Lambda's deadlines are wall-clock times.
+    let wallClockMs: @Sendable () -> Int64
+
+    public init(client: any ExtensionsAPIClient, strategy: FlushStrategy, queue: UploadQueue, runtimeDone: RuntimeDoneTracker,
+                drainDeadline: DrainDeadline, invocation: InvocationContext, logger: Logger,
+                wallClockMs: @escaping @Sendable () -> Int64 = LambdaLifecycle.systemWallClockMs) {
+        self.client = client
+        self.strategy = strategy
+        self.queue = queue
+        self.runtimeDone = runtimeDone
+        self.drainDeadline = drainDeadline
+        self.invocation = invocation
+        self.logger = logger
+        self.wallClockMs = wallClockMs
+    }
+
+    public var description: String { "LambdaLifecycle(\(strategy.rawValue))" }
+
+    public static let systemWallClockMs: @Sendable () -> Int64 = {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+
+    /// A Lambda wall-clock deadline as an instant on the monotonic clock, less the margin.
+    func instant(forDeadlineMs deadlineMs: Int64) -> ContinuousClock.Instant {
+        .now + .milliseconds(deadlineMs - wallClockMs()) - Self.safetyMargin
+    }
+
+    public func run() async throws {
+        while true {
+            let event: ExtensionEvent
+            do {
+                event = try await client.next()
+            } catch {
+                logger.error("Lambda Extensions API failed; stopping", metadata: ["error": "\(error)", "error_type": "\(error.code)"])
+                await client.reportExitError(error)
+                throw error
+            }
+            switch event {
+            case .invoke(let invoke):
+                invocation.set(invoke.requestId)
+                logger.debug("Invoke", metadata: ["event": "INVOKE", "request_id": "\(invoke.requestId)"])
+                await flushForInvocation(invoke)
+            case .shutdown(let shutdown):
+                invocation.set(nil)
+                let deadline = instant(forDeadlineMs: shutdown.deadlineMs)
+                drainDeadline.set(deadline)
+                let pending = queue.snapshot
+                logger.info("Shutdown: draining queued uploads before the deadline", metadata: [
+                    "event": "SHUTDOWN", "shutdown_reason": "\(shutdown.shutdownReason.lowercased())",
+                    "budget_ms": .stringConvertible((deadline - .now).wholeMilliseconds),
+                    "queued": .stringConvertible(pending.queuedItems), "in_flight": .stringConvertible(pending.inFlight),
+                ])
+                return
+            }
+        }
+    }
+
+    private func flushForInvocation(_ invoke: InvokeEvent) async {
+        guard strategy != .background else { return }
+        let started = ContinuousClock.now
+        let deadline = instant(forDeadlineMs: invoke.deadlineMs)
+        var runtimeFinished = true
+        if strategy == .end {
+            runtimeFinished = await bounded(until: deadline) { await runtimeDone.waitUntilDone(invoke.requestId) }
+            if !runtimeFinished {
+                logger.warning("No platform.runtimeDone before the invocation deadline; flushing anyway", metadata: [
+                    "request_id": "\(invoke.requestId)",
+                ])
+            }
+        }
+        let flushStarted = ContinuousClock.now
+        let flushed = await bounded(until: deadline) { await queue.flush() }
+        logger.debug("Invocation flush", metadata: [
+            "strategy": "\(strategy.rawValue)", "flushed": .stringConvertible(flushed),
+            "flush_ms": .stringConvertible((ContinuousClock.now - flushStarted).wholeMilliseconds),
+            "total_ms": .stringConvertible((ContinuousClock.now - started).wholeMilliseconds),
+        ])
+        if !flushed {
+            logger.warning("Flush did not finish before the invocation deadline; the rest goes out after the next thaw", metadata: [
+                "request_id": "\(invoke.requestId)", "queued": .stringConvertible(queue.snapshot.queuedItems),
+            ])
+        }
+    }
+
+    /// Runs `operation` until it returns (true) or the deadline passes (false).
+    private func bounded(until deadline: ContinuousClock.Instant, _ operation: @escaping @Sendable () async -> Void) async -> Bool {
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await operation()
+                return !Task.isCancelled
+            }
+            group.addTask {
+                try? await Task.sleep(until: deadline)
+                return false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+

@@ -1,0 +1,157 @@
+import FoundationEssentials
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import ServiceLifecycle
+import Synchronization
+
+/// Which invocations the runtime has finished, as told by `platform.runtimeDone`
+/// Telemetry API events; the `end` flush strategy waits on it.
+public final class RuntimeDoneTracker: Sendable {
+    private struct State {
+        var done: [String] = [] // most recent last, bounded
+        var waiters: [(id: UInt64, requestID: String, continuation: CheckedContinuation<Void, Never>)] = []
+        var nextID: UInt64 = 0
+    }
+    private let state = Mutex(State())
+
+    public init() {}
+
+    public func markDone(_ requestID: String) {
+        let ready = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.done.append(requestID)
+            if state.done.count > 64 { state.done.removeFirst(state.done.count - 64) }
+            var ready: [CheckedContinuation<Void, Never>] = []
+            state.waiters.removeAll { waiter in
+                if waiter.requestID == requestID { ready.append(waiter.continuation); return true }
+                return false
+            }
+            return ready
+        }
+        for continuation in ready { continuation.resume() }
+    }
+
+    public func isDone(_ requestID: String) -> Bool { state.withLock { $0.done.contains(requestID) } }
+
+    /// Returns when `requestID` is done, or at once when cancelled.
+    public func waitUntilDone(_ requestID: String) async {
+        let id = state.withLock { state -> UInt64 in
+            state.nextID += 1
+            return state.nextID
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let finished = state.withLock { state -> Bool in
+                    if Task.isCancelled || state.done.contains(requestID) { return true }
+                    state.waiters.append((id, requestID, continuation))
+                    return false
+                }
+                if finished { continuation.resume() }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+                guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.waiters.remove(at: index).continuation
+            }
+            waiter?.resume()
+        }
+    }
+}
+
+/// The HTTP listener Lambda's Telemetry API posts platform events to.
+public final class TelemetryListener: Service, Sendable, CustomStringConvertible {
+    private let group: any EventLoopGroup
+    private let tracker: RuntimeDoneTracker
+    private let logger: Logger
+    private let channel = Mutex<(any Channel)?>(nil)
+
+    public init(group: any EventLoopGroup, tracker: RuntimeDoneTracker, logger: Logger) {
+        self.group = group
+        self.tracker = tracker
+        self.logger = logger
+    }
+
+    public var description: String { "TelemetryListener" }
+
+    /// Binds `sandbox.localdomain` (what Lambda posts to) when it resolves, else loopback;
+    /// returns the destination URI to subscribe with.
+    public func bind() async throws -> String {
+        let tracker = self.tracker
+        let logger = self.logger
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(TelemetryHandler(tracker: tracker, logger: logger))
+                }
+            }
+        let bound: any Channel
+        do {
+            bound = try await bootstrap.bind(host: "sandbox.localdomain", port: 0).get()
+        } catch {
+            bound = try await bootstrap.bind(host: "127.0.0.1", port: 0).get()
+        }
+        channel.withLock { $0 = bound }
+        let port = bound.localAddress?.port ?? 0
+        return "http://sandbox.localdomain:\(port)"
+    }
+
+    public func run() async throws {
+        try? await gracefulShutdown()
+        let bound = channel.withLock { channel in
+            defer { channel = nil }
+            return channel
+        }
+        try? await bound?.close()
+    }
+
+    /// Extracts the request ids of `platform.runtimeDone` events from a Telemetry API batch.
+    static func runtimeDoneRequestIDs(in body: [UInt8]) -> [String] {
+        struct Event: Decodable {
+            struct Record: Decodable { var requestId: String? }
+            var type: String
+            var record: Record?
+        }
+        guard let events = try? JSONDecoder().decode([Event].self, from: Data(body)) else { return [] }
+        return events.filter { $0.type == "platform.runtimeDone" }.compactMap { $0.record?.requestId }
+    }
+}
+
+private final class TelemetryHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    let tracker: RuntimeDoneTracker
+    let logger: Logger
+    var head: HTTPRequestHead?
+    var body: [UInt8] = []
+
+    init(tracker: RuntimeDoneTracker, logger: Logger) {
+        self.tracker = tracker
+        self.logger = logger
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            body = []
+        case .body(let buffer):
+            if body.count < 4 << 20 { body.append(contentsOf: buffer.readableBytesView) }
+        case .end:
+            guard let head else { return }
+            for requestID in TelemetryListener.runtimeDoneRequestIDs(in: body) {
+                logger.trace("Runtime done", metadata: ["request_id": "\(requestID)"])
+                tracker.markDone(requestID)
+            }
+            var headers = HTTPHeaders([("content-length", "0")])
+            if !head.isKeepAlive { headers.add(name: "connection", value: "close") }
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            if !head.isKeepAlive { context.close(promise: nil) }
+            self.head = nil
+        }
+    }
+}

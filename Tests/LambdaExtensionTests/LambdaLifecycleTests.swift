@@ -1,0 +1,193 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+@testable import LambdaExtension
+@testable import RelayCore
+import Testing
+
+/// An Extensions API that serves scripted events and records what the loop did.
+final class InMemoryExtensionsClient: ExtensionsAPIClient {
+    struct Calls {
+        var registered: [(name: String, events: [String])] = []
+        var nextCalls = 0
+        var exitErrors: [ExtensionError] = []
+        var initErrors: [ExtensionError] = []
+        var subscriptions: [String] = []
+        /// What the queue looked like each time `/event/next` was called.
+        var queueAtNext: [UploadQueue.Snapshot] = []
+    }
+
+    private let events: NIOLockedValueBox<[Result<ExtensionEvent, ExtensionError>]>
+    let calls = NIOLockedValueBox(Calls())
+    let queue: UploadQueue?
+
+    init(_ events: [Result<ExtensionEvent, ExtensionError>], queue: UploadQueue? = nil) {
+        self.events = NIOLockedValueBox(events)
+        self.queue = queue
+    }
+
+    func register(name: String, events: [String]) async throws(ExtensionError) -> Registration {
+        calls.withLockedValue { $0.registered.append((name, events)) }
+        return Registration(functionName: "f", functionVersion: "$LATEST", handler: "app.handler", accountId: nil)
+    }
+
+    func next() async throws(ExtensionError) -> ExtensionEvent {
+        let snapshot = queue?.snapshot
+        calls.withLockedValue {
+            $0.nextCalls += 1
+            if let snapshot { $0.queueAtNext.append(snapshot) }
+        }
+        let event = events.withLockedValue { $0.isEmpty ? nil : $0.removeFirst() }
+        guard let event else { throw ExtensionError(.unexpectedEvent, "script exhausted") }
+        return try event.get()
+    }
+
+    func subscribeTelemetry(destinationURI: String) async throws(ExtensionError) {
+        calls.withLockedValue { $0.subscriptions.append(destinationURI) }
+    }
+    func reportInitError(_ error: ExtensionError) async { calls.withLockedValue { $0.initErrors.append(error) } }
+    func reportExitError(_ error: ExtensionError) async { calls.withLockedValue { $0.exitErrors.append(error) } }
+}
+
+@Suite struct LambdaLifecycleTests {
+    static let now: Int64 = 1_800_000_000_000
+    let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+
+    func lifecycle(_ client: InMemoryExtensionsClient, strategy: FlushStrategy, queue: UploadQueue,
+                   runtimeDone: RuntimeDoneTracker = RuntimeDoneTracker(), deadline: DrainDeadline = DrainDeadline(),
+                   invocation: InvocationContext = InvocationContext()) -> LambdaLifecycle {
+        LambdaLifecycle(client: client, strategy: strategy, queue: queue, runtimeDone: runtimeDone, drainDeadline: deadline,
+                        invocation: invocation, logger: logger, wallClockMs: { Self.now })
+    }
+
+    static func invoke(_ id: String, inMs: Int64 = 3000) -> Result<ExtensionEvent, ExtensionError> {
+        .success(.invoke(InvokeEvent(requestId: id, deadlineMs: now + inMs, invokedFunctionArn: nil)))
+    }
+    static func shutdown(inMs: Int64 = 1700) -> Result<ExtensionEvent, ExtensionError> {
+        .success(.shutdown(ShutdownEvent(shutdownReason: "SPINDOWN", deadlineMs: now + inMs)))
+    }
+
+    func upload() -> Upload { Upload(method: .POST, target: "/ingest", headers: [:], body: ByteBuffer(string: "x")) }
+
+    @Test func loopEndsOnShutdownAndSetsTheDrainDeadlineFromDeadlineMs() async throws {
+        let queue = UploadQueue(maxItems: 10, maxBytes: 1 << 20)
+        let client = InMemoryExtensionsClient([Self.invoke("r1"), Self.invoke("r2"), Self.shutdown(inMs: 1700)])
+        let deadline = DrainDeadline()
+        let invocation = InvocationContext()
+        let before = ContinuousClock.now
+        try await lifecycle(client, strategy: .background, queue: queue, deadline: deadline, invocation: invocation).run()
+        let after = ContinuousClock.now
+        #expect(client.calls.withLockedValue { $0.nextCalls } == 3)
+        let drainBy = try #require(deadline.value)
+        // 1700 ms from "now" less the 200 ms safety margin.
+        #expect(drainBy >= before + .milliseconds(1500) && drainBy <= after + .milliseconds(1500))
+        #expect(invocation.requestID == nil)
+    }
+
+    @Test func invokeStrategyWaitsForQueuedUploadsBeforeTheNextEvent() async throws {
+        let queue = UploadQueue(maxItems: 10, maxBytes: 1 << 20)
+        _ = queue.offer(upload())
+        _ = queue.offer(upload())
+        // A sender that takes 100 ms per upload.
+        let sender = Task {
+            while let ticket = await queue.next() {
+                try? await Task.sleep(for: .milliseconds(100))
+                queue.complete(ticket)
+            }
+        }
+        let client = InMemoryExtensionsClient([Self.invoke("r1"), Self.shutdown()], queue: queue)
+        try await lifecycle(client, strategy: .invoke, queue: queue).run()
+        let seen = client.calls.withLockedValue { $0.queueAtNext }
+        #expect(seen.count == 2)
+        #expect(seen[1].queuedItems == 0 && seen[1].inFlight == 0, "the second /next comes only after the flush")
+        queue.close()
+        await sender.value
+    }
+
+    @Test func backgroundStrategyDoesNotWait() async throws {
+        let queue = UploadQueue(maxItems: 10, maxBytes: 1 << 20)
+        _ = queue.offer(upload()) // nobody sends it
+        let client = InMemoryExtensionsClient([Self.invoke("r1"), Self.shutdown()], queue: queue)
+        try await lifecycle(client, strategy: .background, queue: queue).run()
+        #expect(client.calls.withLockedValue { $0.queueAtNext }.last?.queuedItems == 1)
+    }
+
+    @Test func endStrategyWaitsForRuntimeDoneOfThatRequestThenFlushes() async throws {
+        let queue = UploadQueue(maxItems: 10, maxBytes: 1 << 20)
+        let runtimeDone = RuntimeDoneTracker()
+        let client = InMemoryExtensionsClient([Self.invoke("req-a"), Self.shutdown()], queue: queue)
+        let loop = Task { try await lifecycle(client, strategy: .end, queue: queue, runtimeDone: runtimeDone).run() }
+        while client.calls.withLockedValue({ $0.nextCalls }) < 1 { await Task.yield() }
+        // The handler uploads during the invocation, then the runtime finishes.
+        _ = queue.offer(upload())
+        runtimeDone.markDone("other-request")
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(client.calls.withLockedValue { $0.nextCalls } == 1, "waits for runtimeDone of req-a")
+        runtimeDone.markDone("req-a")
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(client.calls.withLockedValue { $0.nextCalls } == 1, "then waits for the upload to be sent")
+        let ticket = try #require(await queue.next())
+        queue.complete(ticket)
+        try await loop.value
+        #expect(client.calls.withLockedValue { $0.queueAtNext }.last == .init(queuedItems: 0, queuedBytes: 0, inFlight: 0))
+    }
+
+    @Test func flushIsBoundedByTheInvocationDeadline() async throws {
+        let queue = UploadQueue(maxItems: 10, maxBytes: 1 << 20)
+        _ = queue.offer(upload()) // never sent
+        let client = InMemoryExtensionsClient([Self.invoke("r1", inMs: 400), Self.shutdown()], queue: queue)
+        let started = ContinuousClock.now
+        try await lifecycle(client, strategy: .end, queue: queue).run() // no runtimeDone either
+        let elapsed = ContinuousClock.now - started
+        #expect(elapsed >= .milliseconds(150) && elapsed < .seconds(2), "gave up at deadline - margin (\(elapsed))")
+    }
+
+    @Test func apiFailureIsReportedThroughExitErrorNotACrash() async {
+        let queue = UploadQueue(maxItems: 10, maxBytes: 1 << 20)
+        let failure = ExtensionError(.unexpectedEvent, "unknown eventType 'RESTART'")
+        let client = InMemoryExtensionsClient([Self.invoke("r1"), .failure(failure)])
+        await #expect(throws: ExtensionError.self) {
+            try await lifecycle(client, strategy: .background, queue: queue).run()
+        }
+        #expect(client.calls.withLockedValue { $0.exitErrors } == [failure])
+    }
+
+    @Test func requestIDOfTheCurrentInvocationIsProvidedToLogs() async throws {
+        let queue = UploadQueue(maxItems: 10, maxBytes: 1 << 20)
+        let invocation = InvocationContext()
+        let client = InMemoryExtensionsClient([Self.invoke("req-42")], queue: queue)
+        _ = try? await lifecycle(client, strategy: .background, queue: queue, invocation: invocation).run()
+        #expect(invocation.requestID == "req-42")
+        #expect(invocation.metadataProvider.get()["request_id"] == "req-42")
+    }
+}
+
+@Suite struct ExtensionEventDecodingTests {
+    @Test func decodesInvokeAndShutdown() throws {
+        let invoke = try ExtensionEvent.decode(Array(#"{"eventType":"INVOKE","deadlineMs":1700000000123,"requestId":"abc","invokedFunctionArn":"arn:aws:lambda:us-east-1:1:function:f","tracing":{"type":"X-Amzn-Trace-Id","value":"Root=1"}}"#.utf8))
+        #expect(invoke == .invoke(InvokeEvent(requestId: "abc", deadlineMs: 1_700_000_000_123, invokedFunctionArn: "arn:aws:lambda:us-east-1:1:function:f")))
+        let shutdown = try ExtensionEvent.decode(Array(#"{"eventType":"SHUTDOWN","shutdownReason":"spindown","deadlineMs":42}"#.utf8))
+        #expect(shutdown == .shutdown(ShutdownEvent(shutdownReason: "spindown", deadlineMs: 42)))
+    }
+
+    @Test(arguments: ["", "not json", #"{"eventType":"RESTART"}"#, #"{"eventType":"INVOKE"}"#, #"{"deadlineMs":1}"#, "[]"])
+    func unexpectedAnswersAreErrorsNotCrashes(body: String) {
+        #expect(throws: ExtensionError.self) { try ExtensionEvent.decode(Array(body.utf8)) }
+    }
+
+    @Test func telemetryBatchesYieldRuntimeDoneRequestIDs() {
+        let batch = #"[{"time":"2026-11-24T00:00:00.000Z","type":"platform.start","record":{"requestId":"a"}},{"time":"2026-11-24T00:00:01.000Z","type":"platform.runtimeDone","record":{"requestId":"a","status":"success"}},{"type":"platform.runtimeDone","record":{"requestId":"b","status":"timeout"}}]"#
+        #expect(TelemetryListener.runtimeDoneRequestIDs(in: Array(batch.utf8)) == ["a", "b"])
+        #expect(TelemetryListener.runtimeDoneRequestIDs(in: Array("garbage".utf8)).isEmpty)
+    }
+
+    @Test func flushStrategySetting() {
+        #expect(ExtensionSettings(environment: [:]).flushStrategy == .background)
+        #expect(ExtensionSettings(environment: ["PYROSCOPE_FLUSH_ON_INVOKE": "true"]).flushStrategy == .invoke)
+        #expect(ExtensionSettings(environment: ["PYROSCOPE_FLUSH_STRATEGY": "END"]).flushStrategy == .end)
+        let both = ExtensionSettings(environment: ["PYROSCOPE_FLUSH_ON_INVOKE": "true", "PYROSCOPE_FLUSH_STRATEGY": "end"])
+        #expect(both.flushStrategy == .end && both.warnings.map(\.variable) == ["PYROSCOPE_FLUSH_ON_INVOKE"])
+        let bad = ExtensionSettings(environment: ["PYROSCOPE_FLUSH_STRATEGY": "sometimes"])
+        #expect(bad.flushStrategy == .background && bad.warnings.first?.fallback == "background")
+    }
+}
