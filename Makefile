@@ -41,8 +41,8 @@ demo: venv ## The main job end to end: a real profiled Python process -> relay -
 	$(SWIFT) build --product $(RELAY)
 	@scripts/demo.sh "$(BIN_DIR)/$(RELAY)" "$(VENV_PY)"
 
-lint: ## swift format lint (strict on errors) and Python syntax
-	$(SWIFT) format lint --recursive Sources Tests Benchmarks Package.swift
+lint: ## swift format lint --strict (config: .swift-format) and Python syntax
+	$(SWIFT) format lint --strict --recursive Sources Tests Benchmarks Package.swift
 	$(PYTHON) -m py_compile scripts/*.py
 
 bench: ## Release-build micro-benchmarks (log formatting lines/s)

@@ -8,7 +8,7 @@ let package = Package(
     name: "pyroscope-lambda-extension",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "pyroscope-lambda-extension", targets: ["ExtensionMain"]),
+        .executable(name: "pyroscope-lambda-extension", targets: ["ExtensionMain"])
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),

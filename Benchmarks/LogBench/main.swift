@@ -1,14 +1,15 @@
+import Logging
+import RelayLogging
+
 // Formats N realistic lines (message + svc, comp, path, status, bytes) through
 // swift-log into a discarding sink, once per format, and reports lines per second.
 //
 //     swift build -c release --product LogBench && .build/release/LogBench [N]
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
-import Logging
-import RelayLogging
 
 let arguments = CommandLine.arguments
 let count = arguments.count > 1 ? Int(arguments[1]) ?? 200_000 : 200_000

@@ -73,8 +73,10 @@ public struct ExtensionSettings: Sendable {
         } else if user != nil || password != nil {
             let missing = user == nil ? "PYROSCOPE_BASIC_AUTH_USER" : "PYROSCOPE_BASIC_AUTH_PASSWORD"
             let present = user == nil ? "PYROSCOPE_BASIC_AUTH_PASSWORD" : "PYROSCOPE_BASIC_AUTH_USER"
-            reader.warnings.append(SettingsWarning(variable: present, value: present.hasSuffix("PASSWORD") ? "***" : user ?? "",
-                                                   fallback: "no basic auth", reason: "basic auth needs \(missing) too"))
+            reader.warnings.append(
+                SettingsWarning(
+                    variable: present, value: present.hasSuffix("PASSWORD") ? "***" : user ?? "",
+                    fallback: "no basic auth", reason: "basic auth needs \(missing) too"))
         }
 
         let extraHeaders = reader.headers("PYROSCOPE_HTTP_HEADERS")
@@ -84,9 +86,10 @@ public struct ExtensionSettings: Sendable {
             do {
                 listen = try ListenAddress.parse(text)
                 if listen.contains(where: \.isPubliclyReachable) {
-                    reader.warnings.append(SettingsWarning(
-                        variable: "PYROSCOPE_LISTEN_ADDRESS", value: text, fallback: text,
-                        reason: "kept, but this relay adds your credentials to whatever reaches it: listen on loopback unless other hosts must send to it"))
+                    reader.warnings.append(
+                        SettingsWarning(
+                            variable: "PYROSCOPE_LISTEN_ADDRESS", value: text, fallback: text,
+                            reason: "kept, but this relay adds your credentials to whatever reaches it: listen on loopback unless other hosts must send to it"))
                 }
             } catch {
                 reader.warnings.append(SettingsWarning(variable: "PYROSCOPE_LISTEN_ADDRESS", value: text, fallback: "localhost:4040", reason: error.message))
@@ -105,12 +108,16 @@ public struct ExtensionSettings: Sendable {
             if let strategy = FlushStrategy(rawValue: text.lowercased()) {
                 flushStrategy = strategy
                 if flushOnInvoke, strategy != .invoke {
-                    reader.warnings.append(SettingsWarning(variable: "PYROSCOPE_FLUSH_ON_INVOKE", value: "true", fallback: "false",
-                        reason: "PYROSCOPE_FLUSH_STRATEGY=\(text) takes precedence"))
+                    reader.warnings.append(
+                        SettingsWarning(
+                            variable: "PYROSCOPE_FLUSH_ON_INVOKE", value: "true", fallback: "false",
+                            reason: "PYROSCOPE_FLUSH_STRATEGY=\(text) takes precedence"))
                 }
             } else {
-                reader.warnings.append(SettingsWarning(variable: "PYROSCOPE_FLUSH_STRATEGY", value: text, fallback: flushStrategy.rawValue,
-                    reason: "use background, invoke or end"))
+                reader.warnings.append(
+                    SettingsWarning(
+                        variable: "PYROSCOPE_FLUSH_STRATEGY", value: text, fallback: flushStrategy.rawValue,
+                        reason: "use background, invoke or end"))
             }
         }
         selfProfiling = reader.bool("PYROSCOPE_SELF_PROFILING")
@@ -118,7 +125,9 @@ public struct ExtensionSettings: Sendable {
 
         var log = LogConfiguration()
         if let text = reader.string("PYROSCOPE_LOG_LEVEL") {
-            if let level = LogrusLevel(parsing: text) { log.level = level } else {
+            if let level = LogrusLevel(parsing: text) {
+                log.level = level
+            } else {
                 reader.warnings.append(SettingsWarning(variable: "PYROSCOPE_LOG_LEVEL", value: text, fallback: "info"))
             }
         }
@@ -139,7 +148,8 @@ public struct ExtensionSettings: Sendable {
         log.fieldNames.function = reader.string("PYROSCOPE_LOG_FUNC_FIELD_NAME") ?? log.fieldNames.function
         log.fieldNames.file = reader.string("PYROSCOPE_LOG_FILE_FIELD_NAME") ?? log.fieldNames.file
         log.timeZone = Self.timeZone(tz: environment["TZ"], warnings: &reader.warnings)
-        log.redactions = relay.credentials.secrets + (remote?.userInfo.map { [$0.password] } ?? [])
+        log.redactions =
+            relay.credentials.secrets + (remote?.userInfo.map { [$0.password] } ?? [])
             + extraHeaders.filter { ["authorization", "x-api-key", "cookie"].contains($0.name.lowercased()) }.map(\.value)
         self.log = log
 
@@ -184,8 +194,10 @@ struct EnvironmentReader {
             return fallback
         }
         guard range.contains(value) else {
-            warnings.append(SettingsWarning(variable: name, value: text, fallback: "\(fallback)",
-                                            reason: "must be from \(range.lowerBound) to \(range.upperBound)"))
+            warnings.append(
+                SettingsWarning(
+                    variable: name, value: text, fallback: "\(fallback)",
+                    reason: "must be from \(range.lowerBound) to \(range.upperBound)"))
             return fallback
         }
         return value
@@ -212,20 +224,26 @@ struct EnvironmentReader {
         do {
             decoded = try JSONDecoder().decode([String: String].self, from: Data(text.utf8))
         } catch {
-            errors.append(RelayError(.invalidHeaders,
-                "\(name) is not a JSON object of strings, so no extra headers are sent; write it like {\"X-Header\":\"value\"}",
-                underlying: error))
+            errors.append(
+                RelayError(
+                    .invalidHeaders,
+                    "\(name) is not a JSON object of strings, so no extra headers are sent; write it like {\"X-Header\":\"value\"}",
+                    underlying: error))
             return []
         }
         var headers: [(name: String, value: String)] = []
         for (key, value) in decoded.sorted(by: { $0.key < $1.key }) {
-            let validName = !key.isEmpty && key.utf8.allSatisfy { byte in
-                (0x21...0x7E).contains(byte) && !"()<>@,;:\\\"/[]?={}".utf8.contains(byte)
-            }
+            let validName =
+                !key.isEmpty
+                && key.utf8.allSatisfy { byte in
+                    (0x21...0x7E).contains(byte) && !"()<>@,;:\\\"/[]?={}".utf8.contains(byte)
+                }
             let validValue = !value.utf8.contains { $0 == 0x0A || $0 == 0x0D || $0 == 0x00 }
             guard validName, validValue else {
-                errors.append(RelayError(.invalidHeaders,
-                    "\(name) entry '\(key)' is not a valid HTTP header \(validName ? "value" : "name"), so it is not sent"))
+                errors.append(
+                    RelayError(
+                        .invalidHeaders,
+                        "\(name) entry '\(key)' is not a valid HTTP header \(validName ? "value" : "name"), so it is not sent"))
                 continue
             }
             headers.append((key, value))

@@ -109,7 +109,8 @@ public final class HTTPExtensionsAPIClient: ExtensionsAPIClient {
     public func shutdown() async { try? await client.shutdown() }
 
     private func call(_ method: HTTPMethod, _ url: String, headers: [(String, String)], body: [UInt8]?, code: ExtensionError.Code)
-        async throws(ExtensionError) -> (HTTPResponseStatus, HTTPHeaders, [UInt8]) {
+        async throws(ExtensionError) -> (HTTPResponseStatus, HTTPHeaders, [UInt8])
+    {
         var request = HTTPClientRequest(url: url)
         request.method = method
         for (name, value) in headers { request.headers.add(name: name, value: value) }
@@ -129,7 +130,8 @@ public final class HTTPExtensionsAPIClient: ExtensionsAPIClient {
 
     public func register(name: String, events: [String]) async throws(ExtensionError) -> Registration {
         let body = Array(#"{"events":[\#(events.map { "\"\($0)\"" }.joined(separator: ","))]}"#.utf8)
-        let (status, headers, bytes) = try await call(.POST, baseURL + "/register",
+        let (status, headers, bytes) = try await call(
+            .POST, baseURL + "/register",
             headers: [("Lambda-Extension-Name", name), ("Lambda-Extension-Accept-Feature", "accountId")],
             body: body, code: .registrationFailed)
         guard status == .ok, let id = headers.first(name: "Lambda-Extension-Identifier") else {
@@ -153,10 +155,12 @@ public final class HTTPExtensionsAPIClient: ExtensionsAPIClient {
 
     public func subscribeTelemetry(destinationURI: String) async throws(ExtensionError) {
         // Buffering at the documented minimums: events arrive as soon as Lambda allows.
-        let body = #"{"schemaVersion":"2022-12-13","types":["platform"],"buffering":{"maxItems":1000,"maxBytes":262144,"timeoutMs":25},"destination":{"protocol":"HTTP","URI":"\#(destinationURI)"}}"#
+        let body =
+            #"{"schemaVersion":"2022-12-13","types":["platform"],"buffering":{"maxItems":1000,"maxBytes":262144,"timeoutMs":25},"destination":{"protocol":"HTTP","URI":"\#(destinationURI)"}}"#
         let (status, _, bytes) = try await call(.PUT, telemetryURL, headers: [], body: Array(body.utf8), code: .telemetrySubscriptionFailed)
         guard status == .ok else {
-            throw ExtensionError(.telemetrySubscriptionFailed, "telemetry subscription answered \(status.code): \(String(decoding: bytes.prefix(300), as: UTF8.self))")
+            throw ExtensionError(
+                .telemetrySubscriptionFailed, "telemetry subscription answered \(status.code): \(String(decoding: bytes.prefix(300), as: UTF8.self))")
         }
     }
 
@@ -166,8 +170,9 @@ public final class HTTPExtensionsAPIClient: ExtensionsAPIClient {
     private func report(_ path: String, _ error: ExtensionError) async {
         let message = error.message.replacingJSONSpecials()
         let body = #"{"errorMessage":"\#(message)","errorType":"\#(error.code.functionErrorType)","stackTrace":[]}"#
-        _ = try? await call(.POST, baseURL + path, headers: [("Lambda-Extension-Function-Error-Type", error.code.functionErrorType)],
-                            body: Array(body.utf8), code: error.code)
+        _ = try? await call(
+            .POST, baseURL + path, headers: [("Lambda-Extension-Function-Error-Type", error.code.functionErrorType)],
+            body: Array(body.utf8), code: error.code)
     }
 }
 

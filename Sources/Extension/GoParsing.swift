@@ -59,7 +59,7 @@ public enum GoParsing {
             var integer: UInt64 = 0
             let integerStart = index
             while index < bytes.count, isDigit(bytes[index]) {
-                guard integer <= (limit - 1) / 10 else { return nil } // overflow
+                guard integer <= (limit - 1) / 10 else { return nil }  // overflow
                 integer = integer * 10 + UInt64(bytes[index] - UInt8(ascii: "0"))
                 guard integer <= limit else { return nil }
                 index += 1
@@ -76,7 +76,7 @@ public enum GoParsing {
                 while index < bytes.count, isDigit(bytes[index]) {
                     if !overflowed {
                         if fraction > (limit - 1) / 10 {
-                            overflowed = true // further digits are ignored, as Go does
+                            overflowed = true  // further digits are ignored, as Go does
                         } else {
                             fraction = fraction * 10 + UInt64(bytes[index] - UInt8(ascii: "0"))
                             scale *= 10
@@ -90,7 +90,7 @@ public enum GoParsing {
             // Unit: up to the next '.' or digit.
             let unitStart = index
             while index < bytes.count, bytes[index] != UInt8(ascii: "."), !isDigit(bytes[index]) { index += 1 }
-            guard index > unitStart else { return nil } // missing unit
+            guard index > unitStart else { return nil }  // missing unit
             let unitNanos: UInt64
             switch String(decoding: bytes[unitStart..<index], as: UTF8.self) {
             case "ns": unitNanos = 1

@@ -50,9 +50,11 @@ public struct LambdaLifecycle: Service, CustomStringConvertible {
     /// Wall clock in Unix milliseconds; Lambda's deadlines are wall-clock times.
     let wallClockMs: @Sendable () -> Int64
 
-    public init(client: any ExtensionsAPIClient, strategy: FlushStrategy, queue: UploadQueue, runtimeDone: RuntimeDoneTracker,
-                drainDeadline: DrainDeadline, invocation: InvocationContext, logger: Logger,
-                wallClockMs: @escaping @Sendable () -> Int64 = LambdaLifecycle.systemWallClockMs) {
+    public init(
+        client: any ExtensionsAPIClient, strategy: FlushStrategy, queue: UploadQueue, runtimeDone: RuntimeDoneTracker,
+        drainDeadline: DrainDeadline, invocation: InvocationContext, logger: Logger,
+        wallClockMs: @escaping @Sendable () -> Int64 = LambdaLifecycle.systemWallClockMs
+    ) {
         self.client = client
         self.strategy = strategy
         self.queue = queue
@@ -96,11 +98,13 @@ public struct LambdaLifecycle: Service, CustomStringConvertible {
                 let deadline = instant(forDeadlineMs: shutdown.deadlineMs)
                 drainDeadline.set(deadline)
                 let pending = queue.snapshot
-                logger.info("Shutdown: draining queued uploads before the deadline", metadata: [
-                    "event": "SHUTDOWN", "shutdown_reason": "\(shutdown.shutdownReason.lowercased())",
-                    "budget_ms": .stringConvertible((deadline - .now).wholeMilliseconds),
-                    "queued": .stringConvertible(pending.queuedItems), "in_flight": .stringConvertible(pending.inFlight),
-                ])
+                logger.info(
+                    "Shutdown: draining queued uploads before the deadline",
+                    metadata: [
+                        "event": "SHUTDOWN", "shutdown_reason": "\(shutdown.shutdownReason.lowercased())",
+                        "budget_ms": .stringConvertible((deadline - .now).wholeMilliseconds),
+                        "queued": .stringConvertible(pending.queuedItems), "in_flight": .stringConvertible(pending.inFlight),
+                    ])
                 return
             }
         }
@@ -114,22 +118,28 @@ public struct LambdaLifecycle: Service, CustomStringConvertible {
         if strategy == .end {
             runtimeFinished = await bounded(until: deadline) { await runtimeDone.waitUntilDone(invoke.requestId) }
             if !runtimeFinished {
-                logger.warning("No platform.runtimeDone before the invocation deadline; flushing anyway", metadata: [
-                    "request_id": "\(invoke.requestId)",
-                ])
+                logger.warning(
+                    "No platform.runtimeDone before the invocation deadline; flushing anyway",
+                    metadata: [
+                        "request_id": "\(invoke.requestId)"
+                    ])
             }
         }
         let flushStarted = ContinuousClock.now
         let flushed = await bounded(until: deadline) { await queue.flush() }
-        logger.debug("Invocation flush", metadata: [
-            "strategy": "\(strategy.rawValue)", "flushed": .stringConvertible(flushed),
-            "flush_ms": .stringConvertible((ContinuousClock.now - flushStarted).wholeMilliseconds),
-            "total_ms": .stringConvertible((ContinuousClock.now - started).wholeMilliseconds),
-        ])
-        if !flushed {
-            logger.warning("Flush did not finish before the invocation deadline; the rest goes out after the next thaw", metadata: [
-                "request_id": "\(invoke.requestId)", "queued": .stringConvertible(queue.snapshot.queuedItems),
+        logger.debug(
+            "Invocation flush",
+            metadata: [
+                "strategy": "\(strategy.rawValue)", "flushed": .stringConvertible(flushed),
+                "flush_ms": .stringConvertible((ContinuousClock.now - flushStarted).wholeMilliseconds),
+                "total_ms": .stringConvertible((ContinuousClock.now - started).wholeMilliseconds),
             ])
+        if !flushed {
+            logger.warning(
+                "Flush did not finish before the invocation deadline; the rest goes out after the next thaw",
+                metadata: [
+                    "request_id": "\(invoke.requestId)", "queued": .stringConvertible(queue.snapshot.queuedItems),
+                ])
         }
     }
 
@@ -152,8 +162,7 @@ public struct LambdaLifecycle: Service, CustomStringConvertible {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
-

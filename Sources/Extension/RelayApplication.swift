@@ -32,9 +32,10 @@ public struct RelayApplication: Sendable {
         var forwardLogger = logger
         forwardLogger[metadataKey: "comp"] = "orchestrator"
 
-        let ingress = IngressServer(group: group, addresses: relay.listenAddresses, queue: queue, counters: counters,
-                                    routes: [.healthz, .metrics(counters: counters, queue: queue)],
-                                    maxBodyBytes: relay.maxBodyBytes, isRemoteUsable: relay.remote != nil, logger: ingressLogger)
+        let ingress = IngressServer(
+            group: group, addresses: relay.listenAddresses, queue: queue, counters: counters,
+            routes: [.healthz, .metrics(counters: counters, queue: queue)],
+            maxBodyBytes: relay.maxBodyBytes, isRemoteUsable: relay.remote != nil, logger: ingressLogger)
         var bindError: RelayError?
         do { try await ingress.bind() } catch { bindError = error }
 
@@ -45,9 +46,11 @@ public struct RelayApplication: Sendable {
             let api = HTTPExtensionsAPIClient(runtimeAPI: runtimeAPI, eventLoopGroup: group)
             do {
                 let registration = try await api.register(name: extensionName, events: ["INVOKE", "SHUTDOWN"])
-                logger.info("Registered with the Lambda Extensions API", metadata: [
-                    "function_name": "\(registration.functionName)", "function_version": "\(registration.functionVersion)",
-                ])
+                logger.info(
+                    "Registered with the Lambda Extensions API",
+                    metadata: [
+                        "function_name": "\(registration.functionName)", "function_version": "\(registration.functionVersion)",
+                    ])
             } catch {
                 logger.critical("Cannot register with the Lambda Extensions API: \(error.message)", metadata: ["error_type": "\(error.code)"])
                 await api.shutdown()
@@ -57,7 +60,9 @@ public struct RelayApplication: Sendable {
         } else {
             lambdaAPI = nil
             if !settings.devMode {
-                logger.warning("AWS_LAMBDA_RUNTIME_API is not set, so this is not Lambda: running the relay standalone as in dev mode (set PYROSCOPE_DEV_MODE=true to say so)")
+                logger.warning(
+                    "AWS_LAMBDA_RUNTIME_API is not set, so this is not Lambda: running the relay standalone as in dev mode (set PYROSCOPE_DEV_MODE=true to say so)"
+                )
             }
         }
         if let bindError {
@@ -67,8 +72,9 @@ public struct RelayApplication: Sendable {
             return 1
         }
 
-        let client = HTTPClient(eventLoopGroup: group,
-                                configuration: HTTPClientUploader.clientConfiguration(timeout: relay.upstreamTimeout, workers: relay.workers))
+        let client = HTTPClient(
+            eventLoopGroup: group,
+            configuration: HTTPClientUploader.clientConfiguration(timeout: relay.upstreamTimeout, workers: relay.workers))
         let drainDeadline = DrainDeadline()
         let forwarder = UploadForwarder(
             queue: queue, uploader: HTTPClientUploader(client: client, timeout: relay.upstreamTimeout),
@@ -94,11 +100,14 @@ public struct RelayApplication: Sendable {
                     strategy = .invoke
                 }
             }
-            let lifecycle = LambdaLifecycle(client: lambdaAPI, strategy: strategy, queue: queue, runtimeDone: runtimeDone,
-                                            drainDeadline: drainDeadline, invocation: invocation, logger: lambdaLogger)
+            let lifecycle = LambdaLifecycle(
+                client: lambdaAPI, strategy: strategy, queue: queue, runtimeDone: runtimeDone,
+                drainDeadline: drainDeadline, invocation: invocation, logger: lambdaLogger)
             // SHUTDOWN ends the lifecycle; the rest of the group then drains until the deadline.
-            services.append(.init(service: lifecycle, successTerminationBehavior: .gracefullyShutdownGroup,
-                                  failureTerminationBehavior: .gracefullyShutdownGroup))
+            services.append(
+                .init(
+                    service: lifecycle, successTerminationBehavior: .gracefullyShutdownGroup,
+                    failureTerminationBehavior: .gracefullyShutdownGroup))
             logger.info("Lambda lifecycle", metadata: ["flush_strategy": "\(strategy.rawValue)"])
         }
 
@@ -107,10 +116,11 @@ public struct RelayApplication: Sendable {
         }
         // Shutdown runs in reverse order: ingress stops accepting first, then the
         // forwarder drains what was accepted.
-        let serviceGroup = ServiceGroup(configuration: .init(
-            services: services,
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger))
+        let serviceGroup = ServiceGroup(
+            configuration: .init(
+                services: services,
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
         var exitCode: Int32 = 0
         do {
             try await serviceGroup.run()
@@ -123,7 +133,8 @@ public struct RelayApplication: Sendable {
         let stats = counters.snapshot
         var metadata: Logger.Metadata = [
             "received": .stringConvertible(stats.received), "accepted": .stringConvertible(stats.accepted), "delivered": .stringConvertible(stats.delivered),
-            "too_large": .stringConvertible(stats.tooLarge), "malformed": .stringConvertible(stats.malformed), "dropped": .stringConvertible(stats.droppedTotal),
+            "too_large": .stringConvertible(stats.tooLarge), "malformed": .stringConvertible(stats.malformed),
+            "dropped": .stringConvertible(stats.droppedTotal),
         ]
         for (reason, count) in stats.dropped { metadata["dropped_\(reason.rawValue)"] = .stringConvertible(count) }
         logger.info("Relay stopped", metadata: metadata)

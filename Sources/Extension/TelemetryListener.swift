@@ -10,7 +10,7 @@ import Synchronization
 /// Telemetry API events; the `end` flush strategy waits on it.
 public final class RuntimeDoneTracker: Sendable {
     private struct State {
-        var done: [String] = [] // most recent last, bounded
+        var done: [String] = []  // most recent last, bounded
         var waiters: [(id: UInt64, requestID: String, continuation: CheckedContinuation<Void, Never>)] = []
         var nextID: UInt64 = 0
     }

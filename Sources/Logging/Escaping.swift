@@ -1,9 +1,9 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 private let lowerHex: StaticString = "0123456789abcdef"
@@ -34,8 +34,10 @@ func decodeGoRune(_ s: UnsafeBufferPointer<UInt8>, at i: Int) -> (rune: UInt32, 
         let lo: UInt8 = b0 == 0xF0 ? 0x90 : 0x80
         let hi: UInt8 = b0 == 0xF4 ? 0x8F : 0xBF
         guard cont(1, lo, hi), cont(2), cont(3) else { return nil }
-        return (UInt32(b0 & 0x07) << 18 | UInt32(s[i + 1] & 0x3F) << 12 | UInt32(s[i + 2] & 0x3F) << 6
-            | UInt32(s[i + 3] & 0x3F), 4)
+        return (
+            UInt32(b0 & 0x07) << 18 | UInt32(s[i + 1] & 0x3F) << 12 | UInt32(s[i + 2] & 0x3F) << 6
+                | UInt32(s[i + 3] & 0x3F), 4
+        )
     default:
         return nil
     }

@@ -53,13 +53,11 @@ public struct GoTimeLayout: Sendable {
             switch l[i] {
             case UInt8(ascii: "J"):
                 if has(i, "Jan") {
-                    if has(i, "January") { token = .longMonth; width = 7 }
-                    else if !lowerAt(i + 3) { token = .month; width = 3 }
+                    if has(i, "January") { token = .longMonth; width = 7 } else if !lowerAt(i + 3) { token = .month; width = 3 }
                 }
             case UInt8(ascii: "M"):
                 if has(i, "Mon") {
-                    if has(i, "Monday") { token = .longWeekDay; width = 6 }
-                    else if !lowerAt(i + 3) { token = .weekDay; width = 3 }
+                    if has(i, "Monday") { token = .longWeekDay; width = 6 } else if !lowerAt(i + 3) { token = .weekDay; width = 3 }
                 }
                 if token == nil && has(i, "MST") { token = .tz; width = 3 }
             case UInt8(ascii: "0"):
@@ -96,11 +94,17 @@ public struct GoTimeLayout: Sendable {
                 if has(i, "pm") { token = .pmLower; width = 2 }
             case UInt8(ascii: "-"), UInt8(ascii: "Z"):
                 let iso = l[i] == UInt8(ascii: "Z")
-                if has(i + 1, "070000") { token = .offset(iso: iso, colon: false, minutes: true, seconds: true); width = 7 }
-                else if has(i + 1, "07:00:00") { token = .offset(iso: iso, colon: true, minutes: true, seconds: true); width = 9 }
-                else if has(i + 1, "0700") { token = .offset(iso: iso, colon: false, minutes: true, seconds: false); width = 5 }
-                else if has(i + 1, "07:00") { token = .offset(iso: iso, colon: true, minutes: true, seconds: false); width = 6 }
-                else if has(i + 1, "07") { token = .offset(iso: iso, colon: false, minutes: false, seconds: false); width = 3 }
+                if has(i + 1, "070000") {
+                    token = .offset(iso: iso, colon: false, minutes: true, seconds: true); width = 7
+                } else if has(i + 1, "07:00:00") {
+                    token = .offset(iso: iso, colon: true, minutes: true, seconds: true); width = 9
+                } else if has(i + 1, "0700") {
+                    token = .offset(iso: iso, colon: false, minutes: true, seconds: false); width = 5
+                } else if has(i + 1, "07:00") {
+                    token = .offset(iso: iso, colon: true, minutes: true, seconds: false); width = 6
+                } else if has(i + 1, "07") {
+                    token = .offset(iso: iso, colon: false, minutes: false, seconds: false); width = 3
+                }
             case UInt8(ascii: "."), UInt8(ascii: ","):
                 if i + 1 < l.count && (l[i + 1] == UInt8(ascii: "0") || l[i + 1] == UInt8(ascii: "9")) {
                     let ch = l[i + 1]

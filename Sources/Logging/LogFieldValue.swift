@@ -40,9 +40,13 @@ public enum LogFieldValue: Sendable {
         if let v = c as? Double { self = .double(v); return }
         if let v = c as? Float { self = .float(v); return }
         if let v = c as? any BinaryInteger {
-            if let i = Int64(exactly: v) { self = .int(i) }
-            else if let u = UInt64(exactly: v) { self = .uint(u) }
-            else { self = .integerLiteral(v.description) }
+            if let i = Int64(exactly: v) {
+                self = .int(i)
+            } else if let u = UInt64(exactly: v) {
+                self = .uint(u)
+            } else {
+                self = .integerLiteral(v.description)
+            }
             return
         }
         if let v = c as? any BinaryFloatingPoint {

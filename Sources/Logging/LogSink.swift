@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// The shared destination of formatted lines. Handlers are value types copied into
 /// every `Logger`; the sink is the one reference they share, so the lock lives here
@@ -79,9 +80,9 @@ public final class LogSink: Sendable {
         var remaining = raw.count
         while remaining > 0 {
             #if canImport(Glibc) || canImport(Musl)
-            let n = Glibc.write(fd, p, remaining)
+                let n = Glibc.write(fd, p, remaining)
             #else
-            let n = Darwin.write(fd, p, remaining)
+                let n = Darwin.write(fd, p, remaining)
             #endif
             if n > 0 {
                 p += n

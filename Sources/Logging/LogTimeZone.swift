@@ -1,9 +1,9 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A time zone as Go's `time.Location` sees it: an offset and the tzdata
@@ -104,7 +104,8 @@ struct TZRules: Sendable {
         if header.version >= 2 {
             // Skip the v1 block; the 64-bit block after the second header is exact
             // beyond 2038 and before 1901.
-            let v1Length = counts.timecnt * 4 + counts.timecnt + counts.typecnt * 6 + counts.charcnt
+            let v1Length =
+                counts.timecnt * 4 + counts.timecnt + counts.typecnt * 6 + counts.charcnt
                 + counts.leapcnt * 8 + counts.isstdcnt + counts.isutcnt
             guard reader.skip(v1Length), let second = reader.readHeader() else { return nil }
             counts = second.counts

@@ -1,9 +1,9 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Where a log call came from, as logrus' `entry.Caller` (only used with
@@ -195,14 +195,15 @@ public struct LogrusFormatter: Sendable {
                     u += 1
                 }
                 if u < data.count && keyEqual(data[u].key, reserved.name) { u += 1 }
-                let slot: Slot = switch kind {
-                case .error: .error
-                case .time: .time
-                case .message: .message
-                case .level: .level
-                case .function: .function
-                case .file: .file
-                }
+                let slot: Slot =
+                    switch kind {
+                    case .error: .error
+                    case .time: .time
+                    case .message: .message
+                    case .level: .level
+                    case .function: .function
+                    case .file: .file
+                    }
                 appendJSONPair(reserved.name, slot, entry, message, errorText, &first, to: &b)
             }
             while u < data.count {
@@ -431,13 +432,21 @@ func appendGoV(_ v: LogFieldValue, to b: inout [UInt8]) {
     case .uint(let u): b.append(contentsOf: u.description.utf8)
     case .integerLiteral(let s): b.append(contentsOf: s.utf8)
     case .double(let d):
-        if d.isNaN { b.append(contentsOf: "NaN".utf8) }
-        else if d.isInfinite { b.append(contentsOf: (d < 0 ? "-Inf" : "+Inf").utf8) }
-        else { appendGoV(double: d, to: &b) }
+        if d.isNaN {
+            b.append(contentsOf: "NaN".utf8)
+        } else if d.isInfinite {
+            b.append(contentsOf: (d < 0 ? "-Inf" : "+Inf").utf8)
+        } else {
+            appendGoV(double: d, to: &b)
+        }
     case .float(let f):
-        if f.isNaN { b.append(contentsOf: "NaN".utf8) }
-        else if f.isInfinite { b.append(contentsOf: (f < 0 ? "-Inf" : "+Inf").utf8) }
-        else { appendGoV(float: f, to: &b) }
+        if f.isNaN {
+            b.append(contentsOf: "NaN".utf8)
+        } else if f.isInfinite {
+            b.append(contentsOf: (f < 0 ? "-Inf" : "+Inf").utf8)
+        } else {
+            appendGoV(float: f, to: &b)
+        }
     case .bool(let x): b.append(contentsOf: (x ? "true" : "false").utf8)
     case .null: b.append(contentsOf: "<nil>".utf8)
     case .array(let a):

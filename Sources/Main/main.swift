@@ -1,13 +1,14 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import LambdaExtension
 import Logging
 import RelayLogging
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// The only place the process environment is read.
 func processEnvironment() -> [String: String] {
@@ -26,9 +27,10 @@ func processEnvironment() -> [String: String] {
 let settings = ExtensionSettings(environment: processEnvironment())
 let logConfiguration = settings.log
 let invocation = InvocationContext()
-LoggingSystem.bootstrap({ label, provider in
-    LogrusLogHandler(label: label, configuration: logConfiguration, metadataProvider: provider)
-}, metadataProvider: invocation.metadataProvider)
+LoggingSystem.bootstrap(
+    { label, provider in
+        LogrusLogHandler(label: label, configuration: logConfiguration, metadataProvider: provider)
+    }, metadataProvider: invocation.metadataProvider)
 var logger = Logger(label: "pyroscope-lambda-extension")
 logger[metadataKey: "svc"] = "pyroscope-lambda-ext-main"
 

@@ -26,18 +26,30 @@ public final class RelayMetrics: Sendable {
     ///   series at zero from the start, so rates work before the first drop.
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), dropReasons: [String]) {
         self.registry = registry
-        uploadsReceived = registry.makeCounter(descriptor: Self.name("uploads_received", "total",
-            "Uploads whose whole body the relay read from a profiler."))
-        uploadsAccepted = registry.makeCounter(descriptor: Self.name("uploads_accepted", "total",
-            "Uploads queued for relaying and acknowledged with 200."))
-        uploadsTooLarge = registry.makeCounter(descriptor: Self.name("uploads_too_large", "total",
-            "Uploads refused with 413 because the body exceeded PYROSCOPE_MAX_BODY_BYTES."))
-        malformedRequests = registry.makeCounter(descriptor: Self.name("malformed_requests", "total",
-            "Requests that were not valid HTTP/1.1, answered with 400."))
-        uploadsDelivered = registry.makeCounter(descriptor: Self.name("uploads_delivered", "total",
-            "Uploads the remote Pyroscope server accepted with a 2xx answer."))
-        upstreamSentBytes = registry.makeCounter(descriptor: Self.name("upstream_sent_bytes", "total",
-            "Body bytes of uploads delivered to the remote."))
+        uploadsReceived = registry.makeCounter(
+            descriptor: Self.name(
+                "uploads_received", "total",
+                "Uploads whose whole body the relay read from a profiler."))
+        uploadsAccepted = registry.makeCounter(
+            descriptor: Self.name(
+                "uploads_accepted", "total",
+                "Uploads queued for relaying and acknowledged with 200."))
+        uploadsTooLarge = registry.makeCounter(
+            descriptor: Self.name(
+                "uploads_too_large", "total",
+                "Uploads refused with 413 because the body exceeded PYROSCOPE_MAX_BODY_BYTES."))
+        malformedRequests = registry.makeCounter(
+            descriptor: Self.name(
+                "malformed_requests", "total",
+                "Requests that were not valid HTTP/1.1, answered with 400."))
+        uploadsDelivered = registry.makeCounter(
+            descriptor: Self.name(
+                "uploads_delivered", "total",
+                "Uploads the remote Pyroscope server accepted with a 2xx answer."))
+        upstreamSentBytes = registry.makeCounter(
+            descriptor: Self.name(
+                "upstream_sent_bytes", "total",
+                "Body bytes of uploads delivered to the remote."))
         queueItems = registry.makeGauge(descriptor: Self.name("queue_items", "", "Uploads waiting in the queue."))
         queueBytes = registry.makeGauge(descriptor: Self.name("queue", "bytes", "Bytes of the uploads waiting in the queue."))
         uploadsInFlight = registry.makeGauge(descriptor: Self.name("uploads_in_flight", "", "Uploads being sent to the remote now."))

@@ -70,7 +70,7 @@ final class IngressHandler: ChannelInboundHandler {
             receiveHead(head, channelContext: channelContext)
         case .body(var part):
             guard case .receiving(let head, var body) = state else { return }
-            state = .idle // drop the reference so appending does not copy the buffer
+            state = .idle  // drop the reference so appending does not copy the buffer
             if body.readableBytes + part.readableBytes > context.maxBodyBytes {
                 rejectTooLarge(head, channelContext: channelContext)
                 return
@@ -122,11 +122,14 @@ final class IngressHandler: ChannelInboundHandler {
         counters.recordReceived()
         guard context.isRemoteUsable else {
             counters.recordDropped(.misconfigured)
-            logger.error("Refused upload: the remote address is unusable, see the error logged at start", metadata: [
-                "path": "\(head.uri[..<(head.uri.firstIndex(of: "?") ?? head.uri.endIndex)])",
-                "reason": "\(DropReason.misconfigured.rawValue)", "status": .stringConvertible(503),
-            ])
-            respond(head, status: .serviceUnavailable, body: ByteBuffer(string: "relay misconfigured: remote address unusable\n"), channelContext: channelContext)
+            logger.error(
+                "Refused upload: the remote address is unusable, see the error logged at start",
+                metadata: [
+                    "path": "\(head.uri[..<(head.uri.firstIndex(of: "?") ?? head.uri.endIndex)])",
+                    "reason": "\(DropReason.misconfigured.rawValue)", "status": .stringConvertible(503),
+                ])
+            respond(
+                head, status: .serviceUnavailable, body: ByteBuffer(string: "relay misconfigured: remote address unusable\n"), channelContext: channelContext)
             return
         }
         let upload = Upload(method: head.method, target: head.uri, headers: head.headers, body: body)
@@ -138,28 +141,36 @@ final class IngressHandler: ChannelInboundHandler {
             // Honest backpressure: the client keeps its data rather than being told 200
             // for an upload that would be dropped.
             counters.recordDropped(.queueFull)
-            logger.warning("Refused upload: queue full", metadata: [
-                "path": "\(upload.path)", "reason": "\(DropReason.queueFull.rawValue)", "status": .stringConvertible(503),
-            ])
-            respond(head, status: .serviceUnavailable, body: ByteBuffer(string: "relay queue full, retry later\n"),
-                    extraHeaders: [("Retry-After", "1")], channelContext: channelContext)
+            logger.warning(
+                "Refused upload: queue full",
+                metadata: [
+                    "path": "\(upload.path)", "reason": "\(DropReason.queueFull.rawValue)", "status": .stringConvertible(503),
+                ])
+            respond(
+                head, status: .serviceUnavailable, body: ByteBuffer(string: "relay queue full, retry later\n"),
+                extraHeaders: [("Retry-After", "1")], channelContext: channelContext)
         }
     }
 
     private func rejectTooLarge(_ head: HTTPRequestHead, channelContext: ChannelHandlerContext) {
         state = .rejected
         context.counters.recordTooLarge()
-        logger.warning("Refused upload: body larger than PYROSCOPE_MAX_BODY_BYTES", metadata: [
-            "path": "\(head.uri[..<(head.uri.firstIndex(of: "?") ?? head.uri.endIndex)])",
-            "limit_bytes": .stringConvertible(context.maxBodyBytes), "status": .stringConvertible(413),
-        ])
+        logger.warning(
+            "Refused upload: body larger than PYROSCOPE_MAX_BODY_BYTES",
+            metadata: [
+                "path": "\(head.uri[..<(head.uri.firstIndex(of: "?") ?? head.uri.endIndex)])",
+                "limit_bytes": .stringConvertible(context.maxBodyBytes), "status": .stringConvertible(413),
+            ])
         // The unread rest of the body makes the connection unusable: answer and close.
-        respond(head, status: .payloadTooLarge, body: ByteBuffer(string: "upload larger than \(context.maxBodyBytes) bytes\n"),
-                forceClose: true, channelContext: channelContext)
+        respond(
+            head, status: .payloadTooLarge, body: ByteBuffer(string: "upload larger than \(context.maxBodyBytes) bytes\n"),
+            forceClose: true, channelContext: channelContext)
     }
 
-    private func respond(_ request: HTTPRequestHead, status: HTTPResponseStatus, body: ByteBuffer?, contentType: String = "text/plain; charset=utf-8",
-                         extraHeaders: [(String, String)] = [], forceClose: Bool = false, channelContext: ChannelHandlerContext) {
+    private func respond(
+        _ request: HTTPRequestHead, status: HTTPResponseStatus, body: ByteBuffer?, contentType: String = "text/plain; charset=utf-8",
+        extraHeaders: [(String, String)] = [], forceClose: Bool = false, channelContext: ChannelHandlerContext
+    ) {
         let keepAlive = request.isKeepAlive && !forceClose
         var headers = HTTPHeaders()
         headers.reserveCapacity(4)

@@ -24,12 +24,15 @@ public final class IngressServer: Service, Sendable, CustomStringConvertible {
     private let context: Context
     private let channels = Mutex<[any Channel]>([])
 
-    public init(group: any EventLoopGroup, addresses: [ListenAddress], queue: UploadQueue, counters: RelayCounters,
-                routes: [LocalRoute] = [.healthz], maxBodyBytes: Int, isRemoteUsable: Bool, logger: Logger) {
+    public init(
+        group: any EventLoopGroup, addresses: [ListenAddress], queue: UploadQueue, counters: RelayCounters,
+        routes: [LocalRoute] = [.healthz], maxBodyBytes: Int, isRemoteUsable: Bool, logger: Logger
+    ) {
         self.group = group
         self.addresses = addresses
-        self.context = Context(queue: queue, counters: counters, routes: routes, maxBodyBytes: maxBodyBytes,
-                               isRemoteUsable: isRemoteUsable, logger: logger)
+        self.context = Context(
+            queue: queue, counters: counters, routes: routes, maxBodyBytes: maxBodyBytes,
+            isRemoteUsable: isRemoteUsable, logger: logger)
     }
 
     public var description: String { "IngressServer(\(addresses.map(\.description).joined(separator: ",")))" }
@@ -65,7 +68,10 @@ public final class IngressServer: Service, Sendable, CustomStringConvertible {
                     continue
                 }
                 for channel in bound { try? await channel.close() }
-                throw RelayError(.bindFailed, "cannot listen on \(ListenAddress(host: address.host, port: port)): is another process using the port? Set PYROSCOPE_LISTEN_ADDRESS to a free one", underlying: error)
+                throw RelayError(
+                    .bindFailed,
+                    "cannot listen on \(ListenAddress(host: address.host, port: port)): is another process using the port? Set PYROSCOPE_LISTEN_ADDRESS to a free one",
+                    underlying: error)
             }
         }
         channels.withLock { $0 = bound }

@@ -80,7 +80,7 @@ func percentDecode(_ text: some StringProtocol, plusIsSpace: Bool = false) -> St
         let byte = bytes[index]
         if byte == UInt8(ascii: "%") {
             guard index + 2 < bytes.count,
-                  let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2])
+                let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2])
             else { return nil }
             out.append(high << 4 | low)
             index += 3
@@ -105,7 +105,8 @@ func sanitizeURLComponent(_ text: some StringProtocol, allowed: AllowedBytes) ->
     while index < bytes.count {
         let byte = bytes[index]
         if byte == UInt8(ascii: "%"), index + 2 < bytes.count,
-           hexValue(bytes[index + 1]) != nil, hexValue(bytes[index + 2]) != nil {
+            hexValue(bytes[index + 1]) != nil, hexValue(bytes[index + 2]) != nil
+        {
             out.append(contentsOf: bytes[index...index + 2])
             index += 3
             continue

@@ -74,7 +74,7 @@ public struct RemoteEndpoint: Sendable, Equatable, CustomStringConvertible {
             authority = authority[authority.index(after: at)...]
             let parts = info.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
             guard let user = percentDecode(String(parts[0])),
-                  let password = percentDecode(parts.count > 1 ? String(parts[1]) : "")
+                let password = percentDecode(parts.count > 1 ? String(parts[1]) : "")
             else { throw invalid("its credentials are not valid percent-encoding") }
             userInfo = (user, password)
         }

@@ -123,7 +123,7 @@ func injectSessionID(_ sessionID: SessionID, intoQuery query: Substring) -> Stri
     for (index, pair) in pairs.enumerated() where !pair.isEmpty && !pair.contains(";") {
         let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
         guard let key = percentDecode(parts[0], plusIsSpace: true), key == "name",
-              let value = percentDecode(parts.count > 1 ? parts[1] : "", plusIsSpace: true)
+            let value = percentDecode(parts.count > 1 ? parts[1] : "", plusIsSpace: true)
         else { continue }
         nameIndex = index
         nameValue = value
@@ -136,7 +136,9 @@ func injectSessionID(_ sessionID: SessionID, intoQuery query: Substring) -> Stri
     // Go's Values.Set replaces every value of the key: later `name` pairs go.
     var kept: [Substring] = []
     for (index, pair) in pairs.enumerated() {
-        if index > nameIndex, let key = percentDecode(pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)[0], plusIsSpace: true), key == "name" {
+        if index > nameIndex, let key = percentDecode(pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)[0], plusIsSpace: true),
+            key == "name"
+        {
             continue
         }
         kept.append(pair)

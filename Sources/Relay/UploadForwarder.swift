@@ -17,8 +17,10 @@ public struct UploadForwarder: Service, CustomStringConvertible {
     let drainDeadline: DrainDeadline
     let logger: Logger
 
-    public init(queue: UploadQueue, uploader: any Uploader, builder: UpstreamRequestBuilder?, counters: RelayCounters,
-                workers: Int, drainTimeout: Duration, drainDeadline: DrainDeadline = DrainDeadline(), logger: Logger) {
+    public init(
+        queue: UploadQueue, uploader: any Uploader, builder: UpstreamRequestBuilder?, counters: RelayCounters,
+        workers: Int, drainTimeout: Duration, drainDeadline: DrainDeadline = DrainDeadline(), logger: Logger
+    ) {
         self.queue = queue
         self.uploader = uploader
         self.builder = builder
@@ -52,10 +54,12 @@ public struct UploadForwarder: Service, CustomStringConvertible {
                 guard (try? await gracefulShutdown()) != nil else { return }
                 let deadline = drainDeadline.value ?? .now + drainTimeout
                 let pending = queue.snapshot
-                logger.debug("Draining upload queue", metadata: [
-                    "queued": .stringConvertible(pending.queuedItems), "in_flight": .stringConvertible(pending.inFlight),
-                    "deadline_ms": .stringConvertible((deadline - .now).wholeMilliseconds),
-                ])
+                logger.debug(
+                    "Draining upload queue",
+                    metadata: [
+                        "queued": .stringConvertible(pending.queuedItems), "in_flight": .stringConvertible(pending.inFlight),
+                        "deadline_ms": .stringConvertible((deadline - .now).wholeMilliseconds),
+                    ])
                 queue.close()
                 try? await Task.sleep(until: deadline)
             }
@@ -66,9 +70,11 @@ public struct UploadForwarder: Service, CustomStringConvertible {
         let abandoned = queue.removeAll()
         if !abandoned.isEmpty {
             counters.recordDropped(.shutdownDeadline, count: abandoned.count)
-            logger.error("Dropped queued uploads at shutdown: drain deadline passed", metadata: [
-                "reason": "\(DropReason.shutdownDeadline.rawValue)", "count": .stringConvertible(abandoned.count),
-            ])
+            logger.error(
+                "Dropped queued uploads at shutdown: drain deadline passed",
+                metadata: [
+                    "reason": "\(DropReason.shutdownDeadline.rawValue)", "count": .stringConvertible(abandoned.count),
+                ])
         }
     }
 
@@ -88,17 +94,24 @@ public struct UploadForwarder: Service, CustomStringConvertible {
             let code = response.status.code
             if (200..<300).contains(code) {
                 counters.recordDelivered(bytes: upload.body.readableBytes)
-                logger.trace("Relayed upload", metadata: [
-                    "status": .stringConvertible(code), "bytes": .stringConvertible(upload.body.readableBytes), "duration_ms": .stringConvertible(elapsed.wholeMilliseconds),
-                ])
+                logger.trace(
+                    "Relayed upload",
+                    metadata: [
+                        "status": .stringConvertible(code), "bytes": .stringConvertible(upload.body.readableBytes),
+                        "duration_ms": .stringConvertible(elapsed.wholeMilliseconds),
+                    ])
             } else if (400..<500).contains(code), code != 408, code != 429 {
-                drop(.rejected4xx, logger: logger, "Failed to relay request: remote rejected the upload", metadata: [
-                    "status": .stringConvertible(code), "body": "\(response.bodyExcerpt)",
-                ])
+                drop(
+                    .rejected4xx, logger: logger, "Failed to relay request: remote rejected the upload",
+                    metadata: [
+                        "status": .stringConvertible(code), "body": "\(response.bodyExcerpt)",
+                    ])
             } else {
-                drop(.upstreamError, logger: logger, "Failed to relay request: remote answered an error", metadata: [
-                    "status": .stringConvertible(code), "body": "\(response.bodyExcerpt)",
-                ])
+                drop(
+                    .upstreamError, logger: logger, "Failed to relay request: remote answered an error",
+                    metadata: [
+                        "status": .stringConvertible(code), "body": "\(response.bodyExcerpt)",
+                    ])
             }
         } catch {
             if Task.isCancelled {

@@ -20,7 +20,8 @@ public struct UpstreamRequestBuilder: Sendable {
     public var extraHeaders: [(name: String, value: String)]
     public var sessionID: SessionID
 
-    public init(remote: RemoteEndpoint, credentials: UpstreamCredentials, tenantID: String, extraHeaders: [(name: String, value: String)], sessionID: SessionID) {
+    public init(remote: RemoteEndpoint, credentials: UpstreamCredentials, tenantID: String, extraHeaders: [(name: String, value: String)], sessionID: SessionID)
+    {
         self.remote = remote
         self.credentials = credentials
         self.tenantID = tenantID
@@ -29,8 +30,9 @@ public struct UpstreamRequestBuilder: Sendable {
     }
 
     public init(configuration: RelayConfiguration, remote: RemoteEndpoint) {
-        self.init(remote: remote, credentials: configuration.credentials, tenantID: configuration.tenantID,
-                  extraHeaders: configuration.extraHeaders, sessionID: configuration.sessionID)
+        self.init(
+            remote: remote, credentials: configuration.credentials, tenantID: configuration.tenantID,
+            extraHeaders: configuration.extraHeaders, sessionID: configuration.sessionID)
     }
 
     /// Hop-by-hop headers (RFC 9110 §7.6.1, as Go's reverse proxy lists them) belong to
@@ -98,7 +100,7 @@ public struct UpstreamRequestBuilder: Sendable {
             headers.replaceOrAdd(name: "X-Scope-OrgID", value: tenantID)
         }
         for (name, value) in extraHeaders {
-            if name.lowercased() == "host" { continue } // the connection decides Host
+            if name.lowercased() == "host" { continue }  // the connection decides Host
             headers.replaceOrAdd(name: name, value: value)
         }
         return headers

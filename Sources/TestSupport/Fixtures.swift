@@ -31,8 +31,9 @@ public struct ClientFixture: Sendable {
         let sidecar = try JSONDecoder().decode(Sidecar.self, from: Data(try readFile(directory + "/" + name + ".json")))
         let body = try readFile(directory + "/" + name + ".bin")
         precondition(body.count == sidecar.body_len, "fixture \(name) body length mismatch")
-        return ClientFixture(name: name, method: sidecar.method, path: sidecar.path, rawPath: sidecar.raw_path,
-                             headers: sidecar.headers.map { ($0[0], $0[1]) }, body: body)
+        return ClientFixture(
+            name: name, method: sidecar.method, path: sidecar.path, rawPath: sidecar.raw_path,
+            headers: sidecar.headers.map { ($0[0], $0[1]) }, body: body)
     }
 
     public static let all = [
@@ -61,6 +62,8 @@ public func readFile(_ path: String) throws -> [UInt8] {
 public enum FixtureError: Error, CustomStringConvertible {
     case unreadable(String)
     public var description: String {
-        switch self { case .unreadable(let path): "cannot read \(path)" }
+        switch self {
+        case .unreadable(let path): "cannot read \(path)"
+        }
     }
 }

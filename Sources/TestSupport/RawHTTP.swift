@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A blocking TCP client for sending exact bytes (repeated headers, malformed requests,
@@ -60,7 +60,7 @@ public final class RawConnection {
                     guard let colon = line.firstIndex(of: ":") else { return nil }
                     return (String(line[..<colon]).lowercased(), String(line[line.index(after: colon)...]).trimmingCharacters(in: " "))
                 }
-                if status == 100 { // interim: drop it and read the final answer
+                if status == 100 {  // interim: drop it and read the final answer
                     data.removeFirst(end + 4)
                     continue
                 }

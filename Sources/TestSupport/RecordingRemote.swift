@@ -44,9 +44,10 @@ public final class RecordingRemote: Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(RecordingHandler(respond: respond) { request in
-                        box.withLockedValue { $0 }?.record(request)
-                    })
+                    try channel.pipeline.syncOperations.addHandler(
+                        RecordingHandler(respond: respond) { request in
+                            box.withLockedValue { $0 }?.record(request)
+                        })
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
@@ -56,8 +57,10 @@ public final class RecordingRemote: Sendable {
     }
 
     /// Runs `body` with a started remote and always stops it.
-    public static func with<T>(respond: @escaping @Sendable (Request) -> Reply = { _ in .status(.ok) },
-                               _ body: (RecordingRemote) async throws -> T) async throws -> T {
+    public static func with<T>(
+        respond: @escaping @Sendable (Request) -> Reply = { _ in .status(.ok) },
+        _ body: (RecordingRemote) async throws -> T
+    ) async throws -> T {
         let remote = try await start(respond: respond)
         do {
             let result = try await body(remote)
@@ -79,7 +82,9 @@ public final class RecordingRemote: Sendable {
             let count = requests.count
             return waiters.withLockedValue { waiters in
                 var ready: [CheckedContinuation<Void, Never>] = []
-                waiters.removeAll { if $0.count <= count { ready.append($0.continuation); return true }; return false }
+                waiters.removeAll {
+                    if $0.count <= count { ready.append($0.continuation); return true }; return false
+                }
                 return ready
             }
         }
@@ -138,14 +143,16 @@ private final class RecordingHandler: ChannelInboundHandler {
             body.append(contentsOf: buffer.readableBytesView)
         case .end:
             guard let head else { return }
-            let request = RecordingRemote.Request(method: head.method.rawValue, uri: head.uri,
-                                                  headers: head.headers.map { ($0.name, $0.value) }, body: body)
+            let request = RecordingRemote.Request(
+                method: head.method.rawValue, uri: head.uri,
+                headers: head.headers.map { ($0.name, $0.value) }, body: body)
             record(request)
             let reply = respond(request)
-            let (delay, status, text): (Duration?, HTTPResponseStatus, String) = switch reply {
-            case .status(let status, let text): (nil, status, text)
-            case .delayed(let delay, let status): (delay, status, "")
-            }
+            let (delay, status, text): (Duration?, HTTPResponseStatus, String) =
+                switch reply {
+                case .status(let status, let text): (nil, status, text)
+                case .delayed(let delay, let status): (delay, status, "")
+                }
             let keepAlive = head.isKeepAlive
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             let write = {

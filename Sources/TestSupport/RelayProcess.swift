@@ -56,7 +56,8 @@ public final class RelayProcess: Sendable {
     /// The first port in the "Relay listening" line.
     public func listeningPort() async -> Int? {
         guard let line = await waitForLine({ $0.contains("Relay listening") }),
-              let range = line.firstRange(of: "127.0.0.1:") else { return nil }
+            let range = line.firstRange(of: "127.0.0.1:")
+        else { return nil }
         return Int(line[range.upperBound...].prefix { $0.isNumber })
     }
 

@@ -13,7 +13,9 @@ public struct TestRelay: Sendable {
     public let counters: RelayCounters
     public let serviceGroup: ServiceGroup
 
-    public static func configuration(remote: RecordingRemote, basePath: String = "", _ change: (inout RelayConfiguration) -> Void = { _ in }) -> RelayConfiguration {
+    public static func configuration(remote: RecordingRemote, basePath: String = "", _ change: (inout RelayConfiguration) -> Void = { _ in })
+        -> RelayConfiguration
+    {
         var configuration = RelayConfiguration(
             remote: RemoteEndpoint(scheme: .http, host: "127.0.0.1", port: remote.port, basePath: basePath),
             upstreamTimeout: .seconds(10),
@@ -32,18 +34,22 @@ public struct TestRelay: Sendable {
         let group = MultiThreadedEventLoopGroup.singleton
         let counters = RelayCounters()
         let queue = UploadQueue(maxItems: configuration.queueMaxItems, maxBytes: configuration.queueMaxBytes)
-        let ingress = IngressServer(group: group, addresses: configuration.listenAddresses, queue: queue, counters: counters,
-                                    routes: [.healthz, .metrics(counters: counters, queue: queue)],
-                                    maxBodyBytes: configuration.maxBodyBytes, isRemoteUsable: configuration.remote != nil, logger: logger)
+        let ingress = IngressServer(
+            group: group, addresses: configuration.listenAddresses, queue: queue, counters: counters,
+            routes: [.healthz, .metrics(counters: counters, queue: queue)],
+            maxBodyBytes: configuration.maxBodyBytes, isRemoteUsable: configuration.remote != nil, logger: logger)
         let addresses = try await ingress.bind()
-        let client = HTTPClient(eventLoopGroup: group, configuration: HTTPClientUploader.clientConfiguration(
-            timeout: configuration.upstreamTimeout, workers: configuration.workers))
+        let client = HTTPClient(
+            eventLoopGroup: group,
+            configuration: HTTPClientUploader.clientConfiguration(
+                timeout: configuration.upstreamTimeout, workers: configuration.workers))
         let forwarder = UploadForwarder(
             queue: queue, uploader: uploader ?? HTTPClientUploader(client: client, timeout: configuration.upstreamTimeout),
             builder: configuration.remote.map { UpstreamRequestBuilder(configuration: configuration, remote: $0) },
             counters: counters, workers: configuration.workers, drainTimeout: configuration.drainTimeout, logger: logger)
-        let serviceGroup = ServiceGroup(configuration: .init(
-            services: [.init(service: forwarder), .init(service: ingress)], logger: logger))
+        let serviceGroup = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: forwarder), .init(service: ingress)], logger: logger))
         let relay = TestRelay(port: addresses[0].port!, queue: queue, counters: counters, serviceGroup: serviceGroup)
         return try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await serviceGroup.run() }

@@ -1,19 +1,21 @@
-@testable import LambdaExtension
 import RelayCore
 import RelayLogging
 import Testing
 
+@testable import LambdaExtension
+
 /// Vectors from shared/reference/log-and-config-formats.md §1, §6, §7.
 @Suite struct GoParsingTests {
-    @Test(arguments: [
-        ("10s", 10_000_000_000), ("0", 0), ("+0", 0), ("-0", 0), ("0s", 0), ("0.0s", 0),
-        ("1.5h", 5_400_000_000_000), ("-1.5h", -5_400_000_000_000), ("2h45m", 9_900_000_000_000), ("300ms", 300_000_000),
-        ("1h2m3s4ms5us6ns", 3_723_004_005_006), ("1us", 1000), ("1\u{00B5}s", 1000), ("1\u{03BC}s", 1000),
-        (".5s", 500_000_000), ("1.s", 1_000_000_000), ("00010s", 10_000_000_000), ("3m0.5s", 180_500_000_000),
-        ("1.123456789123s", 1_123_456_789), ("0.0000000001s", 0), ("1.0000000005s", 1_000_000_000),
-        ("9223372036854775807ns", Int64.max), ("2562047h47m16.854775807s", Int64.max),
-        ("-9223372036854775808ns", Int64.min), ("2562047h", 9_223_369_200_000_000_000), ("1h1h", 7_200_000_000_000),
-    ] as [(String, Int64)])
+    @Test(
+        arguments: [
+            ("10s", 10_000_000_000), ("0", 0), ("+0", 0), ("-0", 0), ("0s", 0), ("0.0s", 0),
+            ("1.5h", 5_400_000_000_000), ("-1.5h", -5_400_000_000_000), ("2h45m", 9_900_000_000_000), ("300ms", 300_000_000),
+            ("1h2m3s4ms5us6ns", 3_723_004_005_006), ("1us", 1000), ("1\u{00B5}s", 1000), ("1\u{03BC}s", 1000),
+            (".5s", 500_000_000), ("1.s", 1_000_000_000), ("00010s", 10_000_000_000), ("3m0.5s", 180_500_000_000),
+            ("1.123456789123s", 1_123_456_789), ("0.0000000001s", 0), ("1.0000000005s", 1_000_000_000),
+            ("9223372036854775807ns", Int64.max), ("2562047h47m16.854775807s", Int64.max),
+            ("-9223372036854775808ns", Int64.min), ("2562047h", 9_223_369_200_000_000_000), ("1h1h", 7_200_000_000_000),
+        ] as [(String, Int64)])
     func durations(text: String, nanoseconds: Int64) {
         #expect(GoParsing.parseDuration(text) == nanoseconds)
     }
@@ -38,8 +40,10 @@ import Testing
         #expect(GoParsing.parseInt("+5") == 5)
         #expect(GoParsing.parseInt("9223372036854775807") == Int.max)
         #expect(GoParsing.parseInt("-9223372036854775808") == Int.min)
-        for text in [" 5", "5 ", "", "+", "-", "++1", "5_000", "0x10", "1e3", "1.0", "\u{0663}",
-                     "9223372036854775808", "-9223372036854775809"] {
+        for text in [
+            " 5", "5 ", "", "+", "-", "++1", "5_000", "0x10", "1e3", "1.0", "\u{0663}",
+            "9223372036854775808", "-9223372036854775809",
+        ] {
             #expect(GoParsing.parseInt(text) == nil, "\(text)")
         }
     }
@@ -76,10 +80,11 @@ import Testing
 
     @Test func badNumbersWarnWithTheGoWordingInDeclarationOrder() {
         let settings = ExtensionSettings(environment: ["PYROSCOPE_NUM_WORKERS": "five", "PYROSCOPE_TIMEOUT": "abc"])
-        #expect(settings.warnings.map(\.description) == [
-            "invalid value for env var 'PYROSCOPE_TIMEOUT': 'abc' defaulting to '10s'",
-            "invalid value for env var 'PYROSCOPE_NUM_WORKERS': 'five' defaulting to '5'",
-        ])
+        #expect(
+            settings.warnings.map(\.description) == [
+                "invalid value for env var 'PYROSCOPE_TIMEOUT': 'abc' defaulting to '10s'",
+                "invalid value for env var 'PYROSCOPE_NUM_WORKERS': 'five' defaulting to '5'",
+            ])
         #expect(settings.relay.upstreamTimeout == .seconds(10) && settings.relay.workers == 5)
     }
 
@@ -166,8 +171,11 @@ import Testing
         #expect(settings.warnings.isEmpty)
         #expect(settings.log.level == .warning && settings.log.format == .json && settings.log.disableTimestamp && settings.log.reportCaller)
         #expect(settings.log.timestampLayout == "2006-01-02 15:04:05.000")
-        #expect(settings.log.fieldNames == LogFieldNames(time: "@timestamp", level: "severity", message: "message",
-                                                         logrusError: "err", function: "fn", file: "src"))
+        #expect(
+            settings.log.fieldNames
+                == LogFieldNames(
+                    time: "@timestamp", level: "severity", message: "message",
+                    logrusError: "err", function: "fn", file: "src"))
         let odd = ExtensionSettings(environment: ["PYROSCOPE_LOG_LEVEL": "information", "PYROSCOPE_LOG_FORMAT": "JSON"])
         #expect(odd.log.level == .info && odd.log.format == .text, "as Go: only exactly 'json' selects JSON")
         #expect(odd.warnings.map(\.variable) == ["PYROSCOPE_LOG_LEVEL", "PYROSCOPE_LOG_FORMAT"])

@@ -1,9 +1,10 @@
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import Testing
+
 @testable import LambdaExtension
 @testable import RelayCore
-import Testing
 
 /// An Extensions API that serves scripted events and records what the loop did.
 final class InMemoryExtensionsClient: ExtensionsAPIClient {
@@ -53,11 +54,14 @@ final class InMemoryExtensionsClient: ExtensionsAPIClient {
     static let now: Int64 = 1_800_000_000_000
     let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
 
-    func lifecycle(_ client: InMemoryExtensionsClient, strategy: FlushStrategy, queue: UploadQueue,
-                   runtimeDone: RuntimeDoneTracker = RuntimeDoneTracker(), deadline: DrainDeadline = DrainDeadline(),
-                   invocation: InvocationContext = InvocationContext()) -> LambdaLifecycle {
-        LambdaLifecycle(client: client, strategy: strategy, queue: queue, runtimeDone: runtimeDone, drainDeadline: deadline,
-                        invocation: invocation, logger: logger, wallClockMs: { Self.now })
+    func lifecycle(
+        _ client: InMemoryExtensionsClient, strategy: FlushStrategy, queue: UploadQueue,
+        runtimeDone: RuntimeDoneTracker = RuntimeDoneTracker(), deadline: DrainDeadline = DrainDeadline(),
+        invocation: InvocationContext = InvocationContext()
+    ) -> LambdaLifecycle {
+        LambdaLifecycle(
+            client: client, strategy: strategy, queue: queue, runtimeDone: runtimeDone, drainDeadline: deadline,
+            invocation: invocation, logger: logger, wallClockMs: { Self.now })
     }
 
     static func invoke(_ id: String, inMs: Int64 = 3000) -> Result<ExtensionEvent, ExtensionError> {
@@ -106,7 +110,7 @@ final class InMemoryExtensionsClient: ExtensionsAPIClient {
 
     @Test func backgroundStrategyDoesNotWait() async throws {
         let queue = UploadQueue(maxItems: 10, maxBytes: 1 << 20)
-        _ = queue.offer(upload()) // nobody sends it
+        _ = queue.offer(upload())  // nobody sends it
         let client = InMemoryExtensionsClient([Self.invoke("r1"), Self.shutdown()], queue: queue)
         try await lifecycle(client, strategy: .background, queue: queue).run()
         #expect(client.calls.withLockedValue { $0.queueAtNext }.last?.queuedItems == 1)
@@ -134,10 +138,10 @@ final class InMemoryExtensionsClient: ExtensionsAPIClient {
 
     @Test func flushIsBoundedByTheInvocationDeadline() async throws {
         let queue = UploadQueue(maxItems: 10, maxBytes: 1 << 20)
-        _ = queue.offer(upload()) // never sent
+        _ = queue.offer(upload())  // never sent
         let client = InMemoryExtensionsClient([Self.invoke("r1", inMs: 400), Self.shutdown()], queue: queue)
         let started = ContinuousClock.now
-        try await lifecycle(client, strategy: .end, queue: queue).run() // no runtimeDone either
+        try await lifecycle(client, strategy: .end, queue: queue).run()  // no runtimeDone either
         let elapsed = ContinuousClock.now - started
         #expect(elapsed >= .milliseconds(150) && elapsed < .seconds(2), "gave up at deadline - margin (\(elapsed))")
     }
@@ -164,7 +168,10 @@ final class InMemoryExtensionsClient: ExtensionsAPIClient {
 
 @Suite struct ExtensionEventDecodingTests {
     @Test func decodesInvokeAndShutdown() throws {
-        let invoke = try ExtensionEvent.decode(Array(#"{"eventType":"INVOKE","deadlineMs":1700000000123,"requestId":"abc","invokedFunctionArn":"arn:aws:lambda:us-east-1:1:function:f","tracing":{"type":"X-Amzn-Trace-Id","value":"Root=1"}}"#.utf8))
+        let invoke = try ExtensionEvent.decode(
+            Array(
+                #"{"eventType":"INVOKE","deadlineMs":1700000000123,"requestId":"abc","invokedFunctionArn":"arn:aws:lambda:us-east-1:1:function:f","tracing":{"type":"X-Amzn-Trace-Id","value":"Root=1"}}"#
+                    .utf8))
         #expect(invoke == .invoke(InvokeEvent(requestId: "abc", deadlineMs: 1_700_000_000_123, invokedFunctionArn: "arn:aws:lambda:us-east-1:1:function:f")))
         let shutdown = try ExtensionEvent.decode(Array(#"{"eventType":"SHUTDOWN","shutdownReason":"spindown","deadlineMs":42}"#.utf8))
         #expect(shutdown == .shutdown(ShutdownEvent(shutdownReason: "spindown", deadlineMs: 42)))
@@ -176,7 +183,8 @@ final class InMemoryExtensionsClient: ExtensionsAPIClient {
     }
 
     @Test func telemetryBatchesYieldRuntimeDoneRequestIDs() {
-        let batch = #"[{"time":"2026-11-24T00:00:00.000Z","type":"platform.start","record":{"requestId":"a"}},{"time":"2026-11-24T00:00:01.000Z","type":"platform.runtimeDone","record":{"requestId":"a","status":"success"}},{"type":"platform.runtimeDone","record":{"requestId":"b","status":"timeout"}}]"#
+        let batch =
+            #"[{"time":"2026-11-24T00:00:00.000Z","type":"platform.start","record":{"requestId":"a"}},{"time":"2026-11-24T00:00:01.000Z","type":"platform.runtimeDone","record":{"requestId":"a","status":"success"}},{"type":"platform.runtimeDone","record":{"requestId":"b","status":"timeout"}}]"#
         #expect(TelemetryListener.runtimeDoneRequestIDs(in: Array(batch.utf8)) == ["a", "b"])
         #expect(TelemetryListener.runtimeDoneRequestIDs(in: Array("garbage".utf8)).isEmpty)
     }

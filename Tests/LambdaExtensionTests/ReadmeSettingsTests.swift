@@ -1,7 +1,8 @@
 import Foundation
-@testable import LambdaExtension
 import RelayTestSupport
 import Testing
+
+@testable import LambdaExtension
 
 /// The README's settings table must list exactly the variables the code reads.
 @Suite struct ReadmeSettingsTests {

@@ -23,11 +23,14 @@ import Testing
 
     @Test func jsonLogLinesUseTheConfiguredNamesAndSettingsWarningsGoThroughThem() async throws {
         try await RecordingRemote.with { remote in
-            let relay = try RelayProcess(environment: Self.devEnvironment(remote: remote, [
-                "PYROSCOPE_LOG_FORMAT": "json", "PYROSCOPE_LOG_LEVEL": "debug",
-                "PYROSCOPE_LOG_TIMESTAMP_FIELD_NAME": "@timestamp", "PYROSCOPE_LOG_LEVEL_FIELD_NAME": "severity",
-                "PYROSCOPE_LOG_MSG_FIELD_NAME": "message", "PYROSCOPE_NUM_WORKERS": "lots",
-            ]))
+            let relay = try RelayProcess(
+                environment: Self.devEnvironment(
+                    remote: remote,
+                    [
+                        "PYROSCOPE_LOG_FORMAT": "json", "PYROSCOPE_LOG_LEVEL": "debug",
+                        "PYROSCOPE_LOG_TIMESTAMP_FIELD_NAME": "@timestamp", "PYROSCOPE_LOG_LEVEL_FIELD_NAME": "severity",
+                        "PYROSCOPE_LOG_MSG_FIELD_NAME": "message", "PYROSCOPE_NUM_WORKERS": "lots",
+                    ]))
             let port = try #require(await relay.listeningPort())
             #expect(try Self.post(port: port, body: "x") == 200)
             await remote.waitForRequests(1)
@@ -57,7 +60,7 @@ import Testing
             let relay = try RelayProcess(environment: Self.devEnvironment(remote: remote, ["PYROSCOPE_NUM_WORKERS": "1"]))
             let port = try #require(await relay.listeningPort())
             for index in 0..<5 { #expect(try Self.post(port: port, body: "upload-\(index)") == 200) }
-            relay.signal(SIGTERM) // 4 are still queued behind a slow remote
+            relay.signal(SIGTERM)  // 4 are still queued behind a slow remote
             #expect(await relay.waitForExit() == 0)
             let bodies = remote.received.map { String(decoding: $0.body, as: UTF8.self) }
             #expect(bodies.sorted() == (0..<5).map { "upload-\($0)" })
@@ -67,9 +70,12 @@ import Testing
 
     @Test func drainIsBoundedByTheTimeoutAndLossIsCountedAndLogged() async throws {
         try await RecordingRemote.with(respond: { _ in .delayed(.seconds(20), .ok) }) { remote in
-            let relay = try RelayProcess(environment: Self.devEnvironment(remote: remote, [
-                "PYROSCOPE_NUM_WORKERS": "1", "PYROSCOPE_TIMEOUT": "1s",
-            ]))
+            let relay = try RelayProcess(
+                environment: Self.devEnvironment(
+                    remote: remote,
+                    [
+                        "PYROSCOPE_NUM_WORKERS": "1", "PYROSCOPE_TIMEOUT": "1s",
+                    ]))
             let port = try #require(await relay.listeningPort())
             for index in 0..<3 { #expect(try Self.post(port: port, body: "upload-\(index)") == 200) }
             await remote.waitForRequests(1)
@@ -88,10 +94,13 @@ import Testing
 
     @Test func secretsNeverAppearInLogsEvenAtTrace() async throws {
         try await RecordingRemote.with(respond: { _ in .status(.unauthorized, body: "denied") }) { remote in
-            let relay = try RelayProcess(environment: Self.devEnvironment(remote: remote, [
-                "PYROSCOPE_LOG_LEVEL": "trace", "PYROSCOPE_AUTH_TOKEN": "tok-SECRET-123",
-                "PYROSCOPE_HTTP_HEADERS": #"{"Authorization":"Custom hdr-SECRET-456"}"#,
-            ]))
+            let relay = try RelayProcess(
+                environment: Self.devEnvironment(
+                    remote: remote,
+                    [
+                        "PYROSCOPE_LOG_LEVEL": "trace", "PYROSCOPE_AUTH_TOKEN": "tok-SECRET-123",
+                        "PYROSCOPE_HTTP_HEADERS": #"{"Authorization":"Custom hdr-SECRET-456"}"#,
+                    ]))
             let port = try #require(await relay.listeningPort())
             #expect(try Self.post(port: port, body: "x") == 200)
             #expect(await remote.waitForRequests(1).first?.value("authorization") == "Custom hdr-SECRET-456")
@@ -121,19 +130,25 @@ import Testing
     }
 
     @Test func pyroscopeIOUploadsArriveAtTheRemoteWithRelayCredentials() async throws {
-        #expect(FileManager.default.isExecutableFile(atPath: Self.python),
-                "needs a Python with pyroscope-io: run `make test` (it creates .venv) or set PYROSCOPE_TEST_PYTHON")
+        #expect(
+            FileManager.default.isExecutableFile(atPath: Self.python),
+            "needs a Python with pyroscope-io: run `make test` (it creates .venv) or set PYROSCOPE_TEST_PYTHON")
         try await RecordingRemote.with { remote in
-            let relay = try RelayProcess(environment: RelayBinaryTests.devEnvironment(remote: remote, [
-                "PYROSCOPE_AUTH_TOKEN": "relay-token", "PYROSCOPE_TENANT_ID": "tenant-7",
-            ]))
+            let relay = try RelayProcess(
+                environment: RelayBinaryTests.devEnvironment(
+                    remote: remote,
+                    [
+                        "PYROSCOPE_AUTH_TOKEN": "relay-token", "PYROSCOPE_TENANT_ID": "tenant-7",
+                    ]))
             let port = try #require(await relay.listeningPort())
 
             let workload = Process()
             workload.executableURL = URL(fileURLWithPath: Self.python)
-            workload.arguments = [ClientFixture.repositoryRoot + "/scripts/profiled_workload.py",
-                                  "--server", "http://127.0.0.1:\(port)", "--app-name", "e2e.test.app", "--seconds", "3",
-                                  "--tag", "env=test"]
+            workload.arguments = [
+                ClientFixture.repositoryRoot + "/scripts/profiled_workload.py",
+                "--server", "http://127.0.0.1:\(port)", "--app-name", "e2e.test.app", "--seconds", "3",
+                "--tag", "env=test",
+            ]
             try workload.run()
             let deadline = ContinuousClock.now + .seconds(60)
             while workload.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }

@@ -1,16 +1,19 @@
 import AsyncHTTPClient
 import NIOCore
 import NIOHTTP1
-@testable import RelayCore
 import RelayTestSupport
 import Testing
+
+@testable import RelayCore
 
 @Suite struct IngressTests {
     @Test func chunkedBodyIsReassembledAndRelayed() async throws {
         try await RecordingRemote.with { remote in
             try await TestRelay.with(TestRelay.configuration(remote: remote)) { relay in
                 let connection = try RawConnection(port: relay.port)
-                try connection.send("POST /ingest?name=app&format=folded HTTP/1.1\r\nHost: localhost:4040\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfoo;b\r\n6\r\nar 10\n\r\n0\r\n\r\n")
+                try connection.send(
+                    "POST /ingest?name=app&format=folded HTTP/1.1\r\nHost: localhost:4040\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfoo;b\r\n6\r\nar 10\n\r\n0\r\n\r\n"
+                )
                 #expect(connection.readResponse()?.status == 200)
                 let received = try #require(await remote.waitForRequests(1).first)
                 #expect(received.body == Array("foo;bar 10\n".utf8))
@@ -143,7 +146,7 @@ import Testing
                     if answer.status == 503 {
                         #expect(answer.headers.contains { $0.0 == "retry-after" && $0.1 == "1" })
                     }
-                    if index == 0 { await remote.waitForRequests(1) } // the sender holds #0
+                    if index == 0 { await remote.waitForRequests(1) }  // the sender holds #0
                 }
                 #expect(statuses == [200, 200, 200, 503, 503, 503])
                 await relay.queue.flush()
@@ -174,8 +177,9 @@ import Testing
         try await RecordingRemote.with { remote in
             let configuration = TestRelay.configuration(remote: remote) { $0.queueMaxItems = count }
             try await TestRelay.with(configuration) { relay in
-                let client = HTTPClient(eventLoopGroup: .singletonMultiThreadedEventLoopGroup,
-                                        configuration: .init(connectionPool: .init(idleTimeout: .seconds(5), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)))
+                let client = HTTPClient(
+                    eventLoopGroup: .singletonMultiThreadedEventLoopGroup,
+                    configuration: .init(connectionPool: .init(idleTimeout: .seconds(5), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)))
                 let statuses = try await withThrowingTaskGroup(of: UInt.self) { group in
                     for index in 0..<count {
                         group.addTask {

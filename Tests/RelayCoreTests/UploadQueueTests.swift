@@ -1,6 +1,7 @@
 import NIOCore
-@testable import RelayCore
 import Testing
+
+@testable import RelayCore
 
 @Suite struct UploadQueueTests {
     func upload(_ text: String) -> Upload {
@@ -38,14 +39,14 @@ import Testing
         let queue = UploadQueue(maxItems: 10, maxBytes: 1 << 20)
         _ = queue.offer(upload("early-1"))
         _ = queue.offer(upload("early-2"))
-        let first = try #require(await queue.next()) // in flight
+        let first = try #require(await queue.next())  // in flight
         let flushed = Flag()
         let flush = Task {
             await queue.flush()
             await flushed.set()
         }
         while queue.waitingFlushes == 0 { await Task.yield() }
-        _ = queue.offer(upload("late")) // after the flush began: not waited for
+        _ = queue.offer(upload("late"))  // after the flush began: not waited for
         let second = try #require(await queue.next())
         queue.complete(second)
         await Task.yield()
@@ -62,7 +63,7 @@ import Testing
         _ = queue.offer(upload("stuck"))
         let task = Task { await queue.flush() }
         task.cancel()
-        await task.value // returns although the upload never completes
+        await task.value  // returns although the upload never completes
     }
 
     @Test func waitingSenderGetsTheNextOfferAndCancellationReleasesIt() async {

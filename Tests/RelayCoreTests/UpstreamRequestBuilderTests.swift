@@ -1,15 +1,19 @@
 import NIOCore
 import NIOHTTP1
-@testable import RelayCore
 import Testing
+
+@testable import RelayCore
 
 @Suite struct UpstreamRequestBuilderTests {
     static let session = SessionID(0x0123_4567_89ab_cdef)
 
-    func builder(_ address: String = "https://pyro.example.com", credentials: UpstreamCredentials = .none, tenant: String = "",
-                 extra: [(name: String, value: String)] = []) throws -> UpstreamRequestBuilder {
-        UpstreamRequestBuilder(remote: try RemoteEndpoint(parsing: address), credentials: credentials, tenantID: tenant,
-                               extraHeaders: extra, sessionID: Self.session)
+    func builder(
+        _ address: String = "https://pyro.example.com", credentials: UpstreamCredentials = .none, tenant: String = "",
+        extra: [(name: String, value: String)] = []
+    ) throws -> UpstreamRequestBuilder {
+        UpstreamRequestBuilder(
+            remote: try RemoteEndpoint(parsing: address), credentials: credentials, tenantID: tenant,
+            extraHeaders: extra, sessionID: Self.session)
     }
 
     func headers(_ pairs: [(String, String)]) -> HTTPHeaders { HTTPHeaders(pairs) }
@@ -64,7 +68,10 @@ import Testing
         // name without tags gains {session}
         ("/ingest?name=app&from=1", "/ingest?name=app%7B__session_id__%3Defcdab8967452301%7D&from=1"),
         // labels are normalized (sorted), spaces trimmed, order of other params kept
-        ("/ingest?from=1&name=my.app%7Bz%3D1%2C+a+%3D+2%7D&until=2", "/ingest?from=1&name=my.app%7B__session_id__%3Defcdab8967452301%2Ca%3D2%2Cz%3D1%7D&until=2"),
+        (
+            "/ingest?from=1&name=my.app%7Bz%3D1%2C+a+%3D+2%7D&until=2",
+            "/ingest?from=1&name=my.app%7B__session_id__%3Defcdab8967452301%2Ca%3D2%2Cz%3D1%7D&until=2"
+        ),
         // raw braces from a lenient client are understood too
         ("/ingest?name=app{env=prod}", "/ingest?name=app%7B__session_id__%3Defcdab8967452301%2Cenv%3Dprod%7D"),
         // later `name` pairs go, as with Go's Values.Set
@@ -75,13 +82,13 @@ import Testing
     }
 
     @Test(arguments: [
-        "/ingest?name=app%7B__session_id__%3Dabc%7D&from=1", // already has one
-        "/ingest?name=bad%20name%21", // invalid app name
-        "/ingest?name=app%7Bbad-key%3D1%7D", // invalid tag key
-        "/ingest?from=1&until=2", // no name at all
-        "/ingest?name=", // empty name
-        "/push?name=app", // not the ingest path
-        "/ingest/extra?name=app", // not the ingest path either
+        "/ingest?name=app%7B__session_id__%3Dabc%7D&from=1",  // already has one
+        "/ingest?name=bad%20name%21",  // invalid app name
+        "/ingest?name=app%7Bbad-key%3D1%7D",  // invalid tag key
+        "/ingest?from=1&until=2",  // no name at all
+        "/ingest?name=",  // empty name
+        "/push?name=app",  // not the ingest path
+        "/ingest/extra?name=app",  // not the ingest path either
     ])
     func targetsLeftUntouched(target: String) throws {
         #expect(try builder().url(for: target) == "https://pyro.example.com" + target)
@@ -91,7 +98,7 @@ import Testing
         #expect(ProfileKey(parsing: "app")?.normalized == "app{}")
         #expect(ProfileKey(parsing: " app ")?.normalized == "app{}")
         #expect(ProfileKey(parsing: "app{b=2,a=1}")?.normalized == "app{a=1,b=2}")
-        #expect(ProfileKey(parsing: "app{a=1,b}")?.normalized == "app{a=1}") // dangling key dropped
+        #expect(ProfileKey(parsing: "app{a=1,b}")?.normalized == "app{a=1}")  // dangling key dropped
         #expect(ProfileKey(parsing: "app{}")?.normalized == "app{}")
         #expect(ProfileKey(parsing: "") == nil)
         #expect(ProfileKey(parsing: "ap p") == nil)
@@ -101,11 +108,12 @@ import Testing
     // MARK: Headers
 
     @Test func hopByHopHeadersAreDroppedAndHostIsTheRemote() throws {
-        let out = try builder("https://pyro.example.com:8443").headers(for: headers([
-            ("Host", "localhost:4040"), ("Connection", "keep-alive, X-Private"), ("Keep-Alive", "timeout=5"),
-            ("Transfer-Encoding", "chunked"), ("TE", "trailers"), ("Upgrade", "h2c"), ("Proxy-Authorization", "x"),
-            ("X-Private", "hop"), ("Content-Length", "5"), ("Content-Encoding", "gzip"), ("Expect", "100-continue"),
-        ]))
+        let out = try builder("https://pyro.example.com:8443").headers(
+            for: headers([
+                ("Host", "localhost:4040"), ("Connection", "keep-alive, X-Private"), ("Keep-Alive", "timeout=5"),
+                ("Transfer-Encoding", "chunked"), ("TE", "trailers"), ("Upgrade", "h2c"), ("Proxy-Authorization", "x"),
+                ("X-Private", "hop"), ("Content-Length", "5"), ("Content-Encoding", "gzip"), ("Expect", "100-continue"),
+            ]))
         #expect(out["host"] == ["pyro.example.com:8443"])
         #expect(out["x-forwarded-host"] == ["localhost:4040"])
         #expect(out["content-encoding"] == ["gzip"])
@@ -146,9 +154,11 @@ import Testing
     }
 
     @Test func extraHeadersComeLastAndOverrideEverything() throws {
-        let out = try builder(credentials: .bearer(token: "t"), tenant: "team",
-                              extra: [("X-Scope-OrgID", "from-extra"), ("Authorization", "Custom z"), ("X-Env", "prod"), ("Host", "evil")])
-            .headers(for: headers([("X-Env", "client"), ("Host", "localhost:4040")]))
+        let out = try builder(
+            credentials: .bearer(token: "t"), tenant: "team",
+            extra: [("X-Scope-OrgID", "from-extra"), ("Authorization", "Custom z"), ("X-Env", "prod"), ("Host", "evil")]
+        )
+        .headers(for: headers([("X-Env", "client"), ("Host", "localhost:4040")]))
         #expect(out["x-scope-orgid"] == ["from-extra"])
         #expect(out["authorization"] == ["Custom z"])
         #expect(out["x-env"] == ["prod"])

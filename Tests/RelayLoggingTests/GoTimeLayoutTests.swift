@@ -1,4 +1,5 @@
 import Testing
+
 @testable import RelayLogging
 
 struct TokenRow: Sendable, CustomTestStringConvertible {
@@ -69,22 +70,46 @@ struct StandardRow: Sendable, CustomTestStringConvertible {
 
 /// §5.4, all three columns.
 let standardLayouts: [StandardRow] = [
-    StandardRow(name: "Layout", layout: "01/02 03:04:05PM '06 -0700", utc: "01/02 03:04:05PM '06 +0000", istWall: "01/02 03:04:05PM '06 +0530", istInstant: "01/02 08:34:05PM '06 +0530"),
-    StandardRow(name: "ANSIC", layout: "Mon Jan _2 15:04:05 2006", utc: "Mon Jan  2 15:04:05 2006", istWall: "Mon Jan  2 15:04:05 2006", istInstant: "Mon Jan  2 20:34:05 2006"),
-    StandardRow(name: "UnixDate", layout: "Mon Jan _2 15:04:05 MST 2006", utc: "Mon Jan  2 15:04:05 UTC 2006", istWall: "Mon Jan  2 15:04:05 IST 2006", istInstant: "Mon Jan  2 20:34:05 IST 2006"),
-    StandardRow(name: "RubyDate", layout: "Mon Jan 02 15:04:05 -0700 2006", utc: "Mon Jan 02 15:04:05 +0000 2006", istWall: "Mon Jan 02 15:04:05 +0530 2006", istInstant: "Mon Jan 02 20:34:05 +0530 2006"),
+    StandardRow(
+        name: "Layout", layout: "01/02 03:04:05PM '06 -0700", utc: "01/02 03:04:05PM '06 +0000", istWall: "01/02 03:04:05PM '06 +0530",
+        istInstant: "01/02 08:34:05PM '06 +0530"),
+    StandardRow(
+        name: "ANSIC", layout: "Mon Jan _2 15:04:05 2006", utc: "Mon Jan  2 15:04:05 2006", istWall: "Mon Jan  2 15:04:05 2006",
+        istInstant: "Mon Jan  2 20:34:05 2006"),
+    StandardRow(
+        name: "UnixDate", layout: "Mon Jan _2 15:04:05 MST 2006", utc: "Mon Jan  2 15:04:05 UTC 2006", istWall: "Mon Jan  2 15:04:05 IST 2006",
+        istInstant: "Mon Jan  2 20:34:05 IST 2006"),
+    StandardRow(
+        name: "RubyDate", layout: "Mon Jan 02 15:04:05 -0700 2006", utc: "Mon Jan 02 15:04:05 +0000 2006", istWall: "Mon Jan 02 15:04:05 +0530 2006",
+        istInstant: "Mon Jan 02 20:34:05 +0530 2006"),
     StandardRow(name: "RFC822", layout: "02 Jan 06 15:04 MST", utc: "02 Jan 06 15:04 UTC", istWall: "02 Jan 06 15:04 IST", istInstant: "02 Jan 06 20:34 IST"),
-    StandardRow(name: "RFC822Z", layout: "02 Jan 06 15:04 -0700", utc: "02 Jan 06 15:04 +0000", istWall: "02 Jan 06 15:04 +0530", istInstant: "02 Jan 06 20:34 +0530"),
-    StandardRow(name: "RFC850", layout: "Monday, 02-Jan-06 15:04:05 MST", utc: "Monday, 02-Jan-06 15:04:05 UTC", istWall: "Monday, 02-Jan-06 15:04:05 IST", istInstant: "Monday, 02-Jan-06 20:34:05 IST"),
-    StandardRow(name: "RFC1123", layout: "Mon, 02 Jan 2006 15:04:05 MST", utc: "Mon, 02 Jan 2006 15:04:05 UTC", istWall: "Mon, 02 Jan 2006 15:04:05 IST", istInstant: "Mon, 02 Jan 2006 20:34:05 IST"),
-    StandardRow(name: "RFC1123Z", layout: "Mon, 02 Jan 2006 15:04:05 -0700", utc: "Mon, 02 Jan 2006 15:04:05 +0000", istWall: "Mon, 02 Jan 2006 15:04:05 +0530", istInstant: "Mon, 02 Jan 2006 20:34:05 +0530"),
-    StandardRow(name: "RFC3339", layout: "2006-01-02T15:04:05Z07:00", utc: "2006-01-02T15:04:05Z", istWall: "2006-01-02T15:04:05+05:30", istInstant: "2006-01-02T20:34:05+05:30"),
-    StandardRow(name: "RFC3339Nano", layout: "2006-01-02T15:04:05.999999999Z07:00", utc: "2006-01-02T15:04:05.123456789Z", istWall: "2006-01-02T15:04:05.123456789+05:30", istInstant: "2006-01-02T20:34:05.123456789+05:30"),
+    StandardRow(
+        name: "RFC822Z", layout: "02 Jan 06 15:04 -0700", utc: "02 Jan 06 15:04 +0000", istWall: "02 Jan 06 15:04 +0530", istInstant: "02 Jan 06 20:34 +0530"),
+    StandardRow(
+        name: "RFC850", layout: "Monday, 02-Jan-06 15:04:05 MST", utc: "Monday, 02-Jan-06 15:04:05 UTC", istWall: "Monday, 02-Jan-06 15:04:05 IST",
+        istInstant: "Monday, 02-Jan-06 20:34:05 IST"),
+    StandardRow(
+        name: "RFC1123", layout: "Mon, 02 Jan 2006 15:04:05 MST", utc: "Mon, 02 Jan 2006 15:04:05 UTC", istWall: "Mon, 02 Jan 2006 15:04:05 IST",
+        istInstant: "Mon, 02 Jan 2006 20:34:05 IST"),
+    StandardRow(
+        name: "RFC1123Z", layout: "Mon, 02 Jan 2006 15:04:05 -0700", utc: "Mon, 02 Jan 2006 15:04:05 +0000", istWall: "Mon, 02 Jan 2006 15:04:05 +0530",
+        istInstant: "Mon, 02 Jan 2006 20:34:05 +0530"),
+    StandardRow(
+        name: "RFC3339", layout: "2006-01-02T15:04:05Z07:00", utc: "2006-01-02T15:04:05Z", istWall: "2006-01-02T15:04:05+05:30",
+        istInstant: "2006-01-02T20:34:05+05:30"),
+    StandardRow(
+        name: "RFC3339Nano", layout: "2006-01-02T15:04:05.999999999Z07:00", utc: "2006-01-02T15:04:05.123456789Z",
+        istWall: "2006-01-02T15:04:05.123456789+05:30", istInstant: "2006-01-02T20:34:05.123456789+05:30"),
     StandardRow(name: "Kitchen", layout: "3:04PM", utc: "3:04PM", istWall: "3:04PM", istInstant: "8:34PM"),
     StandardRow(name: "Stamp", layout: "Jan _2 15:04:05", utc: "Jan  2 15:04:05", istWall: "Jan  2 15:04:05", istInstant: "Jan  2 20:34:05"),
-    StandardRow(name: "StampMilli", layout: "Jan _2 15:04:05.000", utc: "Jan  2 15:04:05.123", istWall: "Jan  2 15:04:05.123", istInstant: "Jan  2 20:34:05.123"),
-    StandardRow(name: "StampMicro", layout: "Jan _2 15:04:05.000000", utc: "Jan  2 15:04:05.123456", istWall: "Jan  2 15:04:05.123456", istInstant: "Jan  2 20:34:05.123456"),
-    StandardRow(name: "StampNano", layout: "Jan _2 15:04:05.000000000", utc: "Jan  2 15:04:05.123456789", istWall: "Jan  2 15:04:05.123456789", istInstant: "Jan  2 20:34:05.123456789"),
+    StandardRow(
+        name: "StampMilli", layout: "Jan _2 15:04:05.000", utc: "Jan  2 15:04:05.123", istWall: "Jan  2 15:04:05.123", istInstant: "Jan  2 20:34:05.123"),
+    StandardRow(
+        name: "StampMicro", layout: "Jan _2 15:04:05.000000", utc: "Jan  2 15:04:05.123456", istWall: "Jan  2 15:04:05.123456",
+        istInstant: "Jan  2 20:34:05.123456"),
+    StandardRow(
+        name: "StampNano", layout: "Jan _2 15:04:05.000000000", utc: "Jan  2 15:04:05.123456789", istWall: "Jan  2 15:04:05.123456789",
+        istInstant: "Jan  2 20:34:05.123456789"),
     StandardRow(name: "DateTime", layout: "2006-01-02 15:04:05", utc: "2006-01-02 15:04:05", istWall: "2006-01-02 15:04:05", istInstant: "2006-01-02 20:34:05"),
     StandardRow(name: "DateOnly", layout: "2006-01-02", utc: "2006-01-02", istWall: "2006-01-02", istInstant: "2006-01-02"),
     StandardRow(name: "TimeOnly", layout: "15:04:05", utc: "15:04:05", istWall: "15:04:05", istInstant: "20:34:05"),
@@ -113,16 +138,18 @@ struct GoTimeLayoutTests {
         #expect(t.format("Mon Jan _2 15:04:05 MST 2006") == "Mon Jan  2 15:04:05 +0530 2006")
     }
 
-    @Test("§5.3 literal-copy vectors (U, then C)", arguments: [
-        ("v1", "v1", "v11"),
-        ("Janet", "Janet", "Janet"),
-        ("Mondays", "Mondays", "Saturdays"),
-        ("_2006", "_2006", "_2023"),
-        ("7/8/9/0", "7/8/9/0", "7/8/9/0"),
-        ("15h04m", "15h04m", "12h30m"),
-        ("3.14", "3.14", "12.1130"),
-        ("2006-01-02T15:04:05.999999999Z", "2006-01-02T15:04:05.123456789Z", "2023-11-25T12:30:09.1Z"),
-    ])
+    @Test(
+        "§5.3 literal-copy vectors (U, then C)",
+        arguments: [
+            ("v1", "v1", "v11"),
+            ("Janet", "Janet", "Janet"),
+            ("Mondays", "Mondays", "Saturdays"),
+            ("_2006", "_2006", "_2023"),
+            ("7/8/9/0", "7/8/9/0", "7/8/9/0"),
+            ("15h04m", "15h04m", "12h30m"),
+            ("3.14", "3.14", "12.1130"),
+            ("2006-01-02T15:04:05.999999999Z", "2006-01-02T15:04:05.123456789Z", "2023-11-25T12:30:09.1Z"),
+        ])
     func literal(layout: String, u: String, c: String) {
         #expect(Times.U.format(layout) == u)
         #expect(Times.C.format(layout) == c)

@@ -1,11 +1,12 @@
 import Logging
 import Testing
+
 @testable import RelayLogging
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 private func fileExists(_ path: String) -> Bool {
@@ -39,8 +40,9 @@ struct HandlerTests {
         let sink = LogSink.memory()
         let provider = Logger.MetadataProvider { ["a": "provider", "b": "provider"] }
         var logger = Logger(label: "t") { label in
-            LogrusLogHandler(label: label, configuration: LogConfiguration(format: .json, disableTimestamp: true),
-                             sink: sink, metadataProvider: provider, clock: { (0, 0) })
+            LogrusLogHandler(
+                label: label, configuration: LogConfiguration(format: .json, disableTimestamp: true),
+                sink: sink, metadataProvider: provider, clock: { (0, 0) })
         }
         logger[metadataKey: "a"] = "handler"
         logger[metadataKey: "c"] = "handler"
@@ -53,10 +55,11 @@ struct HandlerTests {
         let h = Harness(LogConfiguration(format: .json, disableTimestamp: true), metadata: ["x": .stringConvertible(Double.nan), "y": "ok"])
         h.logger.info("m", metadata: ["x": "fine"])
         h.logger.info("m", metadata: ["y": .stringConvertible(-Double.infinity)])
-        #expect(h.lines == [
-            #"{"level":"info","msg":"m","x":"fine","y":"ok"}"# + "\n",
-            #"{"level":"info","logrus_error":"can not add field \"x\", can not add field \"y\"","msg":"m"}"# + "\n",
-        ])
+        #expect(
+            h.lines == [
+                #"{"level":"info","msg":"m","x":"fine","y":"ok"}"# + "\n",
+                #"{"level":"info","logrus_error":"can not add field \"x\", can not add field \"y\"","msg":"m"}"# + "\n",
+            ])
     }
 
     @Test("the formatter keeps the last of repeated keys")
@@ -165,12 +168,14 @@ struct RedactionTests {
 
     static func log(_ format: LogFormat) -> [String] {
         let h = Harness(LogConfiguration(format: format, redactions: ["", secret, "Bearer " + secret, "hunter2"]))
-        h.logger.info("auth with Bearer \(secret) failed", metadata: [
-            "Authorization": "Bearer \(secret)",
-            "key-\(secret)": "v",
-            "nested": ["x": "\(secret)!", "list": ["a\(secret)b"]],
-            "pw": .stringConvertible(12_345),
-        ])
+        h.logger.info(
+            "auth with Bearer \(secret) failed",
+            metadata: [
+                "Authorization": "Bearer \(secret)",
+                "key-\(secret)": "v",
+                "nested": ["x": "\(secret)!", "list": ["a\(secret)b"]],
+                "pw": .stringConvertible(12_345),
+            ])
         return h.lines
     }
 
@@ -184,7 +189,11 @@ struct RedactionTests {
 
     @Test("the longest secret is masked whole; exact JSON")
     func exact() {
-        #expect(Self.log(.json) == [#"{"Authorization":"[REDACTED]","key-[REDACTED]":"v","level":"info","msg":"auth with [REDACTED] failed","nested":{"list":["a[REDACTED]b"],"x":"[REDACTED]!"},"pw":12345,"time":"2006-01-02T15:04:05Z"}"# + "\n"])
+        #expect(
+            Self.log(.json) == [
+                #"{"Authorization":"[REDACTED]","key-[REDACTED]":"v","level":"info","msg":"auth with [REDACTED] failed","nested":{"list":["a[REDACTED]b"],"x":"[REDACTED]!"},"pw":12345,"time":"2006-01-02T15:04:05Z"}"#
+                    + "\n"
+            ])
     }
 
     @Test("numbers that contain a secret become redacted strings; keys in logrus_error too")
@@ -221,7 +230,9 @@ struct NamedZoneTests {
         #expect(zone.offset(atUnixSeconds: 4_102_444_800) == (19800, "IST"))
     }
 
-    @Test("Europe/Berlin switches CET/CEST at the EU dates", .enabled(if: fileExists(zoneinfo + "/Europe/Berlin"), "tzdata is not installed (no /usr/share/zoneinfo/Europe/Berlin)"))
+    @Test(
+        "Europe/Berlin switches CET/CEST at the EU dates",
+        .enabled(if: fileExists(zoneinfo + "/Europe/Berlin"), "tzdata is not installed (no /usr/share/zoneinfo/Europe/Berlin)"))
     func berlin() throws {
         let zone = try #require(LogTimeZone.named("Europe/Berlin"))
         func at(_ i: Instant) -> (Int, String) { let r = zone.offset(atUnixSeconds: i.seconds); return (r.seconds, r.abbreviation) }

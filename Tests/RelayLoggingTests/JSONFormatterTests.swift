@@ -1,5 +1,6 @@
 import Logging
 import Testing
+
 @testable import RelayLogging
 
 struct Boom: Error, CustomStringConvertible {
@@ -31,11 +32,17 @@ struct JSONFormatterTests {
     @Test("line 3: every reserved name clashes and moves to fields.*")
     func line3() {
         let h = Harness(json)
-        h.logger.debug("m", metadata: [
-            "time": .stringConvertible(1), "level": .stringConvertible(2), "msg": .stringConvertible(3),
-            "logrus_error": .stringConvertible(4), "func": .stringConvertible(5), "file": .stringConvertible(6),
-        ])
-        #expect(h.lines == [#"{"fields.level":2,"fields.logrus_error":4,"fields.msg":3,"fields.time":1,"file":6,"func":5,"level":"debug","msg":"m","time":"2006-01-02T15:04:05Z"}"# + "\n"])
+        h.logger.debug(
+            "m",
+            metadata: [
+                "time": .stringConvertible(1), "level": .stringConvertible(2), "msg": .stringConvertible(3),
+                "logrus_error": .stringConvertible(4), "func": .stringConvertible(5), "file": .stringConvertible(6),
+            ])
+        #expect(
+            h.lines == [
+                #"{"fields.level":2,"fields.logrus_error":4,"fields.msg":3,"fields.time":1,"file":6,"func":5,"level":"debug","msg":"m","time":"2006-01-02T15:04:05Z"}"#
+                    + "\n"
+            ])
     }
 
     @Test("line 4: an unencodable field is dropped and reported in logrus_error")
@@ -50,7 +57,8 @@ struct JSONFormatterTests {
         // The message bytes of the Go program, including 0xFF, which no Swift String
         // can hold: the escaper is checked on the raw bytes, and the line around it
         // through the handler with the valid part of the message.
-        let expectedLine = #"{"level":"info","msg":"\u003ca href=\"x\"\u003e\u0026\u003c/a\u003e \u2028 \u0001 \t é \ufffd","time":"2006-01-02T15:04:05Z"}"# + "\n"
+        let expectedLine =
+            #"{"level":"info","msg":"\u003ca href=\"x\"\u003e\u0026\u003c/a\u003e \u2028 \u0001 \t é \ufffd","time":"2006-01-02T15:04:05Z"}"# + "\n"
         let rawMessage: [UInt8] = Array("<a href=\"x\">&</a> \u{2028} \u{01} \t é ".utf8) + [0xFF]
         var escaped: [UInt8] = []
         rawMessage.withUnsafeBufferPointer { appendJSONString($0, to: &escaped) }
@@ -69,7 +77,11 @@ struct JSONFormatterTests {
             fieldNames: LogFieldNames(time: "@timestamp", level: "severity", message: "message"))
         let h = Harness(config, metadata: ["svc": "pyroscope-lambda-ext-main", "comp": "orchestrator"])
         h.logger.debug("Starting queue")
-        #expect(h.lines == [#"{"@timestamp":"2006-01-02 15:04:05.123","comp":"orchestrator","message":"Starting queue","severity":"debug","svc":"pyroscope-lambda-ext-main"}"# + "\n"])
+        #expect(
+            h.lines == [
+                #"{"@timestamp":"2006-01-02 15:04:05.123","comp":"orchestrator","message":"Starting queue","severity":"debug","svc":"pyroscope-lambda-ext-main"}"#
+                    + "\n"
+            ])
     }
 
     @Test("DisableTimestamp still moves a user field named time")
@@ -96,8 +108,9 @@ struct JSONFormatterTests {
     @Test("keys sort by UTF-8 bytes, reserved and user keys mixed")
     func keyOrder() {
         let fields: [(key: String, value: LogFieldValue)] = ["é", "a", "_x", "Z", "B", "9", "10"].map { ($0, .int(1)) }
-        #expect(format(json, entryAtU(.info, "m", fields))
-            == #"{"10":1,"9":1,"B":1,"Z":1,"_x":1,"a":1,"level":"info","msg":"m","time":"2006-01-02T15:04:05Z","é":1}"# + "\n")
+        #expect(
+            format(json, entryAtU(.info, "m", fields))
+                == #"{"10":1,"9":1,"B":1,"Z":1,"_x":1,"a":1,"level":"info","msg":"m","time":"2006-01-02T15:04:05Z","é":1}"# + "\n")
     }
 
     @Test("field order given to the formatter does not matter")
@@ -139,28 +152,43 @@ struct JSONFormatterTests {
             ("m", .object([(key: "z", value: .string("<")), (key: "y", value: .null)])), ("n", .double(1234567)),
             ("o", .double(123456789e-30)),
         ]
-        #expect(format(json, entryAtU(.info, "", fields)) == #"{"a":42,"b":1.5,"c":true,"d":[1,2],"e":1e+21,"f":1e-7,"g":100000000000000000000,"h":0.000001,"i":-0,"j":0.1,"k":18446744073709551615,"l":-7,"level":"info","m":{"y":null,"z":"\u003c"},"msg":"","n":1234567,"o":1.23456789e-22,"time":"2006-01-02T15:04:05Z"}"# + "\n")
+        #expect(
+            format(json, entryAtU(.info, "", fields))
+                == #"{"a":42,"b":1.5,"c":true,"d":[1,2],"e":1e+21,"f":1e-7,"g":100000000000000000000,"h":0.000001,"i":-0,"j":0.1,"k":18446744073709551615,"l":-7,"level":"info","m":{"y":null,"z":"\u003c"},"msg":"","n":1234567,"o":1.23456789e-22,"time":"2006-01-02T15:04:05Z"}"#
+                + "\n")
     }
 
     @Test("metadata kinds map to JSON types")
     func metadataKinds() {
         let h = Harness(json)
-        h.logger.info("m", metadata: [
-            "int": .stringConvertible(42), "u8": .stringConvertible(UInt8(7)), "dbl": .stringConvertible(1.5),
-            "flt": .stringConvertible(Float(0.1)), "yes": .stringConvertible(true),
-            "other": .stringConvertible(Logger.Level.info), "arr": [.stringConvertible(1), "x"],
-            "dict": ["k": "v", "a": .stringConvertible(2)],
-        ])
-        #expect(h.lines == [#"{"arr":[1,"x"],"dbl":1.5,"dict":{"a":2,"k":"v"},"flt":0.1,"int":42,"level":"info","msg":"m","other":"info","time":"2006-01-02T15:04:05Z","u8":7,"yes":true}"# + "\n"])
+        h.logger.info(
+            "m",
+            metadata: [
+                "int": .stringConvertible(42), "u8": .stringConvertible(UInt8(7)), "dbl": .stringConvertible(1.5),
+                "flt": .stringConvertible(Float(0.1)), "yes": .stringConvertible(true),
+                "other": .stringConvertible(Logger.Level.info), "arr": [.stringConvertible(1), "x"],
+                "dict": ["k": "v", "a": .stringConvertible(2)],
+            ])
+        #expect(
+            h.lines == [
+                #"{"arr":[1,"x"],"dbl":1.5,"dict":{"a":2,"k":"v"},"flt":0.1,"int":42,"level":"info","msg":"m","other":"info","time":"2006-01-02T15:04:05Z","u8":7,"yes":true}"#
+                    + "\n"
+            ])
     }
 
     @Test("NaN and ±Inf anywhere in a value: dropped, keys reported in byte order")
     func unencodable() {
         let h = Harness(json)
-        h.logger.info("m", metadata: [
-            "z\"q": .stringConvertible(Double.infinity), "a": [.stringConvertible(-Float.infinity)], "ok": "1",
-        ])
-        #expect(h.lines == [#"{"level":"info","logrus_error":"can not add field \"a\", can not add field \"z\\\"q\"","msg":"m","ok":"1","time":"2006-01-02T15:04:05Z"}"# + "\n"])
+        h.logger.info(
+            "m",
+            metadata: [
+                "z\"q": .stringConvertible(Double.infinity), "a": [.stringConvertible(-Float.infinity)], "ok": "1",
+            ])
+        #expect(
+            h.lines == [
+                #"{"level":"info","logrus_error":"can not add field \"a\", can not add field \"z\\\"q\"","msg":"m","ok":"1","time":"2006-01-02T15:04:05Z"}"#
+                    + "\n"
+            ])
     }
 
     @Test("a timestamp layout with characters JSON escapes")

@@ -1,21 +1,25 @@
 import Logging
-import Testing
 import RelayLogging
+import Testing
 
 @Suite("Levels (§2)")
 struct LevelTests {
-    @Test("ParseLevel accepts every name in any case", arguments: [
-        ("panic", LogrusLevel.panic), ("FATAL", .fatal), ("Error", .error), ("warn", .warning), ("WARNING", .warning),
-        ("wArN", .warning), ("info", .info), ("INFO", .info), ("debug", .debug), ("TrAcE", .trace),
-        ("İNFO", .info),  // U+0130 lowercases to `i` in Go
-    ])
+    @Test(
+        "ParseLevel accepts every name in any case",
+        arguments: [
+            ("panic", LogrusLevel.panic), ("FATAL", .fatal), ("Error", .error), ("warn", .warning), ("WARNING", .warning),
+            ("wArN", .warning), ("info", .info), ("INFO", .info), ("debug", .debug), ("TrAcE", .trace),
+            ("İNFO", .info),  // U+0130 lowercases to `i` in Go
+        ])
     func parses(input: String, level: LogrusLevel) {
         #expect(LogrusLevel(parsing: input) == level)
     }
 
-    @Test("ParseLevel rejects everything else, without trimming", arguments: [
-        " info", "info ", "", "err", "information", "warnings", "ınfo", "\u{212A}", "info\n", "ＩＮＦＯ",
-    ])
+    @Test(
+        "ParseLevel rejects everything else, without trimming",
+        arguments: [
+            " info", "info ", "", "err", "information", "warnings", "ınfo", "\u{212A}", "info\n", "ＩＮＦＯ",
+        ])
     func rejects(input: String) {
         #expect(LogrusLevel(parsing: input) == nil)
     }

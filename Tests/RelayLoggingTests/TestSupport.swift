@@ -1,4 +1,5 @@
 import Logging
+
 @testable import RelayLogging
 
 /// An instant plus the zone it is printed in, as in the spec's vectors.
@@ -66,6 +67,8 @@ func format(_ configuration: LogConfiguration, _ entry: LogEntry) -> String {
 }
 
 /// An entry at U, as the spec's examples use.
-func entryAtU(_ level: LogrusLevel, _ message: String, _ fields: [(key: String, value: LogFieldValue)] = [], errorText: String = "", caller: LogCaller? = nil) -> LogEntry {
+func entryAtU(_ level: LogrusLevel, _ message: String, _ fields: [(key: String, value: LogFieldValue)] = [], errorText: String = "", caller: LogCaller? = nil)
+    -> LogEntry
+{
     LogEntry(seconds: Times.U.seconds, nanoseconds: Times.U.nanoseconds, level: level, message: message, fields: fields, errorText: errorText, caller: caller)
 }

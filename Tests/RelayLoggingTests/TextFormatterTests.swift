@@ -1,5 +1,6 @@
 import Logging
 import Testing
+
 @testable import RelayLogging
 
 @Suite("Text formatter (§4)")
@@ -17,7 +18,11 @@ struct TextFormatterTests {
     func line2() {
         let h = Harness(text, metadata: ["svc": "pyroscope-lambda-ext-main", "comp": "controller"])
         h.logger.error("Failed to read a request for relay. Error: unexpected EOF", metadata: ["path": "/ingest"])
-        #expect(h.lines == [#"time="2006-01-02T15:04:05Z" level=error msg="Failed to read a request for relay. Error: unexpected EOF" comp=controller path=/ingest svc=pyroscope-lambda-ext-main"# + "\n"])
+        #expect(
+            h.lines == [
+                #"time="2006-01-02T15:04:05Z" level=error msg="Failed to read a request for relay. Error: unexpected EOF" comp=controller path=/ingest svc=pyroscope-lambda-ext-main"#
+                    + "\n"
+            ])
     }
 
     @Test("line 3: a trailing newline in the message is kept, quoted")
@@ -27,7 +32,8 @@ struct TextFormatterTests {
         #expect(h.lines == [#"time="2006-01-02T15:04:05Z" level=info msg="Received signal: 'terminated'. Exiting\n""# + "\n"])
     }
 
-    static let line4 = #"time="2006-01-02T15:04:05Z" level=error a= b="x y" c="q\"b\\s" d=42 e=1.5 f="<nil>" g=true h="ünï" i="a=b" j="[1 2]" z=ok/path@v1^+_.-"# + "\n"
+    static let line4 =
+        #"time="2006-01-02T15:04:05Z" level=error a= b="x y" c="q\"b\\s" d=42 e=1.5 f="<nil>" g=true h="ünï" i="a=b" j="[1 2]" z=ok/path@v1^+_.-"# + "\n"
 
     @Test("line 4: empty message, every value kind (formatter, for Go's nil)")
     func line4() {
@@ -42,22 +48,27 @@ struct TextFormatterTests {
     @Test("line 4 through swift-log (no nil there: f is left out)")
     func line4ViaLogger() {
         let h = Harness(text)
-        h.logger.error("", metadata: [
-            "a": "", "b": "x y", "c": #"q"b\s"#, "d": .stringConvertible(42), "e": .stringConvertible(1.5),
-            "g": .stringConvertible(true), "h": "ünï", "i": "a=b", "j": [.stringConvertible(1), .stringConvertible(2)],
-            "z": "ok/path@v1^+_.-",
-        ])
+        h.logger.error(
+            "",
+            metadata: [
+                "a": "", "b": "x y", "c": #"q"b\s"#, "d": .stringConvertible(42), "e": .stringConvertible(1.5),
+                "g": .stringConvertible(true), "h": "ünï", "i": "a=b", "j": [.stringConvertible(1), .stringConvertible(2)],
+                "z": "ok/path@v1^+_.-",
+            ])
         #expect(h.lines == [Self.line4.replacingOccurrences(#" f="<nil>""#, with: "")])
     }
 
     @Test("line 5: reserved-name clashes")
     func line5() {
         let h = Harness(text)
-        h.logger.debug("m", metadata: [
-            "time": .stringConvertible(1), "level": .stringConvertible(2), "msg": .stringConvertible(3),
-            "logrus_error": .stringConvertible(4), "func": .stringConvertible(5), "file": .stringConvertible(6),
-        ])
-        #expect(h.lines == [#"time="2006-01-02T15:04:05Z" level=debug msg=m fields.level=2 fields.logrus_error=4 fields.msg=3 fields.time=1 file=6 func=5"# + "\n"])
+        h.logger.debug(
+            "m",
+            metadata: [
+                "time": .stringConvertible(1), "level": .stringConvertible(2), "msg": .stringConvertible(3),
+                "logrus_error": .stringConvertible(4), "func": .stringConvertible(5), "file": .stringConvertible(6),
+            ])
+        #expect(
+            h.lines == [#"time="2006-01-02T15:04:05Z" level=debug msg=m fields.level=2 fields.logrus_error=4 fields.msg=3 fields.time=1 file=6 func=5"# + "\n"])
     }
 
     @Test("line 6: logrus_error after msg")
@@ -88,10 +99,12 @@ struct TextFormatterTests {
     func line9() {
         let config = LogConfiguration(disableTimestamp: true, fieldNames: LogFieldNames(time: "@ts", level: "lvl", message: "message"))
         let h = Harness(config)
-        h.logger.info("m", metadata: [
-            "time": .stringConvertible(1), "@ts": .stringConvertible(2), "lvl": .stringConvertible(3),
-            "message": .stringConvertible(4), "level": .stringConvertible(5),
-        ])
+        h.logger.info(
+            "m",
+            metadata: [
+                "time": .stringConvertible(1), "@ts": .stringConvertible(2), "lvl": .stringConvertible(3),
+                "message": .stringConvertible(4), "level": .stringConvertible(5),
+            ])
         #expect(h.lines == ["lvl=info message=m fields.@ts=2 fields.lvl=3 fields.message=4 level=5 time=1\n"])
     }
 
@@ -121,8 +134,9 @@ struct TextFormatterTests {
 
     @Test("keys are written raw, never quoted")
     func rawKeys() {
-        #expect(format(LogConfiguration(disableTimestamp: true), entryAtU(.info, "", [("a b=\"c", .string("v"))]))
-            == "level=info a b=\"c=v\n")
+        #expect(
+            format(LogConfiguration(disableTimestamp: true), entryAtU(.info, "", [("a b=\"c", .string("v"))]))
+                == "level=info a b=\"c=v\n")
     }
 
     @Test("%v forms: floats, nested arrays, maps, big and negative numbers")
@@ -133,8 +147,9 @@ struct TextFormatterTests {
             ("h", .object([(key: "k", value: .int(1)), (key: "b", value: .string("v"))])), ("i", .float(0.1)),
             ("j", .double(100)), ("k", .array([])),
         ]
-        #expect(format(LogConfiguration(disableTimestamp: true), entryAtU(.info, "", fields))
-            == #"level=info a=1e+21 b=1e-06 c=1.234567e+06 d=123456 e=0.0001 f=-2.5e-10 g="[x y [<nil>]]" h="map[b:v k:1]" i=0.1 j=100 k="[]""# + "\n")
+        #expect(
+            format(LogConfiguration(disableTimestamp: true), entryAtU(.info, "", fields))
+                == #"level=info a=1e+21 b=1e-06 c=1.234567e+06 d=123456 e=0.0001 f=-2.5e-10 g="[x y [<nil>]]" h="map[b:v k:1]" i=0.1 j=100 k="[]""# + "\n")
     }
 }
 
@@ -159,19 +174,21 @@ struct QuotingTests {
         #expect(quoted("20060102150405") == "20060102150405")
     }
 
-    @Test("anything else is %q", arguments: [
-        ("x y", #""x y""#),
-        ("a=b", #""a=b""#),
-        ("2006-01-02T15:04:05Z", #""2006-01-02T15:04:05Z""#),
-        ("q\"b\\s", #""q\"b\\s""#),
-        ("\u{07}\u{08}\u{0C}\n\r\t\u{0B}", #""\a\b\f\n\r\t\v""#),
-        ("\u{00}\u{1B}\u{7F}", #""\x00\x1b\x7f""#),
-        ("é😀\u{FFFD}'`", "\"é😀\u{FFFD}'`\""),
-        ("\u{A0}\u{200B}\u{2028}\u{E000}\u{10FFFF}\u{AD}", #""\u00a0\u200b\u2028\ue000\U0010ffff\u00ad""#),
-        ("ü", "\"ü\""),
-        ("e\u{301}", "\"e\u{301}\""),  // a combining mark (Mn) is printable
-        ("\u{E0001}", #""\U000e0001""#),  // a format character (Cf) is not
-    ])
+    @Test(
+        "anything else is %q",
+        arguments: [
+            ("x y", #""x y""#),
+            ("a=b", #""a=b""#),
+            ("2006-01-02T15:04:05Z", #""2006-01-02T15:04:05Z""#),
+            ("q\"b\\s", #""q\"b\\s""#),
+            ("\u{07}\u{08}\u{0C}\n\r\t\u{0B}", #""\a\b\f\n\r\t\v""#),
+            ("\u{00}\u{1B}\u{7F}", #""\x00\x1b\x7f""#),
+            ("é😀\u{FFFD}'`", "\"é😀\u{FFFD}'`\""),
+            ("\u{A0}\u{200B}\u{2028}\u{E000}\u{10FFFF}\u{AD}", #""\u00a0\u200b\u2028\ue000\U0010ffff\u00ad""#),
+            ("ü", "\"ü\""),
+            ("e\u{301}", "\"e\u{301}\""),  // a combining mark (Mn) is printable
+            ("\u{E0001}", #""\U000e0001""#),  // a format character (Cf) is not
+        ])
     func quoting(input: String, expected: String) {
         #expect(quoted(input) == expected)
     }
