@@ -40,6 +40,7 @@ public struct ExtensionSettings: Sendable {
         "PYROSCOPE_TENANT_ID", "PYROSCOPE_HTTP_HEADERS", "PYROSCOPE_TIMEOUT", "PYROSCOPE_NUM_WORKERS",
         "PYROSCOPE_DEV_MODE", "PYROSCOPE_FLUSH_ON_INVOKE", "PYROSCOPE_FLUSH_STRATEGY", "PYROSCOPE_SELF_PROFILING",
         "PYROSCOPE_LISTEN_ADDRESS", "PYROSCOPE_MAX_BODY_BYTES",
+        "PYROSCOPE_RETRY_MAX_ATTEMPTS", "PYROSCOPE_RETRY_INITIAL_BACKOFF", "PYROSCOPE_RETRY_MAX_BACKOFF", "PYROSCOPE_MAX_UPLOAD_AGE",
         "PYROSCOPE_LOG_LEVEL", "PYROSCOPE_LOG_FORMAT", "PYROSCOPE_LOG_TIMESTAMP_FORMAT", "PYROSCOPE_LOG_TIMESTAMP_DISABLE",
         "PYROSCOPE_LOG_TIMESTAMP_FIELD_NAME", "PYROSCOPE_LOG_LEVEL_FIELD_NAME", "PYROSCOPE_LOG_MSG_FIELD_NAME",
         "PYROSCOPE_LOG_LOGRUS_ERROR_FIELD_NAME", "PYROSCOPE_LOG_FUNC_FIELD_NAME", "PYROSCOPE_LOG_FILE_FIELD_NAME",
@@ -53,6 +54,13 @@ public struct ExtensionSettings: Sendable {
         let timeout = reader.duration("PYROSCOPE_TIMEOUT", default: .seconds(10), mustBePositive: true)
         let workers = reader.integer("PYROSCOPE_NUM_WORKERS", default: 5, range: 1...256)
         let maxBody = reader.integer("PYROSCOPE_MAX_BODY_BYTES", default: 8 << 20, range: 1...(1 << 30))
+
+        let defaults = RetryPolicy()
+        let retryPolicy = RetryPolicy(
+            initialBackoff: reader.duration("PYROSCOPE_RETRY_INITIAL_BACKOFF", default: defaults.initialBackoff, mustBePositive: true),
+            maxBackoff: reader.duration("PYROSCOPE_RETRY_MAX_BACKOFF", default: defaults.maxBackoff, mustBePositive: true),
+            maxAttempts: reader.integer("PYROSCOPE_RETRY_MAX_ATTEMPTS", default: defaults.maxAttempts, range: 1...1000),
+            maxAge: reader.duration("PYROSCOPE_MAX_UPLOAD_AGE", default: defaults.maxAge, mustBePositive: true))
 
         var remote: RemoteEndpoint? = RelayConfiguration.defaultRemote
         if let text = reader.string("PYROSCOPE_REMOTE_ADDRESS") {
@@ -99,7 +107,7 @@ public struct ExtensionSettings: Sendable {
         relay = RelayConfiguration(
             remote: remote, credentials: credentials, tenantID: reader.string("PYROSCOPE_TENANT_ID") ?? "",
             extraHeaders: extraHeaders, upstreamTimeout: timeout, workers: workers, maxBodyBytes: maxBody,
-            listenAddresses: listen)
+            listenAddresses: listen, retryPolicy: retryPolicy)
 
         devMode = reader.bool("PYROSCOPE_DEV_MODE")
         flushOnInvoke = reader.bool("PYROSCOPE_FLUSH_ON_INVOKE")

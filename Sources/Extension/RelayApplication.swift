@@ -80,6 +80,7 @@ public struct RelayApplication: Sendable {
             queue: queue, uploader: HTTPClientUploader(client: client, timeout: relay.upstreamTimeout),
             builder: relay.remote.map { UpstreamRequestBuilder(configuration: relay, remote: $0) },
             counters: counters, workers: relay.workers, drainTimeout: relay.drainTimeout, drainDeadline: drainDeadline,
+            retryPolicy: relay.retryPolicy,
             logger: forwardLogger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: forwarder), .init(service: ingress)]
 

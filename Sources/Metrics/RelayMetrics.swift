@@ -13,6 +13,7 @@ public final class RelayMetrics: Sendable {
     public let malformedRequests: Counter
     public let uploadsDelivered: Counter
     public let upstreamSentBytes: Counter
+    public let upstreamRetries: Counter
     public let queueItems: Gauge
     public let queueBytes: Gauge
     public let uploadsInFlight: Gauge
@@ -50,6 +51,8 @@ public final class RelayMetrics: Sendable {
             descriptor: Self.name(
                 "upstream_sent_bytes", "total",
                 "Body bytes of uploads delivered to the remote."))
+        upstreamRetries = registry.makeCounter(
+            descriptor: Self.name("upstream_retries", "total", "Upload attempts after the first (after failures or Retry-After)."))
         queueItems = registry.makeGauge(descriptor: Self.name("queue_items", "", "Uploads waiting in the queue."))
         queueBytes = registry.makeGauge(descriptor: Self.name("queue", "bytes", "Bytes of the uploads waiting in the queue."))
         uploadsInFlight = registry.makeGauge(descriptor: Self.name("uploads_in_flight", "", "Uploads being sent to the remote now."))

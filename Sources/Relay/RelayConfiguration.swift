@@ -102,6 +102,7 @@ public struct RelayConfiguration: Sendable {
     public var sessionID: SessionID
     /// How long a graceful shutdown may spend sending what is queued.
     public var drainTimeout: Duration
+    public var retryPolicy: RetryPolicy
 
     public static let defaultRemote = try! RemoteEndpoint(parsing: "https://profiles-prod-001.grafana.net")
 
@@ -117,7 +118,8 @@ public struct RelayConfiguration: Sendable {
         queueMaxBytes: Int = 32 << 20,
         listenAddresses: [ListenAddress] = ListenAddress.loopback(port: 4040),
         sessionID: SessionID = .random(),
-        drainTimeout: Duration? = nil
+        drainTimeout: Duration? = nil,
+        retryPolicy: RetryPolicy = RetryPolicy()
     ) {
         self.remote = remote
         self.credentials = credentials
@@ -131,6 +133,7 @@ public struct RelayConfiguration: Sendable {
         self.listenAddresses = listenAddresses
         self.sessionID = sessionID
         self.drainTimeout = drainTimeout ?? upstreamTimeout
+        self.retryPolicy = retryPolicy
     }
 }
 

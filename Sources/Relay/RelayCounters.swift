@@ -16,6 +16,8 @@ public final class RelayCounters: Sendable {
         public var malformed = 0
         public var delivered = 0
         public var deliveredBytes = 0
+        /// Attempts after the first, over all uploads.
+        public var retries = 0
         public var dropped: [DropReason: Int] = [:]
 
         public var droppedTotal: Int { dropped.values.reduce(0, +) }
@@ -54,6 +56,10 @@ public final class RelayCounters: Sendable {
         }
         metrics.uploadsDelivered.increment()
         metrics.upstreamSentBytes.increment(by: Int64(bytes))
+    }
+    func recordRetry() {
+        state.withLock { $0.retries += 1 }
+        metrics.upstreamRetries.increment()
     }
     func recordDropped(_ reason: DropReason, count: Int = 1) {
         state.withLock { $0.dropped[reason, default: 0] += count }

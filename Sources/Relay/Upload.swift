@@ -33,8 +33,10 @@ public enum DropReason: String, Sendable, CaseIterable {
     case queueFull = "queue_full"
     /// The remote answered 4xx other than 408/429: retrying cannot help.
     case rejected4xx = "rejected_4xx"
-    /// The remote failed (5xx, timeout, connection error).
-    case upstreamError = "upstream_error"
+    /// Still failing (5xx, 408, 429, timeout, connection error) after the last try.
+    case maxRetries = "max_retries"
+    /// Older than Pyroscope accepts (1 h) before it could be delivered.
+    case tooOld = "too_old"
     /// Shutdown came and the drain deadline passed first.
     case shutdownDeadline = "shutdown_deadline"
     /// The remote address is unusable (the client was told 503).

@@ -15,11 +15,16 @@ public struct UploadForwarder: Service, CustomStringConvertible {
     let workers: Int
     let drainTimeout: Duration
     let drainDeadline: DrainDeadline
+    let retryPolicy: RetryPolicy
+    /// Backoff waits go through this clock (tests may pass their own).
+    let clock: any Clock<Duration>
+    let dropLogLimiter = LogRateLimiter()
     let logger: Logger
 
     public init(
         queue: UploadQueue, uploader: any Uploader, builder: UpstreamRequestBuilder?, counters: RelayCounters,
-        workers: Int, drainTimeout: Duration, drainDeadline: DrainDeadline = DrainDeadline(), logger: Logger
+        workers: Int, drainTimeout: Duration, drainDeadline: DrainDeadline = DrainDeadline(),
+        retryPolicy: RetryPolicy = RetryPolicy(), clock: any Clock<Duration> = ContinuousClock(), logger: Logger
     ) {
         self.queue = queue
         self.uploader = uploader
@@ -28,6 +33,8 @@ public struct UploadForwarder: Service, CustomStringConvertible {
         self.workers = max(1, workers)
         self.drainTimeout = drainTimeout
         self.drainDeadline = drainDeadline
+        self.retryPolicy = retryPolicy
+        self.clock = clock
         self.logger = logger
     }
 
@@ -87,45 +94,78 @@ public struct UploadForwarder: Service, CustomStringConvertible {
             return
         }
         let request = builder.build(upload)
-        let started = ContinuousClock.now
-        do {
-            let response = try await uploader.send(request)
+        var attempt = 0
+        var reconnects = 0
+        var random = SystemRandomNumberGenerator()
+        while true {
+            attempt += 1
+            let started = ContinuousClock.now
+            let result: RetryPolicy.AttemptResult
+            var detail: Logger.Metadata = [:]
+            do {
+                let response = try await uploader.send(request)
+                let nowUnix = wallClockSeconds()
+                result = .status(
+                    code: response.status.code,
+                    retryAfter: response.retryAfter.flatMap { RetryPolicy.parseRetryAfter($0, nowUnixSeconds: nowUnix) })
+                detail = ["status": .stringConvertible(response.status.code)]
+                if !response.bodyExcerpt.isEmpty { detail["body"] = "\(response.bodyExcerpt)" }
+            } catch let failure as UploadFailure {
+                if Task.isCancelled { return dropInFlightAtDeadline(logger) }
+                switch failure {
+                case .timeout: result = .timeout
+                case .connection: result = .connectionFailure
+                }
+                detail = ["error": "\(failure)"]
+            } catch {
+                // Cancellation: the drain deadline passed while this upload was in flight.
+                return dropInFlightAtDeadline(logger)
+            }
             let elapsed = ContinuousClock.now - started
-            let code = response.status.code
-            if (200..<300).contains(code) {
+            let decision = retryPolicy.decide(
+                result, attempt: attempt, reconnectsUsed: reconnects, age: .now - upload.receivedAt,
+                random: Double.random(in: 0..<1, using: &random))
+            switch decision {
+            case .delivered:
                 counters.recordDelivered(bytes: upload.body.readableBytes)
                 logger.trace(
                     "Relayed upload",
-                    metadata: [
-                        "status": .stringConvertible(code), "bytes": .stringConvertible(upload.body.readableBytes),
-                        "duration_ms": .stringConvertible(elapsed.wholeMilliseconds),
-                    ])
-            } else if (400..<500).contains(code), code != 408, code != 429 {
-                drop(
-                    .rejected4xx, logger: logger, "Failed to relay request: remote rejected the upload",
-                    metadata: [
-                        "status": .stringConvertible(code), "body": "\(response.bodyExcerpt)",
-                    ])
-            } else {
-                drop(
-                    .upstreamError, logger: logger, "Failed to relay request: remote answered an error",
-                    metadata: [
-                        "status": .stringConvertible(code), "body": "\(response.bodyExcerpt)",
-                    ])
-            }
-        } catch {
-            if Task.isCancelled {
-                drop(.shutdownDeadline, logger: logger, "Dropped upload in flight: drain deadline passed")
-            } else {
-                drop(.upstreamError, logger: logger, "Failed to relay request: \(error)")
+                    metadata: detail.merging([
+                        "bytes": .stringConvertible(upload.body.readableBytes), "duration_ms": .stringConvertible(elapsed.wholeMilliseconds),
+                        "attempt": .stringConvertible(attempt),
+                    ]) { $1 })
+                return
+            case .drop(let reason):
+                detail["attempt"] = .stringConvertible(attempt)
+                drop(reason, logger: logger, "Failed to relay request", metadata: detail)
+                return
+            case .retry(let delay):
+                counters.recordRetry()
+                if delay == .zero {
+                    // A dead pooled connection: not the remote's fault, not a try.
+                    reconnects += 1
+                    attempt -= 1
+                }
+                logger.debug(
+                    "Retrying upload",
+                    metadata: detail.merging([
+                        "attempt": .stringConvertible(attempt), "retry_in_ms": .stringConvertible(delay.wholeMilliseconds),
+                    ]) { $1 })
+                do { try await clock.sleep(for: delay) } catch { return dropInFlightAtDeadline(logger) }
             }
         }
     }
 
+    private func dropInFlightAtDeadline(_ logger: Logger) {
+        drop(.shutdownDeadline, logger: logger, "Dropped upload in flight: drain deadline passed")
+    }
+
     private func drop(_ reason: DropReason, logger: Logger, _ message: Logger.Message, metadata: Logger.Metadata = [:]) {
         counters.recordDropped(reason)
+        guard let suppressed = dropLogLimiter.admit(reason.rawValue) else { return }
         var metadata = metadata
         metadata["reason"] = "\(reason.rawValue)"
+        if suppressed > 0 { metadata["suppressed"] = .stringConvertible(suppressed) }
         logger.error(message, metadata: metadata)
     }
 }
@@ -135,4 +175,17 @@ extension Duration {
         let (seconds, attoseconds) = components
         return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
+}
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Unix seconds, for `Retry-After` dates.
+func wallClockSeconds() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return Int64(ts.tv_sec)
 }

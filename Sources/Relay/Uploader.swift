@@ -7,16 +7,34 @@ public struct UpstreamResponse: Sendable {
     public var status: HTTPResponseStatus
     /// The start of the response body, for log lines about failures.
     public var bodyExcerpt: String
+    /// The `Retry-After` header, if any.
+    public var retryAfter: String?
 
-    public init(status: HTTPResponseStatus, bodyExcerpt: String = "") {
+    public init(status: HTTPResponseStatus, bodyExcerpt: String = "", retryAfter: String? = nil) {
         self.status = status
         self.bodyExcerpt = bodyExcerpt
+        self.retryAfter = retryAfter
+    }
+}
+
+/// Why an attempt got no answer; uploaders throw these so the retry policy can tell a
+/// dead connection (retry at once, fresh) from a slow remote (back off).
+public enum UploadFailure: Error, Sendable, Equatable, CustomStringConvertible {
+    case timeout(String)
+    case connection(String)
+
+    public var description: String {
+        switch self {
+        case .timeout(let detail): "timeout: \(detail)"
+        case .connection(let detail): "connection failed: \(detail)"
+        }
     }
 }
 
 /// The upstream network boundary; tests swap in fakes.
 public protocol Uploader: Sendable {
-    /// Sends one request; throws on transport errors and timeouts, returns any status.
+    /// Sends one request; throws `UploadFailure` (or CancellationError) when there is no
+    /// answer, returns any status otherwise.
     func send(_ request: UpstreamRequest) async throws -> UpstreamResponse
 }
 
@@ -45,6 +63,22 @@ public struct HTTPClientUploader: Uploader {
     }
 
     public func send(_ request: UpstreamRequest) async throws -> UpstreamResponse {
+        do {
+            return try await attempt(request)
+        } catch let error as HTTPClientError where [.deadlineExceeded, .readTimeout, .connectTimeout].contains(error) {
+            throw UploadFailure.timeout("\(error)")
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch let error as HTTPClientError where error == .cancelled {
+            throw CancellationError()
+        } catch let failure as UploadFailure {
+            throw failure
+        } catch {
+            throw UploadFailure.connection("\(error)")
+        }
+    }
+
+    private func attempt(_ request: UpstreamRequest) async throws -> UpstreamResponse {
         var outgoing = HTTPClientRequest(url: request.url)
         outgoing.method = request.method
         outgoing.headers = request.headers
@@ -61,7 +95,7 @@ public struct HTTPClientUploader: Uploader {
             excerpt.writeBuffer(&part)
         }
         let text = String(buffer: excerpt.getSlice(at: excerpt.readerIndex, length: min(excerpt.readableBytes, Self.excerptLimit)) ?? excerpt)
-        return UpstreamResponse(status: response.status, bodyExcerpt: text)
+        return UpstreamResponse(status: response.status, bodyExcerpt: text, retryAfter: response.headers.first(name: "retry-after"))
     }
 }
 

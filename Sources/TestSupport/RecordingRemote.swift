@@ -12,6 +12,9 @@ public final class RecordingRemote: Sendable {
         public var uri: String
         public var headers: [(name: String, value: String)]
         public var body: [UInt8]
+        /// 1 for the first request on its connection, 2 for the next, ...
+        public var indexOnConnection: Int = 1
+        public var arrivedAt: ContinuousClock.Instant = .now
 
         public func values(_ name: String) -> [String] {
             headers.filter { $0.name.lowercased() == name.lowercased() }.map(\.value)
@@ -23,6 +26,10 @@ public final class RecordingRemote: Sendable {
         case status(HTTPResponseStatus, body: String = "")
         /// Waits before answering (slow remote).
         case delayed(Duration, HTTPResponseStatus)
+        /// Answers with extra headers (e.g. Retry-After).
+        case withHeaders(HTTPResponseStatus, [(String, String)])
+        /// Closes the connection without answering, as a connection that died does.
+        case reset
     }
 
     private let requests = NIOLockedValueBox<[Request]>([])
@@ -128,6 +135,7 @@ private final class RecordingHandler: ChannelInboundHandler {
     let record: @Sendable (RecordingRemote.Request) -> Void
     var head: HTTPRequestHead?
     var body: [UInt8] = []
+    var requestsOnConnection = 0
 
     init(respond: @escaping @Sendable (RecordingRemote.Request) -> RecordingRemote.Reply, record: @escaping @Sendable (RecordingRemote.Request) -> Void) {
         self.respond = respond
@@ -143,21 +151,31 @@ private final class RecordingHandler: ChannelInboundHandler {
             body.append(contentsOf: buffer.readableBytesView)
         case .end:
             guard let head else { return }
+            requestsOnConnection += 1
             let request = RecordingRemote.Request(
                 method: head.method.rawValue, uri: head.uri,
-                headers: head.headers.map { ($0.name, $0.value) }, body: body)
+                headers: head.headers.map { ($0.name, $0.value) }, body: body, indexOnConnection: requestsOnConnection)
             record(request)
             let reply = respond(request)
-            let (delay, status, text): (Duration?, HTTPResponseStatus, String) =
-                switch reply {
-                case .status(let status, let text): (nil, status, text)
-                case .delayed(let delay, let status): (delay, status, "")
-                }
+            var extraHeaders: [(String, String)] = []
+            let (delay, status, text): (Duration?, HTTPResponseStatus, String)
+            switch reply {
+            case .status(let code, let message): (delay, status, text) = (nil, code, message)
+            case .delayed(let wait, let code): (delay, status, text) = (wait, code, "")
+            case .withHeaders(let code, let headers):
+                (delay, status, text) = (nil, code, "")
+                extraHeaders = headers
+            case .reset:
+                context.close(promise: nil)
+                self.head = nil
+                return
+            }
             let keepAlive = head.isKeepAlive
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             let write = {
                 let (handler, context) = loopBound.value
                 var headers = HTTPHeaders([("content-length", "\(text.utf8.count)")])
+                for (name, value) in extraHeaders { headers.add(name: name, value: value) }
                 if !keepAlive { headers.add(name: "connection", value: "close") }
                 context.write(handler.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
                 if !text.isEmpty { context.write(handler.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil) }

@@ -46,7 +46,8 @@ public struct TestRelay: Sendable {
         let forwarder = UploadForwarder(
             queue: queue, uploader: uploader ?? HTTPClientUploader(client: client, timeout: configuration.upstreamTimeout),
             builder: configuration.remote.map { UpstreamRequestBuilder(configuration: configuration, remote: $0) },
-            counters: counters, workers: configuration.workers, drainTimeout: configuration.drainTimeout, logger: logger)
+            counters: counters, workers: configuration.workers, drainTimeout: configuration.drainTimeout,
+            retryPolicy: configuration.retryPolicy, logger: logger)
         let serviceGroup = ServiceGroup(
             configuration: .init(
                 services: [.init(service: forwarder), .init(service: ingress)], logger: logger))

@@ -1,0 +1,56 @@
+"""Sample Lambda function for the local emulator, profiled with pyroscope-io.
+
+pyroscope.configure() runs at import, i.e. during the function's init phase, as in a real
+Lambda. The pyroscope-io 1.4.0 agent (Rust, a thread inside this process) uploads to
+server_address - the extension's relay on localhost:4040 - every 10 s counted from
+configure(). Observed under the local emulator (scripts/local_lambda.py): the agent thread is
+stopped while the environment is frozen, and since its clock is monotonic an upload that
+fell due during a freeze goes out immediately at the thaw, the next one ~10 s after that.
+It sends a final partial upload only at normal interpreter exit, not on SIGTERM/SIGKILL,
+which is how Lambda ends the runtime: the last (partial) window is lost at shutdown.
+"""
+
+import os
+import time
+
+import pyroscope
+
+pyroscope.configure(
+    application_name=os.environ.get("PYROSCOPE_APPLICATION_NAME", "local.lambda.function"),
+    server_address="http://localhost:4040",
+    tags={"fn": os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "local-function")},
+)
+
+
+def _burn(seconds: float) -> int:
+    """Spin the CPU for `seconds` of wall time doing integer work."""
+    end = time.perf_counter() + seconds
+    acc = 0
+    while time.perf_counter() < end:
+        for i in range(1000):
+            acc = (acc * 31 + i) % 1_000_003
+    return acc
+
+
+def parse_request(ms: float) -> int:
+    return _burn(ms / 1000.0)
+
+
+def compute_checksums(ms: float) -> int:
+    return _burn(ms / 1000.0)
+
+
+def render_response(ms: float) -> int:
+    return _burn(ms / 1000.0)
+
+
+def handler(event, context):
+    work_ms = 200.0
+    if isinstance(event, dict):
+        work_ms = float(event.get("work_ms", 200))
+    # 20 % / 60 % / 20 % split so the flame graph shows three distinct frames.
+    parse_request(work_ms * 0.2)
+    compute_checksums(work_ms * 0.6)
+    render_response(work_ms * 0.2)
+    print(f"handled request {context.aws_request_id}: burned {work_ms:.0f} ms of CPU")
+    return {"ok": True, "request_id": context.aws_request_id}

@@ -1,0 +1,19 @@
+#!/usr/bin/env python3
+"""Run a Lambda extension and a Python function locally with Lambda's lifecycle.
+
+    python3 scripts/local_lambda.py --extension .build/debug/pyroscope-lambda-extension \
+        --function-dir scripts/lambda_function --handler app.handler \
+        --python .venv/bin/python --invocations 3 --report /tmp/report.json
+
+See scripts/local_lambda/ for the implementation (standard library only).
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from local_lambda.cli import main  # noqa: E402  (the package directory next to this file)
+
+if __name__ == "__main__":
+    sys.exit(main())
