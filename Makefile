@@ -12,8 +12,9 @@ BIN_DIR     = $(shell $(SWIFT) build --show-bin-path)
 RELEASE_DIR = $(shell $(SWIFT) build -c release --show-bin-path)
 RELAY      := pyroscope-lambda-extension
 PYROSCOPE_IO_VERSION := 1.4.0
+AWSLAMBDARIC_VERSION := 4.2.2
 
-.PHONY: help build test run demo lint bench clean venv
+.PHONY: help build test run demo lambda-local lint bench clean venv
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -24,10 +25,10 @@ build: ## Debug build of the extension and its tests
 # The Python peers the tests and the demo run: the real pyroscope-io client.
 $(VENV)/.installed:
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
-	$(VENV_PY) -m pip install -q "pyroscope-io==$(PYROSCOPE_IO_VERSION)"
+	$(VENV_PY) -m pip install -q "pyroscope-io==$(PYROSCOPE_IO_VERSION)" "awslambdaric==$(AWSLAMBDARIC_VERSION)"
 	@touch $@
 
-venv: $(VENV)/.installed ## Python venv with pyroscope-io (used by test and demo)
+venv: $(VENV)/.installed ## Python venv with pyroscope-io and awslambdaric (used by test, demo, lambda-local)
 
 test: venv build ## Build and run every test (Swift Testing), with the real Python client as a peer
 	RELAY_BINARY="$(BIN_DIR)/$(RELAY)" PYROSCOPE_TEST_PYTHON="$(abspath $(VENV_PY))" \
@@ -40,6 +41,10 @@ run: ## Dev-mode relay on localhost:4040: to PYROSCOPE_REMOTE_ADDRESS, or a loca
 demo: venv ## The main job end to end: a real profiled Python process -> relay -> a local stand-in Pyroscope
 	$(SWIFT) build --product $(RELAY)
 	@scripts/demo.sh "$(BIN_DIR)/$(RELAY)" "$(VENV_PY)"
+
+lambda-local: venv ## A local Lambda (Extensions, Runtime, Telemetry APIs; freezes) running the extension and a profiled Python function
+	$(SWIFT) build --product $(RELAY)
+	@scripts/lambda_local.sh "$(BIN_DIR)/$(RELAY)" "$(VENV_PY)"
 
 lint: ## swift format lint --strict (config: .swift-format) and Python syntax
 	$(SWIFT) format lint --strict --recursive Sources Tests Benchmarks Package.swift

@@ -44,12 +44,21 @@ public final class RecordingRemote: Sendable {
 
     public var address: String { "http://127.0.0.1:\(port)" }
 
-    public static func start(respond: @escaping @Sendable (Request) -> Reply = { _ in .status(.ok) }) async throws -> RecordingRemote {
+    /// - Parameter closeIdleAfter: close connections idle this long, as load balancers do;
+    ///   a client frozen meanwhile finds its pooled connection dead at the thaw.
+    public static func start(closeIdleAfter: Duration? = nil, respond: @escaping @Sendable (Request) -> Reply = { _ in .status(.ok) }) async throws
+        -> RecordingRemote
+    {
         let box = NIOLockedValueBox<RecordingRemote?>(nil)
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let closeIdleAfter {
+                        let (seconds, attoseconds) = closeIdleAfter.components
+                        try channel.pipeline.syncOperations.addHandler(
+                            IdleStateHandler(allTimeout: .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)))
+                    }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(
                         RecordingHandler(respond: respond) { request in
@@ -65,10 +74,11 @@ public final class RecordingRemote: Sendable {
 
     /// Runs `body` with a started remote and always stops it.
     public static func with<T>(
+        closeIdleAfter: Duration? = nil,
         respond: @escaping @Sendable (Request) -> Reply = { _ in .status(.ok) },
         _ body: (RecordingRemote) async throws -> T
     ) async throws -> T {
-        let remote = try await start(respond: respond)
+        let remote = try await start(closeIdleAfter: closeIdleAfter, respond: respond)
         do {
             let result = try await body(remote)
             try? await remote.stop()
@@ -140,6 +150,14 @@ private final class RecordingHandler: ChannelInboundHandler {
     init(respond: @escaping @Sendable (RecordingRemote.Request) -> RecordingRemote.Reply, record: @escaping @Sendable (RecordingRemote.Request) -> Void) {
         self.respond = respond
         self.record = record
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent, head == nil {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

@@ -10,14 +10,20 @@ It sends a final partial upload only at normal interpreter exit, not on SIGTERM/
 which is how Lambda ends the runtime: the last (partial) window is lost at shutdown.
 """
 
+import http.client
 import os
 import time
+import urllib.parse
 
 import pyroscope
 
+# The extension's relay; tests move it off 4040 (PYROSCOPE_SERVER_ADDRESS) so parallel runs
+# never collide on a fixed port.
+RELAY_ADDRESS = os.environ.get("PYROSCOPE_SERVER_ADDRESS", "http://localhost:4040")
+
 pyroscope.configure(
     application_name=os.environ.get("PYROSCOPE_APPLICATION_NAME", "local.lambda.function"),
-    server_address="http://localhost:4040",
+    server_address=RELAY_ADDRESS,
     tags={"fn": os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "local-function")},
 )
 
@@ -44,10 +50,28 @@ def render_response(ms: float) -> int:
     return _burn(ms / 1000.0)
 
 
+def send_uploads(count: int, tag: str) -> None:
+    """POST `count` small legacy-ingest uploads to the relay, as an agent flushing during
+    the invocation would, so tests can follow uploads made at a known time."""
+    relay = urllib.parse.urlsplit(RELAY_ADDRESS)
+    connection = http.client.HTTPConnection(relay.hostname or "localhost", relay.port or 4040, timeout=5)
+    for index in range(count):
+        body = f"{tag}-{index};fn 1\n".encode()
+        connection.request("POST", f"/ingest?name=lambda.test&format=folded&tag={tag}", body=body,
+                           headers={"Content-Type": "binary/octet-stream"})
+        response = connection.getresponse()
+        response.read()
+        if response.status != 200:
+            print(f"upload {tag}-{index} answered {response.status}")
+    connection.close()
+
+
 def handler(event, context):
     work_ms = 200.0
     if isinstance(event, dict):
         work_ms = float(event.get("work_ms", 200))
+        if event.get("uploads"):
+            send_uploads(int(event["uploads"]), str(event.get("tag", context.aws_request_id)))
     # 20 % / 60 % / 20 % split so the flame graph shows three distinct frames.
     parse_request(work_ms * 0.2)
     compute_checksums(work_ms * 0.6)

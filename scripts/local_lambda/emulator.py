@@ -687,6 +687,13 @@ class Emulator:
         return inv
 
     def _invoke(self, index: int) -> str:
+        dead = [e.name for e in self.extensions if e.id is not None and not e.alive]
+        if dead or not self.runtime.alive:
+            # A process died between invocations: AWS resets the environment (Extension.Crash /
+            # Runtime.ExitError) instead of invoking. We stop and shut down with reason failure.
+            self.error(f"before invoke #{index + 1}: "
+                       + (f"extension(s) {dead} exited" if dead else "runtime exited") + "; shutting down")
+            return "failure"
         inv = self._new_invocation(index)
         invoke_event = {
             "eventType": "INVOKE",
