@@ -39,7 +39,8 @@ public struct ExtensionSettings: Sendable {
         "PYROSCOPE_REMOTE_ADDRESS", "PYROSCOPE_AUTH_TOKEN", "PYROSCOPE_BASIC_AUTH_USER", "PYROSCOPE_BASIC_AUTH_PASSWORD",
         "PYROSCOPE_TENANT_ID", "PYROSCOPE_HTTP_HEADERS", "PYROSCOPE_TIMEOUT", "PYROSCOPE_NUM_WORKERS",
         "PYROSCOPE_DEV_MODE", "PYROSCOPE_FLUSH_ON_INVOKE", "PYROSCOPE_FLUSH_STRATEGY", "PYROSCOPE_SELF_PROFILING",
-        "PYROSCOPE_LISTEN_ADDRESS", "PYROSCOPE_MAX_BODY_BYTES",
+        "PYROSCOPE_LISTEN_ADDRESS", "PYROSCOPE_MAX_BODY_BYTES", "PYROSCOPE_QUEUE_MAX_BYTES",
+        "PYROSCOPE_SPOOL_DIR", "PYROSCOPE_SPOOL_MAX_BYTES",
         "PYROSCOPE_RETRY_MAX_ATTEMPTS", "PYROSCOPE_RETRY_INITIAL_BACKOFF", "PYROSCOPE_RETRY_MAX_BACKOFF", "PYROSCOPE_MAX_UPLOAD_AGE",
         "PYROSCOPE_LOG_LEVEL", "PYROSCOPE_LOG_FORMAT", "PYROSCOPE_LOG_TIMESTAMP_FORMAT", "PYROSCOPE_LOG_TIMESTAMP_DISABLE",
         "PYROSCOPE_LOG_TIMESTAMP_FIELD_NAME", "PYROSCOPE_LOG_LEVEL_FIELD_NAME", "PYROSCOPE_LOG_MSG_FIELD_NAME",
@@ -54,6 +55,9 @@ public struct ExtensionSettings: Sendable {
         let timeout = reader.duration("PYROSCOPE_TIMEOUT", default: .seconds(10), mustBePositive: true)
         let workers = reader.integer("PYROSCOPE_NUM_WORKERS", default: 5, range: 1...256)
         let maxBody = reader.integer("PYROSCOPE_MAX_BODY_BYTES", default: 8 << 20, range: 1...(1 << 30))
+        let queueBytes = reader.integer("PYROSCOPE_QUEUE_MAX_BYTES", default: RelayConfiguration.defaultQueueMaxBytes, range: 1...(1 << 34))
+        let spoolDirectory = reader.string("PYROSCOPE_SPOOL_DIR") ?? RelayConfiguration.defaultSpoolDirectory
+        let spoolBytes = reader.integer("PYROSCOPE_SPOOL_MAX_BYTES", default: RelayConfiguration.defaultSpoolMaxBytes, range: 0...(1 << 40))
 
         let defaults = RetryPolicy()
         let retryPolicy = RetryPolicy(
@@ -107,7 +111,8 @@ public struct ExtensionSettings: Sendable {
         relay = RelayConfiguration(
             remote: remote, credentials: credentials, tenantID: reader.string("PYROSCOPE_TENANT_ID") ?? "",
             extraHeaders: extraHeaders, upstreamTimeout: timeout, workers: workers, maxBodyBytes: maxBody,
-            listenAddresses: listen, retryPolicy: retryPolicy)
+            queueMaxBytes: queueBytes, listenAddresses: listen, retryPolicy: retryPolicy,
+            spoolDirectory: spoolBytes > 0 ? spoolDirectory : nil, spoolMaxBytes: spoolBytes)
 
         devMode = reader.bool("PYROSCOPE_DEV_MODE")
         flushOnInvoke = reader.bool("PYROSCOPE_FLUSH_ON_INVOKE")

@@ -32,9 +32,22 @@ public struct RelayApplication: Sendable {
         var forwardLogger = logger
         forwardLogger[metadataKey: "comp"] = "orchestrator"
 
+        var spool: UploadSpool?
+        if let directory = relay.spoolDirectory {
+            do {
+                spool = try UploadSpool(directory: directory, maxBytes: relay.spoolMaxBytes, logger: forwardLogger)
+                if let items = spool?.usage.items, items > 0 {
+                    logger.info("Replaying uploads left in the spool by an earlier run", metadata: ["count": .stringConvertible(items)])
+                }
+            } catch {
+                logger.warning(
+                    "Spool unavailable: uploads beyond the memory queue will be refused with 503",
+                    metadata: ["spool_dir": "\(directory)", "error": "\(error)"])
+            }
+        }
         let ingress = IngressServer(
             group: group, addresses: relay.listenAddresses, queue: queue, counters: counters,
-            routes: [.healthz, .metrics(counters: counters, queue: queue)],
+            routes: [.healthz, .metrics(counters: counters, queue: queue, spool: spool)], spool: spool,
             maxBodyBytes: relay.maxBodyBytes, isRemoteUsable: relay.remote != nil, logger: ingressLogger)
         var bindError: RelayError?
         do { try await ingress.bind() } catch { bindError = error }
@@ -80,7 +93,7 @@ public struct RelayApplication: Sendable {
             queue: queue, uploader: HTTPClientUploader(client: client, timeout: relay.upstreamTimeout),
             builder: relay.remote.map { UpstreamRequestBuilder(configuration: relay, remote: $0) },
             counters: counters, workers: relay.workers, drainTimeout: relay.drainTimeout, drainDeadline: drainDeadline,
-            retryPolicy: relay.retryPolicy,
+            retryPolicy: relay.retryPolicy, spool: spool,
             logger: forwardLogger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: forwarder), .init(service: ingress)]
 

@@ -17,6 +17,8 @@ public final class RelayMetrics: Sendable {
     public let queueItems: Gauge
     public let queueBytes: Gauge
     public let uploadsInFlight: Gauge
+    public let spoolItems: Gauge
+    public let spoolBytes: Gauge
     private let dropped: [String: Counter]
 
     static func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
@@ -56,6 +58,8 @@ public final class RelayMetrics: Sendable {
         queueItems = registry.makeGauge(descriptor: Self.name("queue_items", "", "Uploads waiting in the queue."))
         queueBytes = registry.makeGauge(descriptor: Self.name("queue", "bytes", "Bytes of the uploads waiting in the queue."))
         uploadsInFlight = registry.makeGauge(descriptor: Self.name("uploads_in_flight", "", "Uploads being sent to the remote now."))
+        spoolItems = registry.makeGauge(descriptor: Self.name("spool_items", "", "Uploads waiting in the disk spool."))
+        spoolBytes = registry.makeGauge(descriptor: Self.name("spool", "bytes", "Bytes the disk spool uses."))
         var dropped: [String: Counter] = [:]
         for reason in dropReasons {
             dropped[reason] = registry.makeCounter(

@@ -30,9 +30,13 @@ public struct LocalRoute: Sendable {
     public static let healthz = LocalRoute(path: "/healthz") { Response(body: ByteBuffer(string: "ok\n")) }
 
     /// Prometheus text of the relay's own metrics; queue gauges are read at scrape time.
-    public static func metrics(counters: RelayCounters, queue: UploadQueue) -> LocalRoute {
+    public static func metrics(counters: RelayCounters, queue: UploadQueue, spool: UploadSpool? = nil) -> LocalRoute {
         LocalRoute(path: "/metrics") {
             let snapshot = queue.snapshot
+            if let usage = spool?.usage {
+                counters.metrics.spoolItems.set(Int64(usage.items))
+                counters.metrics.spoolBytes.set(Int64(usage.bytes))
+            }
             counters.metrics.queueItems.set(Int64(snapshot.queuedItems))
             counters.metrics.queueBytes.set(Int64(snapshot.queuedBytes))
             counters.metrics.uploadsInFlight.set(Int64(snapshot.inFlight))
@@ -133,23 +137,55 @@ final class IngressHandler: ChannelInboundHandler {
             return
         }
         let upload = Upload(method: head.method, target: head.uri, headers: head.headers, body: body)
+        // While the spool holds uploads, new ones join it behind them: oldest first.
+        if let spool = context.spool, !spool.isEmpty, !context.queue.isClosed {
+            spoolUpload(upload, head: head, spool: spool, channelContext: channelContext)
+            return
+        }
         switch context.queue.offer(upload) {
         case .accepted:
             counters.recordAccepted()
             respond(head, status: .ok, body: nil, channelContext: channelContext)
-        case .full, .closed:
-            // Honest backpressure: the client keeps its data rather than being told 200
-            // for an upload that would be dropped.
-            counters.recordDropped(.queueFull)
-            logger.warning(
-                "Refused upload: queue full",
-                metadata: [
-                    "path": "\(upload.path)", "reason": "\(DropReason.queueFull.rawValue)", "status": .stringConvertible(503),
-                ])
-            respond(
-                head, status: .serviceUnavailable, body: ByteBuffer(string: "relay queue full, retry later\n"),
-                extraHeaders: [("Retry-After", "1")], channelContext: channelContext)
+        case .full:
+            if let spool = context.spool {
+                spoolUpload(upload, head: head, spool: spool, channelContext: channelContext)
+            } else {
+                refuseFull(head, upload: upload, channelContext: channelContext)
+            }
+        case .closed:
+            refuseFull(head, upload: upload, channelContext: channelContext)
         }
+    }
+
+    /// Writes the upload to the spool off the event loop, then answers.
+    private func spoolUpload(_ upload: Upload, head: HTTPRequestHead, spool: UploadSpool, channelContext: ChannelHandlerContext) {
+        let bound = NIOLoopBound((self, channelContext), eventLoop: channelContext.eventLoop)
+        let queue = context.queue
+        let counters = context.counters
+        channelContext.eventLoop.makeFutureWithTask { await spool.store(upload) }.whenComplete { result in
+            let (handler, channelContext) = bound.value
+            if case .success(true) = result {
+                counters.recordAccepted()
+                queue.nudge()  // a sender may be waiting on an empty memory queue
+                handler.respond(head, status: .ok, body: nil, channelContext: channelContext)
+            } else {
+                handler.refuseFull(head, upload: upload, channelContext: channelContext)
+            }
+        }
+    }
+
+    /// Honest backpressure: the client keeps its data rather than being told 200 for an
+    /// upload that would be dropped.
+    private func refuseFull(_ head: HTTPRequestHead, upload: Upload, channelContext: ChannelHandlerContext) {
+        context.counters.recordDropped(.queueFull)
+        logger.warning(
+            "Refused upload: queue full",
+            metadata: [
+                "path": "\(upload.path)", "reason": "\(DropReason.queueFull.rawValue)", "status": .stringConvertible(503),
+            ])
+        respond(
+            head, status: .serviceUnavailable, body: ByteBuffer(string: "relay queue full, retry later\n"),
+            extraHeaders: [("Retry-After", "1")], channelContext: channelContext)
     }
 
     private func rejectTooLarge(_ head: HTTPRequestHead, channelContext: ChannelHandlerContext) {

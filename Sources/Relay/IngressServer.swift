@@ -14,6 +14,7 @@ public final class IngressServer: Service, Sendable, CustomStringConvertible {
         let queue: UploadQueue
         let counters: RelayCounters
         let routes: [LocalRoute]
+        let spool: UploadSpool?
         let maxBodyBytes: Int
         let isRemoteUsable: Bool
         let logger: Logger
@@ -26,12 +27,12 @@ public final class IngressServer: Service, Sendable, CustomStringConvertible {
 
     public init(
         group: any EventLoopGroup, addresses: [ListenAddress], queue: UploadQueue, counters: RelayCounters,
-        routes: [LocalRoute] = [.healthz], maxBodyBytes: Int, isRemoteUsable: Bool, logger: Logger
+        routes: [LocalRoute] = [.healthz], spool: UploadSpool? = nil, maxBodyBytes: Int, isRemoteUsable: Bool, logger: Logger
     ) {
         self.group = group
         self.addresses = addresses
         self.context = Context(
-            queue: queue, counters: counters, routes: routes, maxBodyBytes: maxBodyBytes,
+            queue: queue, counters: counters, routes: routes, spool: spool, maxBodyBytes: maxBodyBytes,
             isRemoteUsable: isRemoteUsable, logger: logger)
     }
 

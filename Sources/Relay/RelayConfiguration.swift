@@ -103,6 +103,15 @@ public struct RelayConfiguration: Sendable {
     /// How long a graceful shutdown may spend sending what is queued.
     public var drainTimeout: Duration
     public var retryPolicy: RetryPolicy
+    /// Where uploads go when the memory queue is full; nil: no spool (full means 503).
+    public var spoolDirectory: String?
+    public var spoolMaxBytes: Int
+
+    /// Memory is the function's own: keep the relay's share small and spill to disk.
+    public static let defaultQueueMaxBytes = 8 << 20
+    /// Lambda's /tmp (512 MB by default) is the only writable place.
+    public static let defaultSpoolDirectory = "/tmp/pyroscope-lambda-extension-spool"
+    public static let defaultSpoolMaxBytes = 64 << 20
 
     public static let defaultRemote = try! RemoteEndpoint(parsing: "https://profiles-prod-001.grafana.net")
 
@@ -115,11 +124,13 @@ public struct RelayConfiguration: Sendable {
         workers: Int = 5,
         maxBodyBytes: Int = 8 << 20,
         queueMaxItems: Int = 1024,
-        queueMaxBytes: Int = 32 << 20,
+        queueMaxBytes: Int = RelayConfiguration.defaultQueueMaxBytes,
         listenAddresses: [ListenAddress] = ListenAddress.loopback(port: 4040),
         sessionID: SessionID = .random(),
         drainTimeout: Duration? = nil,
-        retryPolicy: RetryPolicy = RetryPolicy()
+        retryPolicy: RetryPolicy = RetryPolicy(),
+        spoolDirectory: String? = nil,
+        spoolMaxBytes: Int = RelayConfiguration.defaultSpoolMaxBytes
     ) {
         self.remote = remote
         self.credentials = credentials
@@ -134,6 +145,8 @@ public struct RelayConfiguration: Sendable {
         self.sessionID = sessionID
         self.drainTimeout = drainTimeout ?? upstreamTimeout
         self.retryPolicy = retryPolicy
+        self.spoolDirectory = spoolDirectory
+        self.spoolMaxBytes = spoolMaxBytes
     }
 }
 

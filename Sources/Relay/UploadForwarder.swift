@@ -19,12 +19,14 @@ public struct UploadForwarder: Service, CustomStringConvertible {
     /// Backoff waits go through this clock (tests may pass their own).
     let clock: any Clock<Duration>
     let dropLogLimiter = LogRateLimiter()
+    let spool: UploadSpool?
     let logger: Logger
 
     public init(
         queue: UploadQueue, uploader: any Uploader, builder: UpstreamRequestBuilder?, counters: RelayCounters,
         workers: Int, drainTimeout: Duration, drainDeadline: DrainDeadline = DrainDeadline(),
-        retryPolicy: RetryPolicy = RetryPolicy(), clock: any Clock<Duration> = ContinuousClock(), logger: Logger
+        retryPolicy: RetryPolicy = RetryPolicy(), clock: any Clock<Duration> = ContinuousClock(), spool: UploadSpool? = nil,
+        logger: Logger
     ) {
         self.queue = queue
         self.uploader = uploader
@@ -35,6 +37,7 @@ public struct UploadForwarder: Service, CustomStringConvertible {
         self.drainDeadline = drainDeadline
         self.retryPolicy = retryPolicy
         self.clock = clock
+        self.spool = spool
         self.logger = logger
     }
 
@@ -47,12 +50,7 @@ public struct UploadForwarder: Service, CustomStringConvertible {
             group.addTask {
                 await withTaskGroup(of: Void.self) { senders in
                     for _ in 0..<workers {
-                        senders.addTask {
-                            while let ticket = await queue.next() {
-                                await deliver(ticket)
-                                queue.complete(ticket)
-                            }
-                        }
+                        senders.addTask { await sendUntilClosed() }
                     }
                 }
             }
@@ -83,15 +81,59 @@ public struct UploadForwarder: Service, CustomStringConvertible {
                     "reason": "\(DropReason.shutdownDeadline.rawValue)", "count": .stringConvertible(abandoned.count),
                 ])
         }
+        if let spool, !spool.isEmpty {
+            logger.warning(
+                "Uploads left in the spool at shutdown: replayed when the relay starts again with the same spool",
+                metadata: ["count": .stringConvertible(spool.usage.items), "spool_bytes": .stringConvertible(spool.usage.bytes)])
+        }
     }
 
-    func deliver(_ ticket: UploadQueue.Ticket) async {
-        let upload = ticket.upload
+    /// One sender: memory first (oldest uploads), then the spool; after the queue closes,
+    /// what is left in the spool, until cancelled by the drain deadline.
+    private func sendUntilClosed() async {
+        while !Task.isCancelled {
+            if let ticket = queue.tryNext() {
+                await send(ticket)
+                continue
+            }
+            if await sendOneFromSpool() { continue }
+            switch await queue.nextOrNudge() {
+            case .ticket(let ticket): await send(ticket)
+            case .nudged: continue
+            case .closed:
+                while !Task.isCancelled, await sendOneFromSpool() {}
+                return
+            }
+        }
+    }
+
+    private func send(_ ticket: UploadQueue.Ticket) async {
+        _ = await deliver(ticket.upload)
+        queue.complete(ticket)
+    }
+
+    /// Sends the oldest spooled upload, if any. Its file is deleted once it has an
+    /// outcome, except when the drain deadline cut it short: then it stays for the next start.
+    private func sendOneFromSpool() async -> Bool {
+        guard let spool, let entry = await spool.takeOldest() else { return false }
+        let outcome = await deliver(entry.upload)
+        if outcome != .drop(.shutdownDeadline) { await spool.finish(entry.id) }
+        return true
+    }
+
+    /// The upload's single outcome, already counted and logged.
+    enum Outcome: Equatable {
+        case delivered
+        case drop(DropReason)
+    }
+
+    @discardableResult
+    func deliver(_ upload: Upload) async -> Outcome {
         var logger = logger
         logger[metadataKey: "path"] = "\(upload.path)"
         guard let builder else {
             drop(.misconfigured, logger: logger, "Dropped upload: the remote address is unusable")
-            return
+            return .drop(.misconfigured)
         }
         let request = builder.build(upload)
         var attempt = 0
@@ -134,11 +176,11 @@ public struct UploadForwarder: Service, CustomStringConvertible {
                         "bytes": .stringConvertible(upload.body.readableBytes), "duration_ms": .stringConvertible(elapsed.wholeMilliseconds),
                         "attempt": .stringConvertible(attempt),
                     ]) { $1 })
-                return
+                return .delivered
             case .drop(let reason):
                 detail["attempt"] = .stringConvertible(attempt)
                 drop(reason, logger: logger, "Failed to relay request", metadata: detail)
-                return
+                return .drop(reason)
             case .retry(let delay):
                 counters.recordRetry()
                 if delay == .zero {
@@ -156,8 +198,9 @@ public struct UploadForwarder: Service, CustomStringConvertible {
         }
     }
 
-    private func dropInFlightAtDeadline(_ logger: Logger) {
+    private func dropInFlightAtDeadline(_ logger: Logger) -> Outcome {
         drop(.shutdownDeadline, logger: logger, "Dropped upload in flight: drain deadline passed")
+        return .drop(.shutdownDeadline)
     }
 
     private func drop(_ reason: DropReason, logger: Logger, _ message: Logger.Message, metadata: Logger.Metadata = [:]) {

@@ -17,6 +17,14 @@ public final class UploadQueue: Sendable {
         let bytes: Int
     }
 
+    /// What a sender gets: an upload, a nudge (work is waiting elsewhere, in the spool),
+    /// or the end (closed and empty, or cancelled).
+    public enum Next: Sendable {
+        case ticket(Ticket)
+        case nudged
+        case closed
+    }
+
     public enum OfferResult: Sendable, Equatable {
         case accepted
         case full
@@ -36,7 +44,9 @@ public final class UploadQueue: Sendable {
         var inFlight: Set<UInt64> = []
         var closed = false
         var nextWaiterID: UInt64 = 0
-        var senders: [(id: UInt64, continuation: CheckedContinuation<Ticket?, Never>)] = []
+        var senders: [(id: UInt64, continuation: CheckedContinuation<Next, Never>)] = []
+        /// A nudge that found no waiting sender, kept for the next one.
+        var pendingNudge = false
         var flushes: [(id: UInt64, target: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
 
         /// Every sequence below this is complete.
@@ -69,7 +79,7 @@ public final class UploadQueue: Sendable {
     /// Accepts the upload unless the queue is full or closed. Never blocks.
     public func offer(_ upload: Upload) -> OfferResult {
         let bytes = upload.queuedBytes
-        let result: (OfferResult, CheckedContinuation<Ticket?, Never>?, Ticket?) = state.withLock { state in
+        let result: (OfferResult, CheckedContinuation<Next, Never>?, Ticket?) = state.withLock { state in
             if state.closed { return (.closed, nil, nil) }
             // One upload larger than the byte bound alone is still taken into an empty
             // queue: the size limit for single uploads is maxBodyBytes, not this.
@@ -87,38 +97,75 @@ public final class UploadQueue: Sendable {
             state.bytes += bytes
             return (.accepted, nil, nil)
         }
-        if let continuation = result.1 { continuation.resume(returning: result.2) }
+        if let continuation = result.1, let ticket = result.2 { continuation.resume(returning: .ticket(ticket)) }
         return result.0
     }
 
+    /// Takes the oldest queued upload without waiting.
+    public func tryNext() -> Ticket? {
+        state.withLock { state in
+            guard let ticket = state.items.popFirst() else { return nil }
+            state.bytes -= ticket.bytes
+            state.inFlight.insert(ticket.sequence)
+            return ticket
+        }
+    }
+
+    /// Wakes one waiting sender with `.nudged` (or the next one to wait).
+    public func nudge() {
+        let sender = state.withLock { state -> CheckedContinuation<Next, Never>? in
+            guard !state.senders.isEmpty else {
+                state.pendingNudge = true
+                return nil
+            }
+            return state.senders.removeFirst().continuation
+        }
+        sender?.resume(returning: .nudged)
+    }
+
     /// The next upload to send, oldest first; nil once the queue is closed and empty,
-    /// or when the calling task is cancelled.
+    /// or when the calling task is cancelled. Nudges are skipped.
     public func next() async -> Ticket? {
+        while true {
+            switch await nextOrNudge() {
+            case .ticket(let ticket): return ticket
+            case .nudged: continue
+            case .closed: return nil
+            }
+        }
+    }
+
+    /// Waits for an upload, a nudge, or the end.
+    public func nextOrNudge() async -> Next {
         let id = state.withLock { state -> UInt64 in
             state.nextWaiterID += 1
             return state.nextWaiterID
         }
         return await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Ticket?, Never>) in
-                let immediate: Ticket?? = state.withLock { state in
-                    if Task.isCancelled { return .some(nil) }
+            await withCheckedContinuation { (continuation: CheckedContinuation<Next, Never>) in
+                let immediate: Next? = state.withLock { state in
+                    if Task.isCancelled { return .closed }
                     if let ticket = state.items.popFirst() {
                         state.bytes -= ticket.bytes
                         state.inFlight.insert(ticket.sequence)
-                        return .some(ticket)
+                        return .ticket(ticket)
                     }
-                    if state.closed { return .some(nil) }
+                    if state.closed { return .closed }
+                    if state.pendingNudge {
+                        state.pendingNudge = false
+                        return .nudged
+                    }
                     state.senders.append((id, continuation))
-                    return .none
+                    return nil
                 }
                 if let immediate { continuation.resume(returning: immediate) }
             }
         } onCancel: {
-            let waiter = state.withLock { state -> CheckedContinuation<Ticket?, Never>? in
+            let waiter = state.withLock { state -> CheckedContinuation<Next, Never>? in
                 guard let index = state.senders.firstIndex(where: { $0.id == id }) else { return nil }
                 return state.senders.remove(at: index).continuation
             }
-            waiter?.resume(returning: nil)
+            waiter?.resume(returning: .closed)
         }
     }
 
@@ -158,13 +205,13 @@ public final class UploadQueue: Sendable {
 
     /// Refuses further offers; senders drain what is queued, then `next()` returns nil.
     public func close() {
-        let waiting = state.withLock { state -> [CheckedContinuation<Ticket?, Never>] in
+        let waiting = state.withLock { state -> [CheckedContinuation<Next, Never>] in
             state.closed = true
             guard state.items.isEmpty else { return [] }
             defer { state.senders.removeAll() }
             return state.senders.map(\.continuation)
         }
-        for continuation in waiting { continuation.resume(returning: nil) }
+        for continuation in waiting { continuation.resume(returning: .closed) }
     }
 
     /// Removes and returns everything still queued (not in flight), for accounting when
@@ -182,6 +229,8 @@ public final class UploadQueue: Sendable {
 
     /// Callers blocked in `flush()`; lets tests order events without sleeping.
     var waitingFlushes: Int { state.withLock { $0.flushes.count } }
+
+    public var isClosed: Bool { state.withLock { $0.closed } }
 
     public var snapshot: Snapshot {
         state.withLock { Snapshot(queuedItems: $0.items.count, queuedBytes: $0.bytes, inFlight: $0.inFlight.count) }

@@ -1,3 +1,5 @@
+import Foundation
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -93,5 +95,23 @@ extension String {
         while text.first == set { text = text.dropFirst() }
         while text.last == set { text = text.dropLast() }
         return String(text)
+    }
+}
+
+/// Runs blocking socket work on a thread of its own: async tests must not block Swift's
+/// cooperative pool (two threads on a 2-core machine), which the relay's own tasks need.
+public func offCooperativePool<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        Thread { continuation.resume(returning: body()) }.start()
+    }
+}
+
+/// POSTs `body` on a fresh connection; the status, or nil when the exchange failed.
+public func rawPost(port: Int, path: String = "/ingest?name=app", body: String) async -> Int? {
+    await offCooperativePool {
+        guard let connection = try? RawConnection(port: port),
+            (try? connection.send("POST \(path) HTTP/1.1\r\nHost: localhost:4040\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")) != nil
+        else { return nil }
+        return connection.readResponse()?.status
     }
 }

@@ -11,6 +11,7 @@ public struct TestRelay: Sendable {
     public let port: Int
     public let queue: UploadQueue
     public let counters: RelayCounters
+    public let spool: UploadSpool?
     public let serviceGroup: ServiceGroup
 
     public static func configuration(remote: RecordingRemote, basePath: String = "", _ change: (inout RelayConfiguration) -> Void = { _ in })
@@ -34,9 +35,12 @@ public struct TestRelay: Sendable {
         let group = MultiThreadedEventLoopGroup.singleton
         let counters = RelayCounters()
         let queue = UploadQueue(maxItems: configuration.queueMaxItems, maxBytes: configuration.queueMaxBytes)
+        let spool = try configuration.spoolDirectory.map {
+            try UploadSpool(directory: $0, maxBytes: configuration.spoolMaxBytes, logger: logger)
+        }
         let ingress = IngressServer(
             group: group, addresses: configuration.listenAddresses, queue: queue, counters: counters,
-            routes: [.healthz, .metrics(counters: counters, queue: queue)],
+            routes: [.healthz, .metrics(counters: counters, queue: queue, spool: spool)], spool: spool,
             maxBodyBytes: configuration.maxBodyBytes, isRemoteUsable: configuration.remote != nil, logger: logger)
         let addresses = try await ingress.bind()
         let client = HTTPClient(
@@ -47,11 +51,11 @@ public struct TestRelay: Sendable {
             queue: queue, uploader: uploader ?? HTTPClientUploader(client: client, timeout: configuration.upstreamTimeout),
             builder: configuration.remote.map { UpstreamRequestBuilder(configuration: configuration, remote: $0) },
             counters: counters, workers: configuration.workers, drainTimeout: configuration.drainTimeout,
-            retryPolicy: configuration.retryPolicy, logger: logger)
+            retryPolicy: configuration.retryPolicy, spool: spool, logger: logger)
         let serviceGroup = ServiceGroup(
             configuration: .init(
                 services: [.init(service: forwarder), .init(service: ingress)], logger: logger))
-        let relay = TestRelay(port: addresses[0].port!, queue: queue, counters: counters, serviceGroup: serviceGroup)
+        let relay = TestRelay(port: addresses[0].port!, queue: queue, counters: counters, spool: spool, serviceGroup: serviceGroup)
         return try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await serviceGroup.run() }
             let result: Result<T, any Error>

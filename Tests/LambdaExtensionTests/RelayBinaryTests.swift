@@ -15,10 +15,8 @@ import Testing
         return environment
     }
 
-    static func post(port: Int, path: String = "/ingest?name=app", body: String) throws -> Int? {
-        let connection = try RawConnection(port: port)
-        try connection.send("POST \(path) HTTP/1.1\r\nHost: localhost:4040\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
-        return connection.readResponse()?.status
+    static func post(port: Int, path: String = "/ingest?name=app", body: String) async -> Int? {
+        await rawPost(port: port, path: path, body: body)
     }
 
     @Test func jsonLogLinesUseTheConfiguredNamesAndSettingsWarningsGoThroughThem() async throws {
@@ -32,7 +30,7 @@ import Testing
                         "PYROSCOPE_LOG_MSG_FIELD_NAME": "message", "PYROSCOPE_NUM_WORKERS": "lots",
                     ]))
             let port = try #require(await relay.listeningPort())
-            #expect(try Self.post(port: port, body: "x") == 200)
+            #expect(await Self.post(port: port, body: "x") == 200)
             await remote.waitForRequests(1)
             relay.signal(SIGTERM)
             #expect(await relay.waitForExit() == 0)
@@ -59,7 +57,7 @@ import Testing
         try await RecordingRemote.with(respond: { _ in .delayed(.milliseconds(300), .ok) }) { remote in
             let relay = try RelayProcess(environment: Self.devEnvironment(remote: remote, ["PYROSCOPE_NUM_WORKERS": "1"]))
             let port = try #require(await relay.listeningPort())
-            for index in 0..<5 { #expect(try Self.post(port: port, body: "upload-\(index)") == 200) }
+            for index in 0..<5 { #expect(await Self.post(port: port, body: "upload-\(index)") == 200) }
             relay.signal(SIGTERM)  // 4 are still queued behind a slow remote
             #expect(await relay.waitForExit() == 0)
             let bodies = remote.received.map { String(decoding: $0.body, as: UTF8.self) }
@@ -77,7 +75,7 @@ import Testing
                         "PYROSCOPE_NUM_WORKERS": "1", "PYROSCOPE_TIMEOUT": "1s",
                     ]))
             let port = try #require(await relay.listeningPort())
-            for index in 0..<3 { #expect(try Self.post(port: port, body: "upload-\(index)") == 200) }
+            for index in 0..<3 { #expect(await Self.post(port: port, body: "upload-\(index)") == 200) }
             await remote.waitForRequests(1)
             let started = ContinuousClock.now
             relay.signal(SIGINT)
@@ -102,7 +100,7 @@ import Testing
                         "PYROSCOPE_HTTP_HEADERS": #"{"Authorization":"Custom hdr-SECRET-456"}"#,
                     ]))
             let port = try #require(await relay.listeningPort())
-            #expect(try Self.post(port: port, body: "x") == 200)
+            #expect(await Self.post(port: port, body: "x") == 200)
             #expect(await remote.waitForRequests(1).first?.value("authorization") == "Custom hdr-SECRET-456")
             _ = await relay.waitForLine { $0.contains("rejected") }
             relay.signal(SIGTERM)
@@ -170,6 +168,51 @@ import Testing
             #expect(upload.value("x-forwarded-host") == "127.0.0.1:\(port)")
             // The app name travels inside the gzipped protobuf; the body bytes reached the
             // remote exactly as the client sent them (checked byte-for-byte in FixtureReplayTests).
+        }
+    }
+}
+
+/// The spool survives the relay being killed.
+@Suite(.serialized) struct SpoolCrashTests {
+    @Test func spooledUploadsAreDeliveredOnceAfterKill9AndRestartSkippingACorruptRecord() async throws {
+        let directory = NSTemporaryDirectory() + "spool-crash-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var spooledBodies: [String] = []
+        // 1. The remote is down: the relay keeps one upload in memory, spools the rest; then kill -9.
+        try await RecordingRemote.with(respond: { _ in .status(.serviceUnavailable) }) { down in
+            let relay = try RelayProcess(
+                environment: RelayBinaryTests.devEnvironment(
+                    remote: down,
+                    [
+                        "PYROSCOPE_SPOOL_DIR": directory, "PYROSCOPE_QUEUE_MAX_BYTES": "1", "PYROSCOPE_NUM_WORKERS": "1",
+                        "PYROSCOPE_RETRY_INITIAL_BACKOFF": "1m",
+                    ]))
+            let port = try #require(await relay.listeningPort())
+            for index in 0..<20 { #expect(await RelayBinaryTests.post(port: port, body: "spooled-\(index)") == 200) }
+            relay.signal(SIGKILL)
+            _ = await relay.waitForExit()
+            let files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".rec") }
+            #expect(files.count >= 18, "all but what was in memory is on disk (\(files.count))")
+            spooledBodies = (0..<20).map { "spooled-\($0)" }
+        }
+        // A torn record, as a crash mid-write of another writer could leave.
+        FileManager.default.createFile(atPath: directory + "/00000000000000000000.rec", contents: Data([0x50, 0x59, 0x53, 0x50, 1, 0, 0]))
+
+        // 2. Restart with a healthy remote: every spooled upload arrives exactly once.
+        try await RecordingRemote.with { remote in
+            let relay = try RelayProcess(environment: RelayBinaryTests.devEnvironment(remote: remote, ["PYROSCOPE_SPOOL_DIR": directory]))
+            _ = try #require(await relay.listeningPort())
+            let onDisk = spooledBodies.count - 2  // at most two were in memory or in flight at the kill
+            let received = await remote.waitForRequests(onDisk, timeout: .seconds(30))
+            try await Task.sleep(for: .milliseconds(300))  // any duplicate would show up now
+            relay.signal(SIGTERM)
+            #expect(await relay.waitForExit() == 0)
+            let bodies = remote.received.map { String(decoding: $0.body, as: UTF8.self) }
+            #expect(Set(bodies).count == bodies.count, "no upload delivered twice")
+            #expect(received.count >= onDisk)
+            #expect(Set(bodies).isSubset(of: Set(spooledBodies)))
+            #expect(relay.output.contains { $0.contains("00000000000000000000.rec") }, "the corrupt record is named in a log line")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".rec") }.isEmpty)
         }
     }
 }

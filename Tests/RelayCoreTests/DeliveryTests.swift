@@ -10,11 +10,8 @@ import Testing
     static let quickRetries = RetryPolicy(initialBackoff: .milliseconds(50), maxBackoff: .milliseconds(400), maxAttempts: 10, jitter: 0.1)
 
     /// The status the relay answered; nil when the exchange failed.
-    static func post(_ relay: TestRelay, _ body: String, path: String = "/ingest?name=app") -> Int? {
-        guard let connection = try? RawConnection(port: relay.port),
-            (try? connection.send("POST \(path) HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")) != nil
-        else { return nil }
-        return connection.readResponse()?.status
+    static func post(_ relay: TestRelay, _ body: String, path: String = "/ingest?name=app") async -> Int? {
+        await rawPost(port: relay.port, path: path, body: body)
     }
 
     @Test func remoteFailingFor1500msThenRecoveringLosesNothing() async throws {
@@ -23,7 +20,7 @@ import Testing
             remote in
             let configuration = TestRelay.configuration(remote: remote) { $0.retryPolicy = Self.quickRetries }
             try await TestRelay.with(configuration) { relay in
-                for index in 0..<10 { #expect(Self.post(relay, "upload-\(index)") == 200) }
+                for index in 0..<10 { #expect(await Self.post(relay, "upload-\(index)") == 200) }
                 await relay.queue.flush()
                 let received = remote.received
                 let delivered = received.filter { $0.arrivedAt - started >= .milliseconds(1500) }.map { String(decoding: $0.body, as: UTF8.self) }
@@ -44,7 +41,7 @@ import Testing
         }) { remote in
             let configuration = TestRelay.configuration(remote: remote) { $0.retryPolicy = Self.quickRetries }
             try await TestRelay.with(configuration) { relay in
-                #expect(Self.post(relay, "rate-limited") == 200)
+                #expect(await Self.post(relay, "rate-limited") == 200)
                 await relay.queue.flush()
                 let received = remote.received
                 #expect(received.count == 2)
@@ -67,7 +64,7 @@ import Testing
             try await TestRelay.with(configuration) { relay in
                 let started = ContinuousClock.now
                 for index in 0..<5 {
-                    #expect(Self.post(relay, "upload-\(index)") == 200)
+                    #expect(await Self.post(relay, "upload-\(index)") == 200)
                     await relay.queue.flush()
                 }
                 #expect(ContinuousClock.now - started < .seconds(20), "no 30 s backoff was needed")
@@ -83,7 +80,7 @@ import Testing
         try await RecordingRemote.with(respond: { _ in .status(.unauthorized, body: "bad token") }) { remote in
             let configuration = TestRelay.configuration(remote: remote) { $0.retryPolicy = Self.quickRetries }
             try await TestRelay.with(configuration) { relay in
-                #expect(Self.post(relay, "x") == 200)
+                #expect(await Self.post(relay, "x") == 200)
                 await relay.queue.flush()
                 #expect(remote.received.count == 1, "a 401 is not retried")
                 #expect(relay.counters.snapshot.dropped == [.rejected4xx: 1])
@@ -98,7 +95,7 @@ import Testing
                 $0.retryPolicy = RetryPolicy(initialBackoff: .milliseconds(20), maxBackoff: .milliseconds(50), maxAttempts: 3)
             }
             try await TestRelay.with(configuration) { relay in
-                #expect(Self.post(relay, "slow") == 200)
+                #expect(await Self.post(relay, "slow") == 200)
                 await relay.queue.flush()
                 #expect(remote.received.count == 3)
                 #expect(relay.counters.snapshot.dropped == [.maxRetries: 1])
@@ -121,7 +118,7 @@ import Testing
         configuration.drainTimeout = .seconds(5)
         try await placeholder.stop()
         try await TestRelay.with(configuration) { relay in
-            #expect(Self.post(relay, "nowhere") == 200)
+            #expect(await Self.post(relay, "nowhere") == 200)
             await relay.queue.flush()
             let stats = relay.counters.snapshot
             #expect(stats.dropped == [.maxRetries: 1])
@@ -137,7 +134,7 @@ import Testing
             }
             try await TestRelay.with(configuration) { relay in
                 var statuses: [Int: Int] = [:]
-                for index in 0..<40 { statuses[Self.post(relay, "flood-\(index)") ?? 0, default: 0] += 1 }
+                for index in 0..<40 { statuses[await Self.post(relay, "flood-\(index)") ?? 0, default: 0] += 1 }
                 await relay.queue.flush()
                 let stats = relay.counters.snapshot
                 #expect(statuses[200, default: 0] + statuses[503, default: 0] == 40)
