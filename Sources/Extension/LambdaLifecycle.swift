@@ -67,11 +67,7 @@ public struct LambdaLifecycle: Service, CustomStringConvertible {
 
     public var description: String { "LambdaLifecycle(\(strategy.rawValue))" }
 
-    public static let systemWallClockMs: @Sendable () -> Int64 = {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
-    }
+    public static let systemWallClockMs: @Sendable () -> Int64 = { unixMilliseconds() }
 
     /// A Lambda wall-clock deadline as an instant on the monotonic clock, less the margin.
     func instant(forDeadlineMs deadlineMs: Int64) -> ContinuousClock.Instant {
@@ -160,9 +156,3 @@ public struct LambdaLifecycle: Service, CustomStringConvertible {
         }
     }
 }
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Darwin)
-    import Darwin
-#endif

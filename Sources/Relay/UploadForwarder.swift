@@ -146,7 +146,7 @@ public struct UploadForwarder: Service, CustomStringConvertible {
             var detail: Logger.Metadata = [:]
             do {
                 let response = try await uploader.send(request)
-                let nowUnix = wallClockSeconds()
+                let nowUnix = unixMilliseconds() / 1000
                 result = .status(
                     code: response.status.code,
                     retryAfter: response.retryAfter.flatMap { RetryPolicy.parseRetryAfter($0, nowUnixSeconds: nowUnix) })
@@ -221,14 +221,15 @@ extension Duration {
 }
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #elseif canImport(Darwin)
-    import Darwin
+import Darwin
 #endif
 
-/// Unix seconds, for `Retry-After` dates.
-func wallClockSeconds() -> Int64 {
+/// The wall clock in Unix milliseconds: Lambda's deadlines, `Retry-After` dates and
+/// spooled uploads' ages are wall-clock times (the monotonic clock does not survive a restart).
+public func unixMilliseconds() -> Int64 {
     var ts = timespec()
     clock_gettime(CLOCK_REALTIME, &ts)
-    return Int64(ts.tv_sec)
+    return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
 }

@@ -59,8 +59,4 @@ public final class UploadSpool: Sendable {
     }
 }
 
-func unixMilliseconds() -> Int64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_REALTIME, &ts)
-    return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
-}
+
