@@ -221,9 +221,9 @@ extension Duration {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The wall clock in Unix milliseconds: Lambda's deadlines, `Retry-After` dates and

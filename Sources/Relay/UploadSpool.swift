@@ -58,5 +58,3 @@ public final class UploadSpool: Sendable {
         _ = try? await threadPool.runIfActive { disk.remove(id) }
     }
 }
-
-
