@@ -14,7 +14,7 @@ RELAY      := pyroscope-lambda-extension
 PYROSCOPE_IO_VERSION := 1.4.0
 AWSLAMBDARIC_VERSION := 4.2.2
 
-.PHONY: help build test run demo lambda-local lint bench clean venv
+.PHONY: help build test run demo lambda-local lint bench clean venv tools
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -30,7 +30,11 @@ $(VENV)/.installed:
 
 venv: $(VENV)/.installed ## Python venv with pyroscope-io and awslambdaric (used by test, demo, lambda-local)
 
-test: venv build ## Build and run every test (Swift Testing), with the real Python client as a peer
+# Debian tools the tests run as real peers: promtool (package prometheus).
+tools:
+	@command -v promtool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
+
+test: venv tools build ## Build and run every test (Swift Testing), with the real Python client and promtool as peers
 	RELAY_BINARY="$(BIN_DIR)/$(RELAY)" PYROSCOPE_TEST_PYTHON="$(abspath $(VENV_PY))" \
 		$(SWIFT) test --skip-build
 
@@ -50,9 +54,15 @@ lint: ## swift format lint --strict (config: .swift-format) and Python syntax
 	$(SWIFT) format lint --strict --recursive Sources Tests Benchmarks Package.swift
 	$(PYTHON) -m py_compile scripts/*.py
 
-bench: ## Release-build micro-benchmarks (log formatting lines/s)
+bench: venv ## Relay vs nginx, A B A B: ack latency, delivered rate, memory, start-up, CPU, LogBench (BENCH_QUICK=1: one short round)
+	@command -v wrk >/dev/null && command -v nginx >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light curl gcc; }
+	@command -v curl >/dev/null && command -v cc >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl gcc; }
+	@$(VENV_PY) -c 'import matplotlib' 2>/dev/null || $(VENV_PY) -m pip install -q matplotlib
+	$(SWIFT) build -c release --product $(RELAY)
 	$(SWIFT) build -c release --product LogBench
-	"$(RELEASE_DIR)/LogBench"
+	@mkdir -p bench/results/.bin && cc -O2 -Wall -o bench/results/.bin/startup bench/startup.c
+	$(VENV_PY) bench/run_bench.py --relay "$(RELEASE_DIR)/$(RELAY)" --logbench "$(RELEASE_DIR)/LogBench" \
+		--startup-bin bench/results/.bin/startup
 
 clean: ## Remove build products and the venv
 	rm -rf .build .build-* $(VENV)

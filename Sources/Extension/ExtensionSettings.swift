@@ -29,6 +29,10 @@ public struct ExtensionSettings: Sendable {
     public var selfProfiling: Bool
     /// `AWS_LAMBDA_RUNTIME_API`, set by Lambda for the Extensions API.
     public var lambdaRuntimeAPI: String?
+    /// How often the `relay stats` line is logged (when something changed); zero: only at shutdown.
+    public var statsInterval: Duration
+    /// CloudWatch EMF in the stats line; nil: off.
+    public var emf: StatsReporter.EMF?
     /// Settings that could not be used as given; logged once logging is configured.
     public var warnings: [SettingsWarning] = []
     /// Settings so wrong that part of the relay cannot work (it still runs).
@@ -45,7 +49,8 @@ public struct ExtensionSettings: Sendable {
         "PYROSCOPE_LOG_LEVEL", "PYROSCOPE_LOG_FORMAT", "PYROSCOPE_LOG_TIMESTAMP_FORMAT", "PYROSCOPE_LOG_TIMESTAMP_DISABLE",
         "PYROSCOPE_LOG_TIMESTAMP_FIELD_NAME", "PYROSCOPE_LOG_LEVEL_FIELD_NAME", "PYROSCOPE_LOG_MSG_FIELD_NAME",
         "PYROSCOPE_LOG_LOGRUS_ERROR_FIELD_NAME", "PYROSCOPE_LOG_FUNC_FIELD_NAME", "PYROSCOPE_LOG_FILE_FIELD_NAME",
-        "PYROSCOPE_LOG_REPORT_CALLER", "TZ", "AWS_LAMBDA_RUNTIME_API",
+        "PYROSCOPE_LOG_REPORT_CALLER", "PYROSCOPE_STATS_INTERVAL", "PYROSCOPE_EMF_NAMESPACE",
+        "TZ", "AWS_LAMBDA_RUNTIME_API", "AWS_LAMBDA_FUNCTION_NAME",
     ]
 
     public init(environment: [String: String]) {
@@ -135,6 +140,15 @@ public struct ExtensionSettings: Sendable {
         }
         selfProfiling = reader.bool("PYROSCOPE_SELF_PROFILING")
         lambdaRuntimeAPI = reader.string("AWS_LAMBDA_RUNTIME_API")
+        statsInterval = reader.duration("PYROSCOPE_STATS_INTERVAL", default: .seconds(60), mustBePositive: false)
+        if statsInterval < .zero {
+            reader.warnings.append(
+                SettingsWarning(
+                    variable: "PYROSCOPE_STATS_INTERVAL", value: environment["PYROSCOPE_STATS_INTERVAL"] ?? "",
+                    fallback: "1m0s", reason: "use 0 to turn the periodic line off"))
+            statsInterval = .seconds(60)
+        }
+        let functionName = reader.string("AWS_LAMBDA_FUNCTION_NAME") ?? "local"
 
         var log = LogConfiguration()
         if let text = reader.string("PYROSCOPE_LOG_LEVEL") {
@@ -161,6 +175,15 @@ public struct ExtensionSettings: Sendable {
         log.fieldNames.function = reader.string("PYROSCOPE_LOG_FUNC_FIELD_NAME") ?? log.fieldNames.function
         log.fieldNames.file = reader.string("PYROSCOPE_LOG_FILE_FIELD_NAME") ?? log.fieldNames.file
         log.timeZone = Self.timeZone(tz: environment["TZ"], warnings: &reader.warnings)
+        if let namespace = reader.string("PYROSCOPE_EMF_NAMESPACE") {
+            if log.format == .json {
+                emf = StatsReporter.EMF(namespace: namespace, functionName: functionName)
+            } else {
+                reader.warnings.append(
+                    SettingsWarning(
+                        variable: "PYROSCOPE_EMF_NAMESPACE", value: namespace, fallback: "", reason: "EMF needs PYROSCOPE_LOG_FORMAT=json"))
+            }
+        }
         log.redactions =
             relay.credentials.secrets + (remote?.userInfo.map { [$0.password] } ?? [])
             + extraHeaders.filter { ["authorization", "x-api-key", "cookie"].contains($0.name.lowercased()) }.map(\.value)

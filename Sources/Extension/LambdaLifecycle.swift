@@ -1,5 +1,6 @@
 import Logging
 import RelayCore
+import RelayMetrics
 import ServiceLifecycle
 import Synchronization
 
@@ -47,12 +48,13 @@ public struct LambdaLifecycle: Service, CustomStringConvertible {
     let drainDeadline: DrainDeadline
     let invocation: InvocationContext
     let logger: Logger
+    let metrics: RelayMetrics?
     /// Wall clock in Unix milliseconds; Lambda's deadlines are wall-clock times.
     let wallClockMs: @Sendable () -> Int64
 
     public init(
         client: any ExtensionsAPIClient, strategy: FlushStrategy, queue: UploadQueue, runtimeDone: RuntimeDoneTracker,
-        drainDeadline: DrainDeadline, invocation: InvocationContext, logger: Logger,
+        drainDeadline: DrainDeadline, invocation: InvocationContext, logger: Logger, metrics: RelayMetrics? = nil,
         wallClockMs: @escaping @Sendable () -> Int64 = LambdaLifecycle.systemWallClockMs
     ) {
         self.client = client
@@ -62,6 +64,7 @@ public struct LambdaLifecycle: Service, CustomStringConvertible {
         self.drainDeadline = drainDeadline
         self.invocation = invocation
         self.logger = logger
+        self.metrics = metrics
         self.wallClockMs = wallClockMs
     }
 
@@ -86,10 +89,13 @@ public struct LambdaLifecycle: Service, CustomStringConvertible {
             }
             switch event {
             case .invoke(let invoke):
+                metrics?.lambdaEvents(type: "invoke").increment()
                 invocation.set(invoke.requestId)
                 logger.debug("Invoke", metadata: ["event": "INVOKE", "request_id": "\(invoke.requestId)"])
                 await flushForInvocation(invoke)
             case .shutdown(let shutdown):
+                metrics?.lambdaEvents(type: "shutdown").increment()
+                metrics?.lambdaShutdowns(reason: shutdown.shutdownReason.lowercased()).increment()
                 invocation.set(nil)
                 let deadline = instant(forDeadlineMs: shutdown.deadlineMs)
                 drainDeadline.set(deadline)
@@ -123,6 +129,7 @@ public struct LambdaLifecycle: Service, CustomStringConvertible {
         }
         let flushStarted = ContinuousClock.now
         let flushed = await bounded(until: deadline) { await queue.flush() }
+        metrics?.lambdaFlushDuration.record(ContinuousClock.now - started)
         logger.debug(
             "Invocation flush",
             metadata: [

@@ -95,7 +95,11 @@ public struct RelayApplication: Sendable {
             counters: counters, workers: relay.workers, drainTimeout: relay.drainTimeout, drainDeadline: drainDeadline,
             retryPolicy: relay.retryPolicy, spool: spool,
             logger: forwardLogger)
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: forwarder), .init(service: ingress)]
+        let stats = StatsReporter(
+            counters: counters, queue: queue, spool: spool, interval: settings.statsInterval, emf: settings.emf, logger: logger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: forwarder), .init(service: ingress), .init(service: stats),
+        ]
 
         if let lambdaAPI {
             var lambdaLogger = logger
@@ -116,7 +120,8 @@ public struct RelayApplication: Sendable {
             }
             let lifecycle = LambdaLifecycle(
                 client: lambdaAPI, strategy: strategy, queue: queue, runtimeDone: runtimeDone,
-                drainDeadline: drainDeadline, invocation: invocation, logger: lambdaLogger)
+                drainDeadline: drainDeadline, invocation: invocation, logger: lambdaLogger,
+                metrics: counters.metrics)
             // SHUTDOWN ends the lifecycle; the rest of the group then drains until the deadline.
             services.append(
                 .init(
@@ -144,14 +149,7 @@ public struct RelayApplication: Sendable {
         }
         try? await client.shutdown()
         await lambdaAPI?.shutdown()
-        let stats = counters.snapshot
-        var metadata: Logger.Metadata = [
-            "received": .stringConvertible(stats.received), "accepted": .stringConvertible(stats.accepted), "delivered": .stringConvertible(stats.delivered),
-            "too_large": .stringConvertible(stats.tooLarge), "malformed": .stringConvertible(stats.malformed),
-            "dropped": .stringConvertible(stats.droppedTotal),
-        ]
-        for (reason, count) in stats.dropped { metadata["dropped_\(reason.rawValue)"] = .stringConvertible(count) }
-        logger.info("Relay stopped", metadata: metadata)
+        stats.logStats(phase: "shutdown")
         return exitCode
     }
 }

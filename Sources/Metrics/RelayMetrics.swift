@@ -19,7 +19,27 @@ public final class RelayMetrics: Sendable {
     public let uploadsInFlight: Gauge
     public let spoolItems: Gauge
     public let spoolBytes: Gauge
+    public let queueOldestAge: Gauge
+    public let receivedBytes: Counter
+    /// From the first byte of a request to the relay's answer: what the profiler waits.
+    public let answerDuration: DurationHistogram
+    /// One upstream attempt, connect to last response byte.
+    public let upstreamDuration: DurationHistogram
+    /// Time an invocation's flush held `/event/next` back (invoke and end strategies).
+    public let lambdaFlushDuration: DurationHistogram
     private let dropped: [String: Counter]
+    public let process: ProcessMetrics
+
+    /// Sub-millisecond local answers: 50 µs to 1 s.
+    public static let answerBuckets: [Duration] = [
+        .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2.5),
+        .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(100), .seconds(1),
+    ]
+    /// Uploads over the network: 5 ms to 30 s.
+    public static let upstreamBuckets: [Duration] = [
+        .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+        .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10), .seconds(30),
+    ]
 
     static func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
         MetricNameDescriptor(namespace: "pyroscope_relay", metricName: metric, unitName: unit, helpText: help)
@@ -60,6 +80,19 @@ public final class RelayMetrics: Sendable {
         uploadsInFlight = registry.makeGauge(descriptor: Self.name("uploads_in_flight", "", "Uploads being sent to the remote now."))
         spoolItems = registry.makeGauge(descriptor: Self.name("spool_items", "", "Uploads waiting in the disk spool."))
         spoolBytes = registry.makeGauge(descriptor: Self.name("spool", "bytes", "Bytes the disk spool uses."))
+        queueOldestAge = registry.makeGauge(
+            descriptor: Self.name("queue_oldest_age", "seconds", "Age of the oldest upload waiting in the memory queue."))
+        receivedBytes = registry.makeCounter(descriptor: Self.name("received_bytes", "total", "Body bytes of uploads read from profilers."))
+        answerDuration = registry.makeDurationHistogram(
+            descriptor: Self.name("request_duration", "seconds", "Time from a request's start to the relay's answer to the profiler."),
+            labels: [], buckets: Self.answerBuckets)
+        upstreamDuration = registry.makeDurationHistogram(
+            descriptor: Self.name("upstream_request_duration", "seconds", "Duration of one upload attempt to the remote."),
+            labels: [], buckets: Self.upstreamBuckets)
+        lambdaFlushDuration = registry.makeDurationHistogram(
+            descriptor: Self.name("lambda_flush_duration", "seconds", "Time an invocation's flush held back the next Lambda event."),
+            labels: [], buckets: Self.upstreamBuckets)
+        process = ProcessMetrics(registry: registry)
         var dropped: [String: Counter] = [:]
         for reason in dropReasons {
             dropped[reason] = registry.makeCounter(
@@ -70,6 +103,33 @@ public final class RelayMetrics: Sendable {
     }
 
     public func uploadsDropped(reason: String) -> Counter? { dropped[reason] }
+
+    /// Requests answered, by path class (`ingest`, `push`, `other`, `local`) and status.
+    public func requests(pathClass: String, status: UInt) -> Counter {
+        registry.makeCounter(
+            descriptor: Self.name("requests", "total", "Requests the relay answered, by path class and HTTP status."),
+            labels: [("path_class", pathClass), ("status", String(status))])
+    }
+
+    /// Upload attempts to the remote by outcome (`success`, `error_status`, `timeout`,
+    /// `connection_error`) and status class (`2xx`, `4xx`, `5xx`, `none`).
+    public func upstreamAttempts(outcome: String, statusClass: String) -> Counter {
+        registry.makeCounter(
+            descriptor: Self.name("upstream_attempts", "total", "Upload attempts to the remote, by outcome and status class."),
+            labels: [("outcome", outcome), ("status_class", statusClass)])
+    }
+
+    /// Lambda Extensions API events received, by type (`invoke`, `shutdown`).
+    public func lambdaEvents(type: String) -> Counter {
+        registry.makeCounter(
+            descriptor: Self.name("lambda_events", "total", "Lambda Extensions API events received, by type."), labels: [("type", type)])
+    }
+
+    /// SHUTDOWN events by reason (`spindown`, `timeout`, `failure`).
+    public func lambdaShutdowns(reason: String) -> Counter {
+        registry.makeCounter(
+            descriptor: Self.name("lambda_shutdowns", "total", "Lambda SHUTDOWN events, by reason."), labels: [("reason", reason)])
+    }
 
     /// The exposition text (Prometheus text format 0.0.4).
     public func exposition() -> [UInt8] { registry.emitToBuffer() }

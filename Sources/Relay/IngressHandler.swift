@@ -37,6 +37,8 @@ public struct LocalRoute: Sendable {
                 counters.metrics.spoolItems.set(Int64(usage.items))
                 counters.metrics.spoolBytes.set(Int64(usage.bytes))
             }
+            counters.metrics.process.update()
+            counters.metrics.queueOldestAge.set(snapshot.oldestReceivedAt.map { Double((ContinuousClock.now - $0).wholeMilliseconds) / 1000 } ?? 0)
             counters.metrics.queueItems.set(Int64(snapshot.queuedItems))
             counters.metrics.queueBytes.set(Int64(snapshot.queuedBytes))
             counters.metrics.uploadsInFlight.set(Int64(snapshot.inFlight))
@@ -61,6 +63,8 @@ final class IngressHandler: ChannelInboundHandler {
 
     private let context: IngressServer.Context
     private var state = State.idle
+    /// When the current request's head arrived, for the answer-time histogram.
+    private var requestStart = ContinuousClock.now
     private var logger: Logger
 
     init(context: IngressServer.Context) {
@@ -71,6 +75,7 @@ final class IngressHandler: ChannelInboundHandler {
     func channelRead(context channelContext: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
+            requestStart = .now
             receiveHead(head, channelContext: channelContext)
         case .body(var part):
             guard case .receiving(let head, var body) = state else { return }
@@ -124,6 +129,7 @@ final class IngressHandler: ChannelInboundHandler {
     private func finishUpload(_ head: HTTPRequestHead, body: ByteBuffer, channelContext: ChannelHandlerContext) {
         let counters = context.counters
         counters.recordReceived()
+        counters.metrics.receivedBytes.increment(by: Int64(body.readableBytes))
         guard context.isRemoteUsable else {
             counters.recordDropped(.misconfigured)
             logger.error(
@@ -207,6 +213,9 @@ final class IngressHandler: ChannelInboundHandler {
         _ request: HTTPRequestHead, status: HTTPResponseStatus, body: ByteBuffer?, contentType: String = "text/plain; charset=utf-8",
         extraHeaders: [(String, String)] = [], forceClose: Bool = false, channelContext: ChannelHandlerContext
     ) {
+        let metrics = context.counters.metrics
+        metrics.requests(pathClass: Self.pathClass(request.uri, routes: context.routes), status: status.code).increment()
+        context.counters.recordAnswer(.now - requestStart)
         let keepAlive = request.isKeepAlive && !forceClose
         var headers = HTTPHeaders()
         headers.reserveCapacity(4)
@@ -224,6 +233,16 @@ final class IngressHandler: ChannelInboundHandler {
             let channel = channelContext.channel
             channelContext.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
         }
+    }
+
+    /// `ingest`, `push`, `local` (the relay's own routes) or `other`: a bounded label set
+    /// whatever paths clients send.
+    static func pathClass(_ uri: String, routes: [LocalRoute]) -> String {
+        let path = uri[..<(uri.firstIndex(of: "?") ?? uri.endIndex)]
+        if routes.contains(where: { $0.path == path }) { return "local" }
+        if path.hasSuffix("/ingest") { return "ingest" }
+        if path.hasSuffix("/push.v1.PusherService/Push") { return "push" }
+        return "other"
     }
 
     func errorCaught(context channelContext: ChannelHandlerContext, error: Error) {

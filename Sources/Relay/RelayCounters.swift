@@ -67,4 +67,50 @@ public final class RelayCounters: Sendable {
     }
 
     public var snapshot: Snapshot { state.withLock { $0 } }
+
+    /// The most recent latencies, for p50/p99 in the stats line (histogram buckets are too
+    /// coarse for that); bounded so memory does not grow with traffic.
+    private let answerSamples = Mutex(LatencySamples())
+    private let upstreamSamples = Mutex(LatencySamples())
+
+    func recordAnswer(_ duration: Duration) {
+        answerSamples.withLock { $0.add(duration) }
+        metrics.answerDuration.record(duration)
+    }
+
+    func recordUpstream(_ duration: Duration) {
+        upstreamSamples.withLock { $0.add(duration) }
+        metrics.upstreamDuration.record(duration)
+    }
+
+    /// p50 and p99 in milliseconds of the recent answers to profilers and upstream attempts.
+    public var latencyPercentiles: (answerP50: Double, answerP99: Double, upstreamP50: Double, upstreamP99: Double) {
+        let answers = answerSamples.withLock { $0.percentiles() }
+        let upstream = upstreamSamples.withLock { $0.percentiles() }
+        return (answers.p50, answers.p99, upstream.p50, upstream.p99)
+    }
+}
+
+struct LatencySamples {
+    static let capacity = 2048
+    private var values: [Double] = []
+    private var next = 0
+
+    mutating func add(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        let milliseconds = Double(seconds) * 1000 + Double(attoseconds) / 1e15
+        if values.count < Self.capacity {
+            values.append(milliseconds)
+        } else {
+            values[next] = milliseconds
+        }
+        next = (next + 1) % Self.capacity
+    }
+
+    func percentiles() -> (p50: Double, p99: Double) {
+        guard !values.isEmpty else { return (0, 0) }
+        let sorted = values.sorted()
+        func at(_ q: Double) -> Double { sorted[min(sorted.count - 1, Int((Double(sorted.count) * q).rounded(.up)) - 1)] }
+        return (at(0.5), at(0.99))
+    }
 }

@@ -164,6 +164,7 @@ public struct UploadForwarder: Service, CustomStringConvertible {
                 return dropInFlightAtDeadline(logger)
             }
             let elapsed = ContinuousClock.now - started
+            recordAttempt(result, duration: elapsed)
             let decision = retryPolicy.decide(
                 result, attempt: attempt, reconnectsUsed: reconnects, age: .now - upload.receivedAt,
                 random: Double.random(in: 0..<1, using: &random))
@@ -195,6 +196,18 @@ public struct UploadForwarder: Service, CustomStringConvertible {
                     ]) { $1 })
                 do { try await clock.sleep(for: delay) } catch { return dropInFlightAtDeadline(logger) }
             }
+        }
+    }
+
+    private func recordAttempt(_ result: RetryPolicy.AttemptResult, duration: Duration) {
+        let metrics = counters.metrics
+        counters.recordUpstream(duration)
+        switch result {
+        case .status(let code, _):
+            let statusClass = "\(code / 100)xx"
+            metrics.upstreamAttempts(outcome: (200..<300).contains(code) ? "success" : "error_status", statusClass: statusClass).increment()
+        case .timeout: metrics.upstreamAttempts(outcome: "timeout", statusClass: "none").increment()
+        case .connectionFailure: metrics.upstreamAttempts(outcome: "connection_error", statusClass: "none").increment()
         }
     }
 

@@ -35,6 +35,8 @@ public final class UploadQueue: Sendable {
         public var queuedItems: Int
         public var queuedBytes: Int
         public var inFlight: Int
+        /// When the oldest queued upload arrived; nil when none is queued.
+        public var oldestReceivedAt: ContinuousClock.Instant? = nil
     }
 
     private struct State {
@@ -233,6 +235,10 @@ public final class UploadQueue: Sendable {
     public var isClosed: Bool { state.withLock { $0.closed } }
 
     public var snapshot: Snapshot {
-        state.withLock { Snapshot(queuedItems: $0.items.count, queuedBytes: $0.bytes, inFlight: $0.inFlight.count) }
+        state.withLock {
+            Snapshot(
+                queuedItems: $0.items.count, queuedBytes: $0.bytes, inFlight: $0.inFlight.count,
+                oldestReceivedAt: $0.items.first?.upload.receivedAt)
+        }
     }
 }

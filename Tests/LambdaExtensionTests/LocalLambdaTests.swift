@@ -18,7 +18,8 @@ import Testing
         var logs: [[String: Any]] {
             outputLines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         }
-        var stopped: [String: Any]? { logs.first { $0["msg"] as? String == "Relay stopped" } }
+        /// The final `relay stats` line, written at shutdown.
+        var stopped: [String: Any]? { logs.first { $0["msg"] as? String == "relay stats" && $0["phase"] as? String == "shutdown" } }
         /// Bodies of the uploads the handler made (the function's pyroscope-io agent also
         /// uploads on its own 10 s schedule; those are not counted here).
         var handlerUploads: [String] {

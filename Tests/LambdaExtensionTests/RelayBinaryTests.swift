@@ -48,7 +48,7 @@ import Testing
             #expect(warning["message"] as? String == "invalid value for env var 'PYROSCOPE_NUM_WORKERS': 'lots' defaulting to '5'")
             #expect(objects.contains { $0["message"] as? String == "Relay listening" && $0["comp"] as? String == "controller" })
             // Counts are JSON numbers, so Logs Insights can aggregate them.
-            let summary = try #require(objects.first { $0["message"] as? String == "Relay stopped" })
+            let summary = try #require(objects.first { $0["message"] as? String == "relay stats" && $0["phase"] as? String == "shutdown" })
             #expect(summary["delivered"] as? Int == 1 && summary["received"] as? Int == 1)
         }
     }
@@ -62,7 +62,7 @@ import Testing
             #expect(await relay.waitForExit() == 0)
             let bodies = remote.received.map { String(decoding: $0.body, as: UTF8.self) }
             #expect(bodies.sorted() == (0..<5).map { "upload-\($0)" })
-            #expect(relay.output.contains { $0.contains("Relay stopped") && $0.contains("delivered=5") })
+            #expect(relay.output.contains { $0.contains("relay stats") && $0.contains("phase=shutdown") && $0.contains(" delivered=5 ") })
         }
     }
 
@@ -81,7 +81,7 @@ import Testing
             relay.signal(SIGINT)
             #expect(await relay.waitForExit() == 0)
             #expect(ContinuousClock.now - started < .seconds(10))
-            let summary = try #require(relay.output.first { $0.contains("Relay stopped") })
+            let summary = try #require(relay.output.first { $0.contains("relay stats") && $0.contains("phase=shutdown") })
             // Nothing silently lost: all three are accounted for. The one in flight may hit
             // its own 1 s upstream timeout just before the drain deadline cancels it.
             #expect(summary.contains("delivered=0") && summary.contains("dropped=3"), "\(summary)")

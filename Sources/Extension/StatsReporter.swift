@@ -1,0 +1,103 @@
+import Logging
+import RelayCore
+import ServiceLifecycle
+
+/// The `relay stats` log line, for CloudWatch Logs Insights: every `interval` when
+/// something changed, and once at shutdown. With an EMF namespace it also carries the
+/// CloudWatch Embedded Metric Format block, so CloudWatch makes metrics from it.
+public struct StatsReporter: Service, CustomStringConvertible {
+    /// CloudWatch EMF settings; nil: off (custom metrics cost money).
+    public struct EMF: Sendable {
+        public var namespace: String
+        public var functionName: String
+    }
+
+    let counters: RelayCounters
+    let queue: UploadQueue
+    let spool: UploadSpool?
+    let interval: Duration
+    let emf: EMF?
+    let logger: Logger
+
+    public init(counters: RelayCounters, queue: UploadQueue, spool: UploadSpool?, interval: Duration, emf: EMF?, logger: Logger) {
+        self.counters = counters
+        self.queue = queue
+        self.spool = spool
+        self.interval = interval
+        self.emf = emf
+        self.logger = logger
+    }
+
+    public var description: String { "StatsReporter" }
+
+    public func run() async {
+        guard interval > .zero else {
+            try? await gracefulShutdown()
+            return
+        }
+        var last = counters.snapshot
+        while true {
+            do {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+            } catch {
+                return
+            }
+            let now = counters.snapshot
+            if now != last {
+                logStats(phase: "interval")
+                last = now
+            }
+        }
+    }
+
+    /// Metric name in the line → CloudWatch unit.
+    static let emfMetrics: [(String, String)] = [
+        ("received", "Count"), ("accepted", "Count"), ("delivered", "Count"), ("delivered_bytes", "Bytes"),
+        ("dropped", "Count"), ("retries", "Count"), ("too_large", "Count"), ("queue_items", "Count"), ("spool_items", "Count"),
+        ("answer_p99_ms", "Milliseconds"), ("upload_p50_ms", "Milliseconds"), ("upload_p99_ms", "Milliseconds"),
+    ]
+
+    /// The fields of the line, numbers as numbers.
+    public func fields() -> Logger.Metadata {
+        let stats = counters.snapshot
+        let latency = counters.latencyPercentiles
+        let queued = queue.snapshot
+        var fields: Logger.Metadata = [
+            "received": .stringConvertible(stats.received), "accepted": .stringConvertible(stats.accepted),
+            "delivered": .stringConvertible(stats.delivered), "delivered_bytes": .stringConvertible(stats.deliveredBytes),
+            "dropped": .stringConvertible(stats.droppedTotal), "retries": .stringConvertible(stats.retries),
+            "too_large": .stringConvertible(stats.tooLarge), "malformed": .stringConvertible(stats.malformed),
+            "queue_items": .stringConvertible(queued.queuedItems), "spool_items": .stringConvertible(spool?.usage.items ?? 0),
+            "answer_p50_ms": .stringConvertible(Self.rounded(latency.answerP50)),
+            "answer_p99_ms": .stringConvertible(Self.rounded(latency.answerP99)),
+            "upload_p50_ms": .stringConvertible(Self.rounded(latency.upstreamP50)),
+            "upload_p99_ms": .stringConvertible(Self.rounded(latency.upstreamP99)),
+        ]
+        for reason in DropReason.allCases {
+            fields["dropped_\(reason.rawValue)"] = .stringConvertible(stats.dropped[reason] ?? 0)
+        }
+        return fields
+    }
+
+    /// One `relay stats` line; `phase` is `interval` or `shutdown`.
+    public func logStats(phase: String) {
+        var fields = fields()
+        fields["phase"] = "\(phase)"
+        if let emf {
+            fields["FunctionName"] = "\(emf.functionName)"
+            fields["_aws"] = .dictionary([
+                "Timestamp": .stringConvertible(unixMilliseconds()),
+                "CloudWatchMetrics": .array([
+                    .dictionary([
+                        "Namespace": "\(emf.namespace)",
+                        "Dimensions": .array([.array(["FunctionName"])]),
+                        "Metrics": .array(Self.emfMetrics.map { .dictionary(["Name": "\($0.0)", "Unit": "\($0.1)"]) }),
+                    ])
+                ]),
+            ])
+        }
+        logger.info("relay stats", metadata: fields)
+    }
+
+    static func rounded(_ value: Double) -> Double { (value * 1000).rounded() / 1000 }
+}

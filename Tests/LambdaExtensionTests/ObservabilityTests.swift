@@ -1,0 +1,128 @@
+import Foundation
+import NIOCore
+import RelayMetrics
+import RelayTestSupport
+import Testing
+
+@testable import RelayCore
+
+@Suite(.serialized) struct ObservabilityTests {
+    static var promtool: String { ProcessInfo.processInfo.environment["PROMTOOL"] ?? "/usr/bin/promtool" }
+
+    /// Runs a program with `input` on stdin; returns exit status and combined output.
+    static func run(_ path: String, _ arguments: [String], input: [UInt8]) async throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        let stdin = Pipe()
+        let output = Pipe()
+        process.standardInput = stdin
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        stdin.fileHandleForWriting.write(Data(input))
+        try stdin.fileHandleForWriting.close()
+        let text = await offCooperativePool { String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) }
+        process.waitUntilExit()
+        return (process.terminationStatus, text)
+    }
+
+    static func scrape(port: Int) async -> [UInt8]? {
+        await offCooperativePool {
+            guard let connection = try? RawConnection(port: port),
+                (try? connection.send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")) != nil
+            else { return nil }
+            return connection.readResponse()?.body
+        }
+    }
+
+    @Test func promtoolFindsNothingToCriticiseInTheLiveExposition() async throws {
+        #expect(FileManager.default.isExecutableFile(atPath: Self.promtool), "needs promtool: `make test` installs Debian's prometheus package")
+        try await RecordingRemote.with(respond: { $0.uri.hasPrefix("/bad") ? .status(.badRequest) : .status(.ok) }) { remote in
+            let relay = try RelayProcess(environment: RelayBinaryTests.devEnvironment(remote: remote))
+            let port = try #require(await relay.listeningPort())
+            for path in ["/ingest?name=a", "/push.v1.PusherService/Push", "/bad", "/other"] {
+                #expect(await rawPost(port: port, path: path, body: "x") == 200)
+            }
+            await remote.waitForRequests(4)
+            let exposition = try #require(await Self.scrape(port: port))
+            relay.signal(SIGTERM)
+            _ = await relay.waitForExit()
+            let text = String(decoding: exposition, as: UTF8.self)
+            #expect(text.contains("process_resident_memory_bytes "))
+            #expect(text.contains("process_cpu_seconds_total "))
+            #expect(text.contains(#"pyroscope_relay_requests_total{path_class="push",status="200"} 1"#))
+            #expect(text.contains(#"pyroscope_relay_upstream_attempts_total{outcome="error_status",status_class="4xx"} 1"#))
+            #expect(text.contains("pyroscope_relay_upstream_request_duration_seconds_count 4"))
+            let (status, findings) = try await Self.run(Self.promtool, ["check", "metrics"], input: exposition)
+            #expect(status == 0 && findings.isEmpty, "promtool: \(findings)")
+        }
+    }
+
+    @Test func histogramBucketsCountRight() {
+        let metrics = RelayMetrics(dropReasons: [])
+        for duration: Duration in [.microseconds(30), .microseconds(300), .milliseconds(2), .seconds(5)] {
+            metrics.answerDuration.record(duration)
+        }
+        let lines = Set(String(decoding: metrics.exposition(), as: UTF8.self).split(separator: "\n").map(String.init))
+        for expected in [
+            #"pyroscope_relay_request_duration_seconds_bucket{le="0.00005"} 1"#,
+            #"pyroscope_relay_request_duration_seconds_bucket{le="0.00025"} 1"#,
+            #"pyroscope_relay_request_duration_seconds_bucket{le="0.0005"} 2"#,
+            #"pyroscope_relay_request_duration_seconds_bucket{le="0.0025"} 3"#,
+            #"pyroscope_relay_request_duration_seconds_bucket{le="1.0"} 3"#,
+            #"pyroscope_relay_request_duration_seconds_bucket{le="+Inf"} 4"#,
+            "pyroscope_relay_request_duration_seconds_count 4",
+        ] {
+            #expect(lines.contains(expected), "missing \(expected)")
+        }
+    }
+
+    @Test func statsLineCarriesCountersLatenciesAndValidEMF() async throws {
+        try await RecordingRemote.with { remote in
+            let relay = try RelayProcess(
+                environment: RelayBinaryTests.devEnvironment(
+                    remote: remote,
+                    [
+                        "PYROSCOPE_LOG_FORMAT": "json", "PYROSCOPE_STATS_INTERVAL": "200ms", "PYROSCOPE_EMF_NAMESPACE": "PyroscopeRelay",
+                        "AWS_LAMBDA_FUNCTION_NAME": "checkout-api",
+                    ]))
+            let port = try #require(await relay.listeningPort())
+            for index in 0..<3 { #expect(await rawPost(port: port, body: "u\(index)") == 200) }
+            await remote.waitForRequests(3)
+            let line = try #require(await relay.waitForLine { $0.contains(#""phase":"interval""#) && $0.contains(#""delivered":3"#) })
+            // Nothing changes any more: no further interval lines.
+            try await Task.sleep(for: .milliseconds(800))
+            let intervalLines = relay.output.filter { $0.contains(#""msg":"relay stats""#) && $0.contains(#""phase":"interval""#) }
+            relay.signal(SIGTERM)
+            #expect(await relay.waitForExit() == 0)
+            #expect(intervalLines.filter { $0.contains(#""delivered":3"#) }.count == 1, "logged only when something changed")
+            #expect(relay.output.contains { $0.contains(#""msg":"relay stats""#) && $0.contains(#""phase":"shutdown""#) })
+
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            for field in [
+                "received", "accepted", "delivered", "dropped", "retries", "upload_p50_ms", "upload_p99_ms", "answer_p99_ms",
+                "dropped_queue_full", "dropped_max_retries",
+            ] {
+                #expect(object[field] is NSNumber, "\(field) is a number")
+            }
+            #expect((object["upload_p99_ms"] as? Double ?? 0) > 0)
+            // EMF rules: at most 100 metrics, valid units, every metric and dimension a top-level key.
+            let aws = try #require(object["_aws"] as? [String: Any])
+            #expect(aws["Timestamp"] is NSNumber)
+            let directive = try #require((aws["CloudWatchMetrics"] as? [[String: Any]])?.first)
+            #expect(directive["Namespace"] as? String == "PyroscopeRelay")
+            let dimensions = try #require(directive["Dimensions"] as? [[String]])
+            #expect(dimensions == [["FunctionName"]])
+            #expect(object["FunctionName"] as? String == "checkout-api")
+            let metrics = try #require(directive["Metrics"] as? [[String: String]])
+            #expect(!metrics.isEmpty && metrics.count <= 100)
+            let units: Set<String> = ["Count", "Bytes", "Milliseconds", "Seconds", "Percent", "None"]
+            for metric in metrics {
+                let name = try #require(metric["Name"])
+                #expect(units.contains(metric["Unit"] ?? ""), "unit of \(name)")
+                #expect(object[name] is NSNumber, "\(name) present as a top-level number")
+            }
+        }
+    }
+}
