@@ -1,6 +1,5 @@
 import Logging
 import RelayCore
-import RelayMetrics
 import ServiceLifecycle
 import Synchronization
 
@@ -48,13 +47,13 @@ public struct LambdaLifecycle: Service, CustomStringConvertible {
     let drainDeadline: DrainDeadline
     let invocation: InvocationContext
     let logger: Logger
-    let metrics: RelayMetrics?
+    let counters: RelayCounters?
     /// Wall clock in Unix milliseconds; Lambda's deadlines are wall-clock times.
     let wallClockMs: @Sendable () -> Int64
 
     public init(
         client: any ExtensionsAPIClient, strategy: FlushStrategy, queue: UploadQueue, runtimeDone: RuntimeDoneTracker,
-        drainDeadline: DrainDeadline, invocation: InvocationContext, logger: Logger, metrics: RelayMetrics? = nil,
+        drainDeadline: DrainDeadline, invocation: InvocationContext, logger: Logger, counters: RelayCounters? = nil,
         wallClockMs: @escaping @Sendable () -> Int64 = LambdaLifecycle.systemWallClockMs
     ) {
         self.client = client
@@ -64,7 +63,7 @@ public struct LambdaLifecycle: Service, CustomStringConvertible {
         self.drainDeadline = drainDeadline
         self.invocation = invocation
         self.logger = logger
-        self.metrics = metrics
+        self.counters = counters
         self.wallClockMs = wallClockMs
     }
 
@@ -89,13 +88,13 @@ public struct LambdaLifecycle: Service, CustomStringConvertible {
             }
             switch event {
             case .invoke(let invoke):
-                metrics?.lambdaEvents(type: "invoke").increment()
+                counters?.metrics.lambdaEvents(type: "invoke").increment()
                 invocation.set(invoke.requestId)
                 logger.debug("Invoke", metadata: ["event": "INVOKE", "request_id": "\(invoke.requestId)"])
                 await flushForInvocation(invoke)
             case .shutdown(let shutdown):
-                metrics?.lambdaEvents(type: "shutdown").increment()
-                metrics?.lambdaShutdowns(reason: shutdown.shutdownReason.lowercased()).increment()
+                counters?.metrics.lambdaEvents(type: "shutdown").increment()
+                counters?.metrics.lambdaShutdowns(reason: shutdown.shutdownReason.lowercased()).increment()
                 invocation.set(nil)
                 let deadline = instant(forDeadlineMs: shutdown.deadlineMs)
                 drainDeadline.set(deadline)
@@ -129,7 +128,7 @@ public struct LambdaLifecycle: Service, CustomStringConvertible {
         }
         let flushStarted = ContinuousClock.now
         let flushed = await bounded(until: deadline) { await queue.flush() }
-        metrics?.lambdaFlushDuration.record(ContinuousClock.now - started)
+        counters?.recordFlush(ContinuousClock.now - started)
         logger.debug(
             "Invocation flush",
             metadata: [

@@ -121,7 +121,7 @@ public struct RelayApplication: Sendable {
             let lifecycle = LambdaLifecycle(
                 client: lambdaAPI, strategy: strategy, queue: queue, runtimeDone: runtimeDone,
                 drainDeadline: drainDeadline, invocation: invocation, logger: lambdaLogger,
-                metrics: counters.metrics)
+                counters: counters)
             // SHUTDOWN ends the lifecycle; the rest of the group then drains until the deadline.
             services.append(
                 .init(

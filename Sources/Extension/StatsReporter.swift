@@ -55,6 +55,7 @@ public struct StatsReporter: Service, CustomStringConvertible {
         ("received", "Count"), ("accepted", "Count"), ("delivered", "Count"), ("delivered_bytes", "Bytes"),
         ("dropped", "Count"), ("retries", "Count"), ("too_large", "Count"), ("queue_items", "Count"), ("spool_items", "Count"),
         ("answer_p99_ms", "Milliseconds"), ("upload_p50_ms", "Milliseconds"), ("upload_p99_ms", "Milliseconds"),
+        ("flush_p99_ms", "Milliseconds"),
     ]
 
     /// The fields of the line, numbers as numbers.
@@ -73,6 +74,10 @@ public struct StatsReporter: Service, CustomStringConvertible {
             "upload_p50_ms": .stringConvertible(Self.rounded(latency.upstreamP50)),
             "upload_p99_ms": .stringConvertible(Self.rounded(latency.upstreamP99)),
         ]
+        let flushes = counters.flushPercentiles
+        fields["flushes"] = .stringConvertible(flushes.count)
+        fields["flush_p50_ms"] = .stringConvertible(Self.rounded(flushes.p50))
+        fields["flush_p99_ms"] = .stringConvertible(Self.rounded(flushes.p99))
         for reason in DropReason.allCases {
             fields["dropped_\(reason.rawValue)"] = .stringConvertible(stats.dropped[reason] ?? 0)
         }

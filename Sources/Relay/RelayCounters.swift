@@ -72,6 +72,7 @@ public final class RelayCounters: Sendable {
     /// coarse for that); bounded so memory does not grow with traffic.
     private let answerSamples = Mutex(LatencySamples())
     private let upstreamSamples = Mutex(LatencySamples())
+    private let flushSamples = Mutex(LatencySamples())
 
     func recordAnswer(_ duration: Duration) {
         answerSamples.withLock { $0.add(duration) }
@@ -81,6 +82,20 @@ public final class RelayCounters: Sendable {
     func recordUpstream(_ duration: Duration) {
         upstreamSamples.withLock { $0.add(duration) }
         metrics.upstreamDuration.record(duration)
+    }
+
+    /// How long an invocation's flush held back the next Lambda event.
+    public func recordFlush(_ duration: Duration) {
+        flushSamples.withLock { $0.add(duration) }
+        metrics.lambdaFlushDuration.record(duration)
+    }
+
+    /// p50 and p99 in milliseconds of recent invocation flushes, and how many were sampled.
+    public var flushPercentiles: (p50: Double, p99: Double, count: Int) {
+        flushSamples.withLock { samples in
+            let (p50, p99) = samples.percentiles()
+            return (p50, p99, samples.total)
+        }
     }
 
     /// p50 and p99 in milliseconds of the recent answers to profilers and upstream attempts.
@@ -95,6 +110,8 @@ struct LatencySamples {
     static let capacity = 2048
     private var values: [Double] = []
     private var next = 0
+    /// Samples ever added.
+    private(set) var total = 0
 
     mutating func add(_ duration: Duration) {
         let (seconds, attoseconds) = duration.components
@@ -105,6 +122,7 @@ struct LatencySamples {
             values[next] = milliseconds
         }
         next = (next + 1) % Self.capacity
+        total += 1
     }
 
     func percentiles() -> (p50: Double, p99: Double) {
