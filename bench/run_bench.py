@@ -408,10 +408,19 @@ def pacing(rate):
 # --------------------------------------------------------------------------- scenarios
 
 
-def session(target, sink, cfg, bodies, ramp_base):
+def session(target, sink, cfg, bodies):
     """One turn: start `target`, run every load scenario, stop it. Returns raw results."""
     res = {"target": target.name}
     pid = target.start()
+    try:
+        return _session(target, pid, sink, cfg, bodies, res)
+    finally:
+        if target.proc.poll() is None:  # an exception left it running
+            target.proc.kill()
+            target.proc.wait()
+
+
+def _session(target, pid, sink, cfg, bodies, res):
     sampler = MemSampler(pid)
     sampler.start()
     time.sleep(cfg["idle_s"])
@@ -451,10 +460,13 @@ def session(target, sink, cfg, bodies, ramp_base):
             f"non2xx {r['non2xx']}, loss {r['loss']}, sink cpu {r['sink_cpu_util']:.0%}")
 
     # 2b. paced ramp (1 KB body): the highest offered rate with no refusals and no loss.
-    # Geometric steps (x1.3) from half the closed-loop delivered rate until a step fails or
+    # Geometric steps (x1.3; quick x1.6) from half of max(closed-loop delivered rate, the
+    # refusal-free 1-connection ack rate) until a step fails or
     # the generator cannot reach the rate, then one bisection step. wrk's delay() paces
     # each connection; the connection count is corrected by what the last step achieved.
-    res["ramp_base"] = base = max(500.0, res["delivered"]["1k"]["delivered_rps"])
+    hint = res["ack"]["1k_c1"]
+    res["ramp_base"] = base = max(500.0, res["delivered"]["1k"]["delivered_rps"],
+                                  hint["ok_rps"] if hint["non2xx"] == 0 else 0.0)
     res["ramp"] = []
     k = 1.0  # achieved / nominal rate of the pacing, learned per step
 
@@ -498,7 +510,7 @@ def session(target, sink, cfg, bodies, ramp_base):
             good = st if st["offered_rps"] > good["offered_rps"] else good
             break  # no progress: the generator (or nginx's closed-loop backpressure) tops out
         good = st
-        rate = max(rate, st["offered_rps"]) * 1.3
+        rate = max(rate, st["offered_rps"]) * cfg["ramp_growth"]
     if good and bad and cfg["ramp_bisect"]:
         st = step((good["offered_rps"] + bad["offered_rps"]) / 2)
         if st["sustained"] and st["offered_rps"] > good["offered_rps"]:
@@ -759,6 +771,7 @@ def main():
         "warmup": 1,  # wrk takes whole seconds
         "ramp_steps": 4 if quick else 7,
         "ramp_bisect": not quick,
+        "ramp_growth": 1.6 if quick else 1.3,
         "ramp_s": 2 if quick else 3,
         "cpu_n": 3000 if quick else 10000,
         "cpu_pacing": (2, 1),  # 2 connections, 1 ms apart: <= 2,000 req/s, under both sustained rates
@@ -803,7 +816,7 @@ def main():
             rnd_res = {}
             for target in (relay, ngx):
                 log(f"round {i + 1}/{cfg['rounds']}: {target.name}")
-                res = session(target, sink, cfg, bodies, None)
+                res = session(target, sink, cfg, bodies)
                 res["startup_us"] = startups(target, args.startup_bin, cfg["startups"])
                 log(f"  {target.name} start-up median {statistics.median(res['startup_us']) / 1000:.2f} ms")
                 rnd_res[target.name] = res
