@@ -32,8 +32,6 @@ public final class RuntimeDoneTracker: Sendable {
         for continuation in ready { continuation.resume() }
     }
 
-    public func isDone(_ requestID: String) -> Bool { state.withLock { $0.done.contains(requestID) } }
-
     /// Returns when `requestID` is done, or at once when cancelled.
     public func waitUntilDone(_ requestID: String) async {
         let id = state.withLock { state -> UInt64 in

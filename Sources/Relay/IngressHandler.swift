@@ -102,7 +102,7 @@ final class IngressHandler: ChannelInboundHandler {
     }
 
     private func receiveHead(_ head: HTTPRequestHead, channelContext: ChannelHandlerContext) {
-        let path = head.uri[..<(head.uri.firstIndex(of: "?") ?? head.uri.endIndex)]
+        let path = requestPath(head.uri)
         if let route = context.routes.first(where: { $0.method == head.method && $0.path == path }) {
             state = .local(head, route)
             return
@@ -135,7 +135,7 @@ final class IngressHandler: ChannelInboundHandler {
             logger.error(
                 "Refused upload: the remote address is unusable, see the error logged at start",
                 metadata: [
-                    "path": "\(head.uri[..<(head.uri.firstIndex(of: "?") ?? head.uri.endIndex)])",
+                    "path": "\(requestPath(head.uri))",
                     "reason": "\(DropReason.misconfigured.rawValue)", "status": .stringConvertible(503),
                 ])
             respond(
@@ -200,7 +200,7 @@ final class IngressHandler: ChannelInboundHandler {
         logger.warning(
             "Refused upload: body larger than PYROSCOPE_MAX_BODY_BYTES",
             metadata: [
-                "path": "\(head.uri[..<(head.uri.firstIndex(of: "?") ?? head.uri.endIndex)])",
+                "path": "\(requestPath(head.uri))",
                 "limit_bytes": .stringConvertible(context.maxBodyBytes), "status": .stringConvertible(413),
             ])
         // The unread rest of the body makes the connection unusable: answer and close.
@@ -238,7 +238,7 @@ final class IngressHandler: ChannelInboundHandler {
     /// `ingest`, `push`, `local` (the relay's own routes) or `other`: a bounded label set
     /// whatever paths clients send.
     static func pathClass(_ uri: String, routes: [LocalRoute]) -> String {
-        let path = uri[..<(uri.firstIndex(of: "?") ?? uri.endIndex)]
+        let path = requestPath(uri)
         if routes.contains(where: { $0.path == path }) { return "local" }
         if path.hasSuffix("/ingest") { return "ingest" }
         if path.hasSuffix("/push.v1.PusherService/Push") { return "push" }

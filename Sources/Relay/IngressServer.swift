@@ -85,9 +85,6 @@ public final class IngressServer: Service, Sendable, CustomStringConvertible {
         return local
     }
 
-    /// The bound addresses (after `bind()`).
-    public var localAddresses: [SocketAddress] { channels.withLock { $0.compactMap(\.localAddress) } }
-
     /// Serves until graceful shutdown or cancellation, then stops accepting connections.
     public func run() async throws {
         if channels.withLock({ $0.isEmpty }) { try await bind() }

@@ -19,9 +19,7 @@ public struct Upload: Sendable {
     }
 
     /// The path part of the target, for logs and metrics.
-    public var path: Substring {
-        target[..<(target.firstIndex(of: "?") ?? target.endIndex)]
-    }
+    public var path: Substring { requestPath(target) }
 
     /// What the upload costs the queue: body plus a rough allowance for the rest.
     var queuedBytes: Int { body.readableBytes + target.utf8.count + 64 * headers.count }
@@ -41,4 +39,9 @@ public enum DropReason: String, Sendable, CaseIterable {
     case shutdownDeadline = "shutdown_deadline"
     /// The remote address is unusable (the client was told 503).
     case misconfigured
+}
+
+/// The path part of a request target: everything before the query.
+func requestPath(_ target: String) -> Substring {
+    target[..<(target.firstIndex(of: "?") ?? target.endIndex)]
 }
