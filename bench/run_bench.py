@@ -40,7 +40,7 @@ from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
-FIXTURE = Path("/work/shared/fixtures/clients/pyroscope-io-1.4.0-push-periodic.bin")
+FIXTURE = Path(__file__).resolve().parent.parent / "Tests/Fixtures/clients/pyroscope-io-1.4.0-push-periodic.bin"
 LUA = BENCH_DIR / "post.lua"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 QUEUE_MAX_BYTES = 256 * 1024 * 1024

@@ -1,6 +1,7 @@
 import FoundationEssentials
 
-/// The captured client requests in `shared/fixtures/clients/` (see shared/reference/pyroscope-clients.md).
+/// The captured client requests in `Tests/Fixtures/clients/`, copied from the team's shared
+/// fixtures so a fresh clone has them (see shared/reference/pyroscope-clients.md).
 public struct ClientFixture: Sendable {
     public var name: String
     public var method: String
@@ -25,7 +26,7 @@ public struct ClientFixture: Sendable {
         return path
     }
 
-    public static var directory: String { repositoryRoot + "/../shared/fixtures/clients" }
+    public static var directory: String { repositoryRoot + "/Tests/Fixtures/clients" }
 
     public static func load(_ name: String) throws -> ClientFixture {
         let sidecar = try JSONDecoder().decode(Sidecar.self, from: Data(try readFile(directory + "/" + name + ".json")))
