@@ -13,6 +13,9 @@ RELEASE_DIR = $(shell $(SWIFT) build -c release --show-bin-path)
 RELAY      := pyroscope-lambda-extension
 PYROSCOPE_IO_VERSION := 1.4.0
 AWSLAMBDARIC_VERSION := 4.2.2
+PROTOBUF_VERSION := 5.29.3
+# The stamp names the pinned versions, so a change installs again.
+VENV_STAMP := $(VENV)/.installed-$(PYROSCOPE_IO_VERSION)-$(AWSLAMBDARIC_VERSION)-$(PROTOBUF_VERSION)
 
 .PHONY: help build test run demo lambda-local lint bench clean venv tools
 
@@ -22,13 +25,14 @@ help: ## List the targets
 build: ## Debug build of the extension and its tests
 	$(SWIFT) build --build-tests
 
-# The Python peers the tests and the demo run: the real pyroscope-io client.
-$(VENV)/.installed:
+# The Python peers the tests and the demo run: the real pyroscope-io client, AWS's
+# runtime client, and Google's protobuf (the independent pprof decoder).
+$(VENV_STAMP):
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
-	$(VENV_PY) -m pip install -q "pyroscope-io==$(PYROSCOPE_IO_VERSION)" "awslambdaric==$(AWSLAMBDARIC_VERSION)"
+	$(VENV_PY) -m pip install -q "pyroscope-io==$(PYROSCOPE_IO_VERSION)" "awslambdaric==$(AWSLAMBDARIC_VERSION)" "protobuf==$(PROTOBUF_VERSION)"
 	@touch $@
 
-venv: $(VENV)/.installed ## Python venv with pyroscope-io and awslambdaric (used by test, demo, lambda-local)
+venv: $(VENV_STAMP) ## Python venv with pyroscope-io, awslambdaric and protobuf (used by test, demo, lambda-local)
 
 # Debian tools the tests run as real peers: promtool (package prometheus).
 tools:

@@ -45,10 +45,30 @@ let package = Package(
             ],
             path: "Sources/Relay"
         ),
+        // The self-profiler: the signal handler and timers in C (async-signal-safe code
+        // only), symbols, pprof and uploads in Swift.
+        .target(
+            name: "CSelfProfiler",
+            path: "Sources/CSelfProfiler",
+            linkerSettings: [.linkedLibrary("z")]
+        ),
+        .target(
+            name: "RelayProfiler",
+            dependencies: [
+                "CSelfProfiler",
+                "RelayCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/Profiler"
+        ),
         .target(
             name: "LambdaExtension",
             dependencies: [
                 "RelayCore",
+                "RelayProfiler",
                 "RelayLogging",
                 "RelayMetrics",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -65,6 +85,12 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Sources/Main"
+        ),
+        // Test peer for the self-profiler tests: the relay plus a known busy function.
+        .executableTarget(
+            name: "ProfilerProbe",
+            dependencies: ["LambdaExtension", "RelayLogging", .product(name: "Logging", package: "swift-log")],
+            path: "Sources/ProfilerProbe"
         ),
         // Benchmarks, run by `make bench` (release builds).
         .executableTarget(
@@ -98,6 +124,10 @@ let package = Package(
         .testTarget(
             name: "LambdaExtensionTests",
             dependencies: ["LambdaExtension", "RelayCore", "RelayLogging", "RelayTestSupport"]
+        ),
+        .testTarget(
+            name: "RelayProfilerTests",
+            dependencies: ["RelayProfiler", "RelayTestSupport"]
         ),
         .testTarget(
             name: "RelayLoggingTests",

@@ -1,6 +1,7 @@
 import FoundationEssentials
 import RelayCore
 import RelayLogging
+import RelayProfiler
 
 /// A setting that could not be used as given: what was set, and what is used instead.
 public struct SettingsWarning: Sendable, Equatable, CustomStringConvertible {
@@ -27,6 +28,8 @@ public struct ExtensionSettings: Sendable {
     /// PYROSCOPE_FLUSH_STRATEGY; PYROSCOPE_FLUSH_ON_INVOKE=true selects `invoke` when it is unset.
     public var flushStrategy: FlushStrategy
     public var selfProfiling: Bool
+    /// `AWS_LAMBDA_FUNCTION_NAME`; nil outside Lambda.
+    public var functionName: String?
     /// `AWS_LAMBDA_RUNTIME_API`, set by Lambda for the Extensions API.
     public var lambdaRuntimeAPI: String?
     /// How often the `relay stats` line is logged (when something changed); zero: only at shutdown.
@@ -148,7 +151,8 @@ public struct ExtensionSettings: Sendable {
                     fallback: "1m0s", reason: "use 0 to turn the periodic line off"))
             statsInterval = .seconds(60)
         }
-        let functionName = reader.string("AWS_LAMBDA_FUNCTION_NAME") ?? "local"
+        self.functionName = reader.string("AWS_LAMBDA_FUNCTION_NAME")
+        let functionName = self.functionName ?? "local"
 
         var log = LogConfiguration()
         if let text = reader.string("PYROSCOPE_LOG_LEVEL") {
@@ -285,5 +289,15 @@ struct EnvironmentReader {
             headers.append((key, value))
         }
         return headers
+    }
+}
+
+extension ExtensionSettings {
+    /// The self-profiler's series: tagged with the function's name in Lambda, so each
+    /// function's extension has a series of its own next to the function's profiles.
+    public var selfProfilerConfiguration: SelfProfilerConfiguration {
+        var configuration = SelfProfilerConfiguration()
+        if let functionName { configuration.tags = [(name: "function_name", value: functionName)] }
+        return configuration
     }
 }

@@ -48,12 +48,16 @@ public struct LambdaLifecycle: Service, CustomStringConvertible {
     let invocation: InvocationContext
     let logger: Logger
     let counters: RelayCounters?
+    /// Runs before each invocation flush, so uploads the extension makes itself (the
+    /// self-profiler's window) are queued in time to go out with the flush.
+    let beforeFlush: (@Sendable () async -> Void)?
     /// Wall clock in Unix milliseconds; Lambda's deadlines are wall-clock times.
     let wallClockMs: @Sendable () -> Int64
 
     public init(
         client: any ExtensionsAPIClient, strategy: FlushStrategy, queue: UploadQueue, runtimeDone: RuntimeDoneTracker,
         drainDeadline: DrainDeadline, invocation: InvocationContext, logger: Logger, counters: RelayCounters? = nil,
+        beforeFlush: (@Sendable () async -> Void)? = nil,
         wallClockMs: @escaping @Sendable () -> Int64 = LambdaLifecycle.systemWallClockMs
     ) {
         self.client = client
@@ -64,6 +68,7 @@ public struct LambdaLifecycle: Service, CustomStringConvertible {
         self.invocation = invocation
         self.logger = logger
         self.counters = counters
+        self.beforeFlush = beforeFlush
         self.wallClockMs = wallClockMs
     }
 
@@ -127,7 +132,10 @@ public struct LambdaLifecycle: Service, CustomStringConvertible {
             }
         }
         let flushStarted = ContinuousClock.now
-        let flushed = await bounded(until: deadline) { await queue.flush() }
+        let flushed = await bounded(until: deadline) { [beforeFlush, queue] in
+            await beforeFlush?()
+            await queue.flush()
+        }
         counters?.recordFlush(ContinuousClock.now - started)
         logger.debug(
             "Invocation flush",

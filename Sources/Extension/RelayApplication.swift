@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import RelayCore
+import RelayProfiler
 import ServiceLifecycle
 
 /// Wires the relay's services from settings and runs them until shutdown.
@@ -100,6 +101,14 @@ public struct RelayApplication: Sendable {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: forwarder), .init(service: ingress), .init(service: stats),
         ]
+        // Off: nothing is created, so no handler, timer or task exists.
+        var selfProfiler: SelfProfiler?
+        if settings.selfProfiling, relay.remote != nil {
+            var profilerLogger = logger
+            profilerLogger[metadataKey: "comp"] = "self-profiler"
+            let admission = UploadAdmission(queue: queue, spool: spool, counters: counters)
+            selfProfiler = SelfProfiler(configuration: settings.selfProfilerConfiguration, logger: profilerLogger) { await admission.admit($0) }
+        }
 
         if let lambdaAPI {
             var lambdaLogger = logger
@@ -118,10 +127,12 @@ public struct RelayApplication: Sendable {
                     strategy = .invoke
                 }
             }
+            var beforeFlush: (@Sendable () async -> Void)?
+            if let selfProfiler { beforeFlush = { await selfProfiler.flush() } }
             let lifecycle = LambdaLifecycle(
                 client: lambdaAPI, strategy: strategy, queue: queue, runtimeDone: runtimeDone,
                 drainDeadline: drainDeadline, invocation: invocation, logger: lambdaLogger,
-                counters: counters)
+                counters: counters, beforeFlush: beforeFlush)
             // SHUTDOWN ends the lifecycle; the rest of the group then drains until the deadline.
             services.append(
                 .init(
@@ -130,6 +141,8 @@ public struct RelayApplication: Sendable {
             logger.info("Lambda lifecycle", metadata: ["flush_strategy": "\(strategy.rawValue)"])
         }
 
+        // Last in, first to stop: its final window is queued before the forwarder drains.
+        if let selfProfiler { services.append(.init(service: selfProfiler)) }
         if let remote = relay.remote {
             logger.info("Relaying uploads", metadata: ["remote": "\(remote.redactedDescription)", "workers": .stringConvertible(relay.workers)])
         }

@@ -52,7 +52,7 @@ func percentEncode(_ text: some StringProtocol, allowed: AllowedBytes) -> String
 }
 
 /// Go's `url.QueryEscape`: unreserved bytes stay, space becomes `+`, the rest `%XX`.
-func queryEscape(_ text: some StringProtocol) -> String {
+public func queryEscape(_ text: some StringProtocol) -> String {
     var out = [UInt8]()
     out.reserveCapacity(text.utf8.count)
     for byte in text.utf8 {

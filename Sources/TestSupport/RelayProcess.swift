@@ -13,9 +13,15 @@ public final class RelayProcess: Sendable {
         ProcessInfo.processInfo.environment["RELAY_BINARY"] ?? ClientFixture.repositoryRoot + "/.build/debug/pyroscope-lambda-extension"
     }
 
-    public init(environment: [String: String]) throws {
+    /// A binary built next to the relay's, e.g. a test peer's executable target.
+    public static func siblingBinary(_ name: String) -> String {
+        String(binaryPath[..<(binaryPath.lastIndex(of: "/") ?? binaryPath.startIndex)]) + "/" + name
+    }
+
+    public init(environment: [String: String], executable: String = RelayProcess.binaryPath, arguments: [String] = []) throws {
         process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binaryPath)
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
         var env = ["PATH": "/usr/bin:/bin"]
         env.merge(environment) { $1 }
         process.environment = env
@@ -74,4 +80,27 @@ public final class RelayProcess: Sendable {
     }
 
     deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+}
+
+/// Runs a program with `input` on stdin; returns exit status and combined output.
+public func runProgram(_ path: String, _ arguments: [String], input: [UInt8] = []) async throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    let stdin = Pipe()
+    let output = Pipe()
+    process.standardInput = stdin
+    process.standardOutput = output
+    process.standardError = output
+    try process.run()
+    stdin.fileHandleForWriting.write(Data(input))
+    try stdin.fileHandleForWriting.close()
+    let text = await offCooperativePool { String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) }
+    process.waitUntilExit()
+    return (process.terminationStatus, text)
+}
+
+/// The Python with the test peers installed (`make test` sets it; .venv otherwise).
+public var testPython: String {
+    ProcessInfo.processInfo.environment["PYROSCOPE_TEST_PYTHON"] ?? ClientFixture.repositoryRoot + "/.venv/bin/python"
 }

@@ -143,7 +143,9 @@ final class InMemoryExtensionsClient: ExtensionsAPIClient {
         let started = ContinuousClock.now
         try await lifecycle(client, strategy: .end, queue: queue).run()  // no runtimeDone either
         let elapsed = ContinuousClock.now - started
-        #expect(elapsed >= .milliseconds(150) && elapsed < .seconds(2), "gave up at deadline - margin (\(elapsed))")
+        // Without the bound the flush would never end (nothing sends the upload); the upper
+        // limit is loose because a loaded CI machine can be seconds late waking a task.
+        #expect(elapsed >= .milliseconds(150) && elapsed < .seconds(20), "gave up at deadline - margin (\(elapsed))")
     }
 
     @Test func apiFailureIsReportedThroughExitErrorNotACrash() async {

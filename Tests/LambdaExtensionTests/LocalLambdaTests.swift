@@ -30,9 +30,7 @@ import Testing
         }
     }
 
-    static var python: String {
-        ProcessInfo.processInfo.environment["PYROSCOPE_TEST_PYTHON"] ?? ClientFixture.repositoryRoot + "/.venv/bin/python"
-    }
+    static var python: String { testPython }
 
     static func run(
         remote: RecordingRemote, invocations: Int, freezeSeconds: Double = 1, event: String = #"{"work_ms": 100}"#,

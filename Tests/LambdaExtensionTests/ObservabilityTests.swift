@@ -9,24 +9,6 @@ import Testing
 @Suite(.serialized) struct ObservabilityTests {
     static var promtool: String { ProcessInfo.processInfo.environment["PROMTOOL"] ?? "/usr/bin/promtool" }
 
-    /// Runs a program with `input` on stdin; returns exit status and combined output.
-    static func run(_ path: String, _ arguments: [String], input: [UInt8]) async throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        let stdin = Pipe()
-        let output = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        stdin.fileHandleForWriting.write(Data(input))
-        try stdin.fileHandleForWriting.close()
-        let text = await offCooperativePool { String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) }
-        process.waitUntilExit()
-        return (process.terminationStatus, text)
-    }
-
     static func scrape(port: Int) async -> [UInt8]? {
         await offCooperativePool {
             guard let connection = try? RawConnection(port: port),
@@ -54,7 +36,7 @@ import Testing
             #expect(text.contains(#"pyroscope_relay_requests_total{path_class="push",status="200"} 1"#))
             #expect(text.contains(#"pyroscope_relay_upstream_attempts_total{outcome="error_status",status_class="4xx"} 1"#))
             #expect(text.contains("pyroscope_relay_upstream_request_duration_seconds_count 4"))
-            let (status, findings) = try await Self.run(Self.promtool, ["check", "metrics"], input: exposition)
+            let (status, findings) = try await runProgram(Self.promtool, ["check", "metrics"], input: exposition)
             #expect(status == 0 && findings.isEmpty, "promtool: \(findings)")
         }
     }

@@ -123,9 +123,7 @@ import Testing
 
 /// A real profiler (the Python `pyroscope-io` client) sends through the relay binary.
 @Suite(.serialized) struct PyroscopeClientEndToEndTests {
-    static var python: String {
-        ProcessInfo.processInfo.environment["PYROSCOPE_TEST_PYTHON"] ?? ClientFixture.repositoryRoot + "/.venv/bin/python"
-    }
+    static var python: String { testPython }
 
     @Test func pyroscopeIOUploadsArriveAtTheRemoteWithRelayCredentials() async throws {
         #expect(
