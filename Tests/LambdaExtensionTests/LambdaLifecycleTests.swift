@@ -57,11 +57,11 @@ final class InMemoryExtensionsClient: ExtensionsAPIClient {
     func lifecycle(
         _ client: InMemoryExtensionsClient, strategy: FlushStrategy, queue: UploadQueue,
         runtimeDone: RuntimeDoneTracker = RuntimeDoneTracker(), deadline: DrainDeadline = DrainDeadline(),
-        invocation: InvocationContext = InvocationContext()
+        invocation: InvocationContext = InvocationContext(), beforeFlush: (@Sendable () async -> Void)? = nil
     ) -> LambdaLifecycle {
         LambdaLifecycle(
             client: client, strategy: strategy, queue: queue, runtimeDone: runtimeDone, drainDeadline: deadline,
-            invocation: invocation, logger: logger, wallClockMs: { Self.now })
+            invocation: invocation, logger: logger, beforeFlush: beforeFlush, wallClockMs: { Self.now })
     }
 
     static func invoke(_ id: String, inMs: Int64 = 3000) -> Result<ExtensionEvent, ExtensionError> {
@@ -104,6 +104,28 @@ final class InMemoryExtensionsClient: ExtensionsAPIClient {
         let seen = client.calls.withLockedValue { $0.queueAtNext }
         #expect(seen.count == 2)
         #expect(seen[1].queuedItems == 0 && seen[1].inFlight == 0, "the second /next comes only after the flush")
+        queue.close()
+        await sender.value
+    }
+
+    @Test func uploadsMadeBeforeTheFlushGoOutWithIt() async throws {
+        // The self-profiler queues its window in `beforeFlush`; the flush must cover it.
+        let queue = UploadQueue(maxItems: 10, maxBytes: 1 << 20)
+        let sent = NIOLockedValueBox(0)
+        let sender = Task {
+            while let ticket = await queue.next() {
+                try? await Task.sleep(for: .milliseconds(50))
+                sent.withLockedValue { $0 += 1 }
+                queue.complete(ticket)
+            }
+        }
+        let client = InMemoryExtensionsClient([Self.invoke("r1"), Self.shutdown()], queue: queue)
+        let upload = upload()
+        try await lifecycle(client, strategy: .invoke, queue: queue, beforeFlush: { _ = queue.offer(upload) }).run()
+        let seen = client.calls.withLockedValue { $0.queueAtNext }
+        #expect(seen.count == 2)
+        #expect(seen[1].queuedItems == 0 && seen[1].inFlight == 0, "the second /next comes only after the flush")
+        #expect(sent.withLockedValue { $0 } == 1, "the upload made in beforeFlush was sent by the flush")
         queue.close()
         await sender.value
     }
