@@ -244,8 +244,9 @@ def stub_requests(port):
 class RelayTarget:
     name = "relay"
 
-    def __init__(self, binary, sink):
+    def __init__(self, binary, sink, extra_env=None):
         self.binary, self.sink = binary, sink
+        self.extra_env = extra_env or {}
         self.proc = None
 
     def env(self, port):
@@ -258,6 +259,7 @@ class RelayTarget:
             PYROSCOPE_SPOOL_MAX_BYTES="0",
             PYROSCOPE_QUEUE_MAX_BYTES=str(QUEUE_MAX_BYTES),
         )
+        e.update(self.extra_env)
         return e
 
     def start(self):
@@ -558,6 +560,47 @@ def _session(target, pid, sink, cfg, bodies, res):
     return res
 
 
+def cpu_ns(pid):
+    """CPU time of every live thread of `pid` in nanoseconds (schedstat: exact, unlike ticks)."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            total += int(open(f"/proc/{pid}/task/{task}/schedstat").read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass  # a thread that just ended
+    return total
+
+
+def self_profiling_overhead(binary, sink, cfg, body):
+    """The relay's CPU with PYROSCOPE_SELF_PROFILING off and on under the same paced load
+    (off on off on …, so drift hits both). The profiler samples at 100 Hz of each thread's CPU."""
+    conns, delay = pacing(cfg["selfprof_rate"])
+    runs = {"off": [], "on": []}
+    for _ in range(cfg["rounds"]):
+        for mode in ("off", "on"):
+            target = RelayTarget(binary, sink, {"PYROSCOPE_SELF_PROFILING": "true" if mode == "on" else "false"})
+            pid = target.start()
+            try:
+                wrk(target.port, body, conns, cfg["warmup"], delay_ms=delay)
+                target.drain()
+                c0 = cpu_ns(pid)
+                r = wrk(target.port, body, conns, cfg["selfprof_s"], delay_ms=delay)
+                target.drain()
+                c1 = cpu_ns(pid)
+            finally:
+                target.stop()
+            dur = r["duration_us"] / 1e6
+            run = {"cpu_util": (c1 - c0) / 1e9 / dur, "ok_rps": r["ok_rps"], "non2xx": r["non2xx"],
+                   "cpu_us_per_request": (c1 - c0) / 1e3 / max(1, r["ok"])}
+            runs[mode].append(run)
+            log(f"  self-profiling {mode}: {run['ok_rps']:.0f} req/s, relay CPU {100 * run['cpu_util']:.1f}% of a core, "
+                f"{run['cpu_us_per_request']:.1f} µs/request")
+    off = med([x["cpu_util"] for x in runs["off"]])
+    on = med([x["cpu_util"] for x in runs["on"]])
+    return {"runs": runs, "rate": cfg["selfprof_rate"], "cpu_off": off, "cpu_on": on,
+            "added_cpu_points": 100 * (on - off), "relative_pct": 100 * (on / off - 1) if off else None}
+
+
 def sink_ticks(sink):
     return cpu_ticks(sink.proc.pid)
 
@@ -687,6 +730,11 @@ def summarize(data):
         summary[metric] = {"relay": rv, "nginx": nv, "relay_median": med(rv), "nginx_median": med(nv) if nv else None,
                            "ratio": float(ratio) if ratio else None}
         lines.append(f"| {metric} | {spread(rv, fmt)} | {spread(nv, fmt) if nv else '—'} | {ratio} | {target} |")
+    sp = data.get("self_profiling")
+    if sp:
+        lines.append(f"| self-profiling at 100 Hz, {sp['rate']:,} req/s paced: relay CPU % of a core off → on | "
+                     f"{100 * sp['cpu_off']:.1f} → {100 * sp['cpu_on']:.1f} (+{sp['added_cpu_points']:.2f} points, "
+                     f"{sp['relative_pct']:+.1f}%) | — | | < 2% CPU |")
     lb = data.get("logbench") or {}
     if lb:
         lines.append(f"| LogBench text lines/s (relay only) | {lb.get('log_text_lines_per_second', 0):,} | — | | |")
@@ -779,6 +827,8 @@ def main():
         "idle_s": 1.0,
         "after_s": 1.5 if quick else 3.0,
         "queue_max_bytes": QUEUE_MAX_BYTES,
+        "selfprof_rate": 1000,
+        "selfprof_s": 5 if quick else 10,
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -821,6 +871,8 @@ def main():
                 log(f"  {target.name} start-up median {statistics.median(res['startup_us']) / 1000:.2f} ms")
                 rnd_res[target.name] = res
             data["rounds"].append(rnd_res)
+        log("self-profiling overhead (relay only, off/on)")
+        data["self_profiling"] = self_profiling_overhead(args.relay, sink, cfg, FIXTURE)
     finally:
         sink.stop()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -208,6 +208,7 @@ struct Sampler: ~Copyable {
             let names = frames.enumerated().map { symbolizer.functionName(at: $0.offset == 0 ? $0.element : $0.element &- 1) }
             named[names, default: 0] += count
         }
+        symbolizer.releasePages()
         let samples = sampleCount
         stacks.removeAll(keepingCapacity: true)
         sampleCount = 0

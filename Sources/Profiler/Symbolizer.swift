@@ -16,7 +16,9 @@ final class Symbolizer {
         var path: String
         var bias: UInt
         var range: Range<UInt>
+        /// Read on the first address in this module: most loaded libraries never appear.
         var symbols: ELFSymbols?
+        var symbolsLoaded = false
     }
 
     private(set) var modules: [Module] = []
@@ -39,7 +41,7 @@ final class Symbolizer {
             if name.hasPrefix("linux-vdso") || name.hasPrefix("linux-gate") { return nil }
             let path = name.isEmpty ? "/proc/self/exe" : name
             if let known = previous[path], known.bias == raw.bias { return known }
-            return Module(path: path, bias: raw.bias, range: raw.start..<raw.end, symbols: ELFSymbols(path: path))
+            return Module(path: path, bias: raw.bias, range: raw.start..<raw.end)
         }
     }
 
@@ -59,6 +61,10 @@ final class Symbolizer {
         }
         let name: String
         if let index {
+            if !modules[index].symbolsLoaded {
+                modules[index].symbols = ELFSymbols(path: modules[index].path)
+                modules[index].symbolsLoaded = true
+            }
             let module = modules[index]
             if let raw = module.symbols?.name(containing: address &- module.bias) {
                 name = Self.demangle(raw)
@@ -73,8 +79,10 @@ final class Symbolizer {
         return name
     }
 
-    func modulePath(at address: UInt) -> String? {
-        module(containing: address).map { modules[$0].path }
+    /// Drops the file pages read for names (clean pages, re-read if needed): names in
+    /// use are cached, so between profile windows the symbol files cost no memory.
+    func releasePages() {
+        for module in modules { module.symbols?.releasePages() }
     }
 
     static func fileName(_ path: String) -> String {
@@ -123,11 +131,18 @@ final class ELFSymbols {
         }
         self.stringTable = table.strings
         index(symbols: table.symbols)
+        // The index has what the symbol entries held: let their pages go (clean file
+        // pages, so this costs nothing but a re-read should they be touched again).
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let first = (table.symbols.lowerBound / page) * page
+        madvise(mapping + first, table.symbols.upperBound - first, MADV_DONTNEED)
         // From here on deinit unmaps.
         if starts.isEmpty { return nil }
     }
 
     deinit { munmap(UnsafeMutableRawPointer(mutating: base), length) }
+
+    func releasePages() { madvise(UnsafeMutableRawPointer(mutating: base), length, MADV_DONTNEED) }
 
     var count: Int { starts.count }
 
