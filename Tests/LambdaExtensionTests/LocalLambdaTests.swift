@@ -161,4 +161,20 @@ import Testing
             #expect(run.logs.contains { $0["msg"] as? String == "Dropped queued uploads at shutdown: drain deadline passed" })
         }
     }
+
+    @Test func selfProfilesGoThroughTheRelayAndAreAccountedLikeAnyUpload() async throws {
+        try await RecordingRemote.with { remote in
+            let run = try await Self.run(
+                remote: remote, invocations: 2, event: #"{"work_ms": 50, "uploads": 100}"#,
+                env: ["PYROSCOPE_SELF_PROFILING": "true", "PYROSCOPE_FLUSH_STRATEGY": "end"])
+            let profiles = run.remote.filter { $0.uri.hasPrefix("/ingest?name=pyroscope.lambda.extension") }
+            #expect(!profiles.isEmpty, "the last window at SHUTDOWN at least")
+            #expect(profiles.allSatisfy { $0.uri.contains("function_name%3D") && $0.uri.contains("spyName=swiftspy") })
+            let stopped = try #require(run.stopped)
+            #expect(stopped["dropped"] as? Int == 0)
+            // Counted like client uploads: received covers the handler's and the profiler's.
+            #expect((stopped["received"] as? Int ?? 0) >= run.handlerUploads.count + profiles.count)
+            #expect(stopped["delivered"] as? Int == stopped["received"] as? Int)
+        }
+    }
 }
