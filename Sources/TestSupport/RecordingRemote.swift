@@ -189,11 +189,12 @@ private final class RecordingHandler: ChannelInboundHandler {
                 return
             }
             let keepAlive = head.isKeepAlive
+            let replyHeaders = extraHeaders
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            let write = {
+            let write: @Sendable () -> Void = {
                 let (handler, context) = loopBound.value
                 var headers = HTTPHeaders([("content-length", "\(text.utf8.count)")])
-                for (name, value) in extraHeaders { headers.add(name: name, value: value) }
+                for (name, value) in replyHeaders { headers.add(name: name, value: value) }
                 if !keepAlive { headers.add(name: "connection", value: "close") }
                 context.write(handler.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
                 if !text.isEmpty { context.write(handler.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil) }
