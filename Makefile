@@ -58,7 +58,8 @@ lambda-local: venv ## A local Lambda (Extensions, Runtime, Telemetry APIs; freez
 
 lint: ## swift format lint --strict (config: .swift-format) and Python syntax
 	$(SWIFT) format lint --strict --recursive Sources Tests Benchmarks Package.swift
-	$(PYTHON) -m py_compile scripts/*.py
+	$(PYTHON) -m py_compile scripts/*.py layer/*.py layer/toolchain/clang layer/tests/*.py examples/python-function/*.py
+	bash -n layer/build.sh && bash -n layer/publish.sh
 
 bench: venv ## Relay vs nginx, A B A B: ack latency, delivered rate, memory, start-up, CPU, LogBench (BENCH_QUICK=1: one short round)
 	@command -v wrk >/dev/null && command -v nginx >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light curl gcc; }
