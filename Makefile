@@ -16,11 +16,17 @@ AWSLAMBDARIC_VERSION := 4.2.2
 PROTOBUF_VERSION := 5.29.3
 # The stamp names the pinned versions, so a change installs again.
 VENV_STAMP := $(VENV)/.installed-$(PYROSCOPE_IO_VERSION)-$(AWSLAMBDARIC_VERSION)-$(PROTOBUF_VERSION)
+# The layer: architecture, and what make publish-layer publishes where.
+ARCH       ?= x86_64
+LAYER_NAME ?= pyroscope-lambda-extension-$(ARCH)
+REGIONS    ?= us-east-1
+LAYER_VENV := .venv-layer
+LAYER_PY   := $(LAYER_VENV)/bin/python
 
-.PHONY: help build test run demo lambda-local lint bench clean venv tools
+.PHONY: help build test run demo lambda-local lint bench clean venv tools layer layer-tools publish-layer test-layer test-compat
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 build: ## Debug build of the extension and its tests
 	$(SWIFT) build --build-tests
@@ -56,7 +62,8 @@ lambda-local: venv ## A local Lambda (Extensions, Runtime, Telemetry APIs; freez
 
 lint: ## swift format lint --strict (config: .swift-format) and Python syntax
 	$(SWIFT) format lint --strict --recursive Sources Tests Benchmarks Package.swift
-	$(PYTHON) -m py_compile scripts/*.py
+	$(PYTHON) -m py_compile scripts/*.py layer/*.py layer/toolchain/clang layer/tests/*.py examples/python-function/*.py
+	bash -n layer/build.sh && bash -n layer/publish.sh
 
 bench: venv ## Relay vs nginx, A B A B: ack latency, delivered rate, memory, start-up, CPU, LogBench (BENCH_QUICK=1: one short round)
 	@command -v wrk >/dev/null && command -v nginx >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light curl gcc; }
@@ -68,5 +75,30 @@ bench: venv ## Relay vs nginx, A B A B: ack latency, delivered rate, memory, sta
 	$(VENV_PY) bench/run_bench.py --relay "$(RELEASE_DIR)/$(RELAY)" --logbench "$(RELEASE_DIR)/LogBench" \
 		--startup-bin bench/results/.bin/startup
 
-clean: ## Remove build products and the venv
-	rm -rf .build .build-* $(VENV)
+# What building, publishing and testing the layer needs: zig (the linker for old glibc),
+# the AWS CLI, the moto AWS emulator, cfn-lint and pytest in their own venv; libstdc++.a
+# (g++), libz.a (zlib1g-dev) and debootstrap from Debian.
+$(LAYER_VENV)/.installed:
+	@$(PYTHON) -m venv $(LAYER_VENV) 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(LAYER_VENV); }
+	$(LAYER_PY) -m pip install -q "ziglang==0.17.1" "awscli==1.46.3" "moto[server]==5.2.5" "cfn-lint==1.58.0" "pytest==8.4.2"
+	@touch $@
+
+layer-tools: $(LAYER_VENV)/.installed
+	@{ [ -f "$$(gcc -print-file-name=libstdc++.a)" ] && [ -f "$$(gcc -print-file-name=libz.a)" ] && command -v zip unzip debootstrap >/dev/null; } || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends g++ zlib1g-dev zip unzip debootstrap; }
+
+layer: layer-tools ## Layer zip dist/pyroscope-lambda-extension-ARCH.zip (ARCH=x86_64|arm64): static Swift runtime, glibc <= 2.26
+	@layer/build.sh $(ARCH) $(abspath $(LAYER_PY))
+
+publish-layer: layer-tools ## aws lambda publish-layer-version: LAYER_NAME, REGIONS="a b", ARCH, PUBLIC=1, DRY_RUN=1
+	@PATH="$(abspath $(LAYER_VENV))/bin:$$PATH" LAYER_NAME="$(LAYER_NAME)" REGIONS="$(REGIONS)" ARCH="$(ARCH)" \
+		PUBLIC="$(PUBLIC)" DRY_RUN="$(DRY_RUN)" layer/publish.sh dist/$(RELAY)-$(ARCH).zip
+
+test-layer: venv layer ## Layer tests: zip layout and start-up, publishing (dry run, moto), example (cfn-lint, local Lambda)
+	PYROSCOPE_TEST_PYTHON="$(abspath $(VENV_PY))" $(LAYER_PY) -m pytest -q layer/tests --ignore=layer/tests/test_compat.py
+
+test-compat: layer ## The layer binary in a Debian bullseye chroot (glibc 2.31, debootstrap, cached in .build-compat/)
+	$(LAYER_PY) -m pytest -q layer/tests/test_compat.py
+
+clean: ## Remove build products and the venvs
+	rm -rf .build .build-* $(VENV) $(LAYER_VENV) dist
