@@ -20,13 +20,15 @@ public struct UploadForwarder: Service, CustomStringConvertible {
     let clock: any Clock<Duration>
     let dropLogLimiter = LogRateLimiter()
     let spool: UploadSpool?
+    /// Loops the senders run on (spread over them); nil: the cooperative pool.
+    let senderLoops: [any EventLoop]
     let logger: Logger
 
     public init(
         queue: UploadQueue, uploader: any Uploader, builder: UpstreamRequestBuilder?, counters: RelayCounters,
         workers: Int, drainTimeout: Duration, drainDeadline: DrainDeadline = DrainDeadline(),
         retryPolicy: RetryPolicy = RetryPolicy(), clock: any Clock<Duration> = ContinuousClock(), spool: UploadSpool? = nil,
-        logger: Logger
+        senderLoops: (any EventLoopGroup)? = nil, logger: Logger
     ) {
         self.queue = queue
         self.uploader = uploader
@@ -38,6 +40,7 @@ public struct UploadForwarder: Service, CustomStringConvertible {
         self.retryPolicy = retryPolicy
         self.clock = clock
         self.spool = spool
+        self.senderLoops = senderLoops.map { Array($0.makeIterator()) } ?? []
         self.logger = logger
     }
 
@@ -49,8 +52,13 @@ public struct UploadForwarder: Service, CustomStringConvertible {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 await withTaskGroup(of: Void.self) { senders in
-                    for _ in 0..<workers {
-                        senders.addTask { await sendUntilClosed() }
+                    for index in 0..<workers {
+                        if senderLoops.isEmpty {
+                            senders.addTask { await sendUntilClosed() }
+                        } else {
+                            let executor = EventLoopTaskExecutor(senderLoops[index % senderLoops.count])
+                            senders.addTask(executorPreference: executor) { await sendUntilClosed() }
+                        }
                     }
                 }
             }

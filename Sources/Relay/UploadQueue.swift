@@ -1,4 +1,5 @@
 import NIOCore
+import NIOPosix
 import Synchronization
 
 /// The bounded queue between ingress and the upstream senders.
@@ -46,7 +47,8 @@ public final class UploadQueue: Sendable {
         var inFlight: Set<UInt64> = []
         var closed = false
         var nextWaiterID: UInt64 = 0
-        var senders: [(id: UInt64, continuation: CheckedContinuation<Next, Never>)] = []
+        /// Waiting senders, with the event loop each runs on (nil: not on one).
+        var senders: [(id: UInt64, loop: ObjectIdentifier?, continuation: CheckedContinuation<Next, Never>)] = []
         /// A nudge that found no waiting sender, kept for the next one.
         var pendingNudge = false
         var flushes: [(id: UInt64, target: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
@@ -81,6 +83,7 @@ public final class UploadQueue: Sendable {
     /// Accepts the upload unless the queue is full or closed. Never blocks.
     public func offer(_ upload: Upload) -> OfferResult {
         let bytes = upload.queuedBytes
+        let here = MultiThreadedEventLoopGroup.currentEventLoop.map { ObjectIdentifier($0) }
         let result: (OfferResult, CheckedContinuation<Next, Never>?, Ticket?) = state.withLock { state in
             if state.closed { return (.closed, nil, nil) }
             // One upload larger than the byte bound alone is still taken into an empty
@@ -91,7 +94,9 @@ public final class UploadQueue: Sendable {
             let ticket = Ticket(sequence: state.nextSequence, upload: upload, bytes: bytes)
             state.nextSequence += 1
             if !state.senders.isEmpty {
-                let sender = state.senders.removeFirst()
+                // A sender on this loop takes it without a wake-up of another thread.
+                let index = here.flatMap { here in state.senders.firstIndex { $0.loop == here } } ?? 0
+                let sender = state.senders.remove(at: index)
                 state.inFlight.insert(ticket.sequence)
                 return (.accepted, sender.continuation, ticket)
             }
@@ -143,6 +148,7 @@ public final class UploadQueue: Sendable {
             state.nextWaiterID += 1
             return state.nextWaiterID
         }
+        let loop = MultiThreadedEventLoopGroup.currentEventLoop.map { ObjectIdentifier($0) }
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Next, Never>) in
                 let immediate: Next? = state.withLock { state in
@@ -157,7 +163,7 @@ public final class UploadQueue: Sendable {
                         state.pendingNudge = false
                         return .nudged
                     }
-                    state.senders.append((id, continuation))
+                    state.senders.append((id, loop, continuation))
                     return nil
                 }
                 if let immediate { continuation.resume(returning: immediate) }
