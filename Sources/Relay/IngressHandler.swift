@@ -240,8 +240,9 @@ final class IngressHandler: ChannelInboundHandler {
     static func pathClass(_ uri: String, routes: [LocalRoute]) -> String {
         let path = requestPath(uri)
         if routes.contains(where: { $0.path == path }) { return "local" }
-        if path.hasSuffix("/ingest") { return "ingest" }
-        if path.hasSuffix("/push.v1.PusherService/Push") { return "push" }
+        // Byte-wise: String.hasSuffix compares Characters.
+        if path.utf8.reversed().starts(with: "/ingest".utf8.reversed()) { return "ingest" }
+        if path.utf8.reversed().starts(with: "/push.v1.PusherService/Push".utf8.reversed()) { return "push" }
         return "other"
     }
 

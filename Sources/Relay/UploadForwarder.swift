@@ -137,10 +137,14 @@ public struct UploadForwarder: Service, CustomStringConvertible {
 
     @discardableResult
     func deliver(_ upload: Upload) async -> Outcome {
-        var logger = logger
-        logger[metadataKey: "path"] = "\(upload.path)"
+        // Built only for a log line: most uploads log nothing.
+        func uploadLogger() -> Logger {
+            var logger = logger
+            logger[metadataKey: "path"] = "\(upload.path)"
+            return logger
+        }
         guard let builder else {
-            drop(.misconfigured, logger: logger, "Dropped upload: the remote address is unusable")
+            drop(.misconfigured, logger: uploadLogger(), "Dropped upload: the remote address is unusable")
             return .drop(.misconfigured)
         }
         let request = builder.build(upload)
@@ -152,16 +156,20 @@ public struct UploadForwarder: Service, CustomStringConvertible {
             let started = ContinuousClock.now
             let result: RetryPolicy.AttemptResult
             var detail: Logger.Metadata = [:]
+            var statusCode: UInt = 0
             do {
                 let response = try await uploader.send(request)
                 let nowUnix = unixMilliseconds() / 1000
                 result = .status(
                     code: response.status.code,
                     retryAfter: response.retryAfter.flatMap { RetryPolicy.parseRetryAfter($0, nowUnixSeconds: nowUnix) })
-                detail = ["status": .stringConvertible(response.status.code)]
-                if !response.bodyExcerpt.isEmpty { detail["body"] = "\(response.bodyExcerpt)" }
+                statusCode = response.status.code
+                if !(200..<300).contains(statusCode) {
+                    detail = ["status": .stringConvertible(statusCode)]
+                    if !response.bodyExcerpt.isEmpty { detail["body"] = "\(response.bodyExcerpt)" }
+                }
             } catch let failure as UploadFailure {
-                if Task.isCancelled { return dropInFlightAtDeadline(logger) }
+                if Task.isCancelled { return dropInFlightAtDeadline(uploadLogger()) }
                 switch failure {
                 case .timeout: result = .timeout
                 case .connection: result = .connectionFailure
@@ -169,7 +177,7 @@ public struct UploadForwarder: Service, CustomStringConvertible {
                 detail = ["error": "\(failure)"]
             } catch {
                 // Cancellation: the drain deadline passed while this upload was in flight.
-                return dropInFlightAtDeadline(logger)
+                return dropInFlightAtDeadline(uploadLogger())
             }
             let elapsed = ContinuousClock.now - started
             recordAttempt(result, duration: elapsed)
@@ -179,16 +187,18 @@ public struct UploadForwarder: Service, CustomStringConvertible {
             switch decision {
             case .delivered:
                 counters.recordDelivered(bytes: upload.body.readableBytes)
-                logger.trace(
-                    "Relayed upload",
-                    metadata: detail.merging([
-                        "bytes": .stringConvertible(upload.body.readableBytes), "duration_ms": .stringConvertible(elapsed.wholeMilliseconds),
-                        "attempt": .stringConvertible(attempt),
-                    ]) { $1 })
+                if logger.logLevel <= .trace {
+                    uploadLogger().trace(
+                        "Relayed upload",
+                        metadata: [
+                            "status": .stringConvertible(statusCode), "bytes": .stringConvertible(upload.body.readableBytes),
+                            "duration_ms": .stringConvertible(elapsed.wholeMilliseconds), "attempt": .stringConvertible(attempt),
+                        ])
+                }
                 return .delivered
             case .drop(let reason):
                 detail["attempt"] = .stringConvertible(attempt)
-                drop(reason, logger: logger, "Failed to relay request", metadata: detail)
+                drop(reason, logger: uploadLogger(), "Failed to relay request", metadata: detail)
                 return .drop(reason)
             case .retry(let delay):
                 counters.recordRetry()
@@ -197,12 +207,12 @@ public struct UploadForwarder: Service, CustomStringConvertible {
                     reconnects += 1
                     attempt -= 1
                 }
-                logger.debug(
+                uploadLogger().debug(
                     "Retrying upload",
                     metadata: detail.merging([
                         "attempt": .stringConvertible(attempt), "retry_in_ms": .stringConvertible(delay.wholeMilliseconds),
                     ]) { $1 })
-                do { try await clock.sleep(for: delay) } catch { return dropInFlightAtDeadline(logger) }
+                do { try await clock.sleep(for: delay) } catch { return dropInFlightAtDeadline(uploadLogger()) }
             }
         }
     }

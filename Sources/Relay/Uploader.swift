@@ -54,7 +54,13 @@ public struct HTTPClientUploader: Uploader {
     let timeout: Duration
     /// The client's loops: only these may be named as a request's loop.
     private let clientLoops: Set<ObjectIdentifier>
-    private let templates = RequestTemplates()
+    /// Parsed requests by method and URL: async-http-client parses a URL string with
+    /// Foundation's `URL` for every request; uploads mostly go to a handful of URLs.
+    private let templates = BoundedMemo<TemplateKey, HTTPClient.Request>()
+    private struct TemplateKey: Hashable, Sendable {
+        var method: String
+        var url: String
+    }
 
     public init(client: HTTPClient, timeout: Duration) {
         self.client = client
@@ -70,6 +76,9 @@ public struct HTTPClientUploader: Uploader {
         configuration.decompression = .disabled
         configuration.timeout = .init(connect: .init(timeout), read: .init(timeout))
         configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = max(1, workers)
+        // No tracing is bootstrapped: without this each request still starts a no-op span
+        // and formats its attributes.
+        configuration.tracing.tracer = nil
         return configuration
     }
 
@@ -90,7 +99,9 @@ public struct HTTPClientUploader: Uploader {
     }
 
     private func attempt(_ request: UpstreamRequest) async throws -> UpstreamResponse {
-        var outgoing = try templates.request(method: request.method, url: request.url)
+        var outgoing = try templates.value(for: TemplateKey(method: request.method.rawValue, url: request.url)) {
+            try HTTPClient.Request(url: $0.url, method: request.method)
+        }
         outgoing.headers = request.headers
         outgoing.body = .byteBuffer(request.body)
         var preference = HTTPClient.EventLoopPreference.indifferent
@@ -108,29 +119,6 @@ public struct HTTPClientUploader: Uploader {
         } onCancel: {
             task.cancel()
         }
-    }
-}
-
-/// Parsed requests by method and URL: async-http-client parses a URL string with
-/// Foundation's `URL` for every request; uploads mostly go to a handful of URLs (every
-/// push to one), so each is parsed once. Bounded: emptied when full.
-final class RequestTemplates: Sendable {
-    static let capacity = 64
-    private struct Key: Hashable {
-        var method: String
-        var url: String
-    }
-    private let cache = Mutex<[Key: HTTPClient.Request]>([:])
-
-    func request(method: HTTPMethod, url: String) throws -> HTTPClient.Request {
-        let key = Key(method: method.rawValue, url: url)
-        if let template = cache.withLock({ $0[key] }) { return template }
-        let template = try HTTPClient.Request(url: url, method: method)
-        cache.withLock { cache in
-            if cache.count >= Self.capacity { cache.removeAll(keepingCapacity: true) }
-            cache[key] = template
-        }
-        return template
     }
 }
 
