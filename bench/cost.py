@@ -11,6 +11,8 @@ fixed number of uploads. Context switches per upload count the thread hops.
   paced  1 KB pushes, 2 connections 1 ms apart (<= 2,000/s): each upload wakes a sender
   flood  1 KB pushes, 32 connections closed loop (acks, 503s once the queue is full)
   full   every sender stuck on a remote that never answers, queue of 1: the 503 path
+  ack    1 KB pushes, 1 connection closed loop (the bench's "ack 1 KB, 1 conn"); req/s
+         is the ack rate, CPU includes relaying them
   delivered  as flood, but per upload the sink received during the run (the bench's
          "delivered, 32 conns closed loop"): CPU per delivered upload and the rate
 
@@ -64,17 +66,19 @@ def turn(binary, sink, mode, n):
         s0, t0, c0 = sink.count(), cpu_ticks(proc.pid), ctx_switches(proc.pid)
         if mode == "paced":
             r = wrk(port, FIXTURE, 2, int(n / 500) + 2, threads=1, delay_ms=1, max_n=n)
+        elif mode == "ack":
+            r = wrk(port, FIXTURE, 1, max(2, int(n / 5000)))
         else:
             r = wrk(port, FIXTURE, 32, max(2, int(n / 20000)), threads=2)
         s_run, t_run, c_run = sink.count(), cpu_ticks(proc.pid), ctx_switches(proc.pid)
         end = time.monotonic() + 60
-        expect = r["ok"] if mode in ("paced", "flood") else 0
+        expect = r["ok"] if mode in ("paced", "flood", "ack") else 0
         while sink.count() - s0 < expect and time.monotonic() < end:
             time.sleep(0.05)
         s1, t1, c1 = sink.count(), cpu_ticks(proc.pid), ctx_switches(proc.pid)
         if mode == "delivered":
             s1, t1, c1 = s_run, t_run, c_run
-        count = r["requests"] if mode in ("flood", "full") else max(1, s1 - s0)
+        count = r["requests"] if mode in ("flood", "full", "ack") else max(1, s1 - s0)
         rate = r["rps"] if mode != "delivered" else (s1 - s0) / (r["duration_us"] / 1e6)
         return {"requests": r["requests"], "ok": r["ok"], "non2xx": r["non2xx"], "delivered": s1 - s0,
                 "rps": rate, "us": (t1 - t0) / CLK_TCK * 1e6 / count, "ctx": (c1 - c0) / count}
@@ -88,7 +92,7 @@ def turn(binary, sink, mode, n):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("binaries", nargs="+")
-    ap.add_argument("--mode", choices=("paced", "flood", "full", "delivered"), default="paced")
+    ap.add_argument("--mode", choices=("paced", "flood", "full", "delivered", "ack"), default="paced")
     ap.add_argument("-n", type=int, default=10000)
     ap.add_argument("--turns", type=int, default=3)
     args = ap.parse_args()
