@@ -19,6 +19,7 @@ public struct UploadForwarder: Service, CustomStringConvertible {
     /// Backoff waits go through this clock (tests may pass their own).
     let clock: any Clock<Duration>
     let dropLogLimiter = LogRateLimiter()
+    let memory = MemoryRelease()
     let spool: UploadSpool?
     /// Loops the senders run on (spread over them); nil: the cooperative pool.
     let senderLoops: [any EventLoop]
@@ -117,7 +118,8 @@ public struct UploadForwarder: Service, CustomStringConvertible {
 
     private func send(_ ticket: UploadQueue.Ticket) async {
         _ = await deliver(ticket.upload)
-        queue.complete(ticket)
+        let idle = queue.complete(ticket)
+        memory.sent(bytes: ticket.bytes, queueIdle: idle)
     }
 
     /// Sends the oldest spooled upload, if any. Its file is deleted once it has an

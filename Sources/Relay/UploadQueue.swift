@@ -94,7 +94,9 @@ public final class UploadQueue: Sendable {
             let ticket = Ticket(sequence: state.nextSequence, upload: upload, bytes: bytes)
             state.nextSequence += 1
             if !state.senders.isEmpty {
-                // A sender on this loop takes it without a wake-up of another thread.
+                // A sender on this loop takes it without waking another thread. (Another
+                // loop first gave +18% acks/s on one closed-loop connection but +26% CPU
+                // and one more context switch per upload; with one core it is all one loop.)
                 let index = here.flatMap { here in state.senders.firstIndex { $0.loop == here } } ?? 0
                 let sender = state.senders.remove(at: index)
                 state.inFlight.insert(ticket.sequence)
@@ -178,12 +180,15 @@ public final class UploadQueue: Sendable {
     }
 
     /// Marks a ticket from `next()` as finished, whatever its outcome.
-    public func complete(_ ticket: Ticket) {
-        let finished = state.withLock { state in
+    /// Returns true when nothing is queued or in flight any more.
+    @discardableResult
+    public func complete(_ ticket: Ticket) -> Bool {
+        let (finished, idle) = state.withLock { state in
             state.inFlight.remove(ticket.sequence)
-            return state.takeFinishedFlushes()
+            return (state.takeFinishedFlushes(), state.items.isEmpty && state.inFlight.isEmpty)
         }
         for continuation in finished { continuation.resume() }
+        return idle
     }
 
     /// Waits until every upload accepted before this call has completed. Returns at once
