@@ -35,3 +35,5 @@ try:
         p.kill(); p.wait()
 finally:
     sink.stop()
+    b64.unlink()
+    tmp.rmdir()
