@@ -18,6 +18,11 @@ hand-rolled alternative (B), taking turns A B A B ..., all on 127.0.0.1:
 
 Writes bench/results/<ts>.json (raw), <ts>.md (table) and <ts>-latency.png; prints the
 table. Environment: BENCH_QUICK=1 (one round, short runs), BENCH_ROUNDS, BENCH_DURATION.
+The relay inherits the environment, except the settings RelayTarget.env sets: so
+`PYROSCOPE_SELF_PROFILING=true make bench` measures the relay with self-profiling on
+(compare with a run without), and `PYROSCOPE_NUM_WORKERS=32 make bench` with more
+senders. bench/cost.py (CPU and context switches per upload, two binaries taking
+turns) and bench/memory_after_burst.py take the same variables.
 """
 
 import argparse

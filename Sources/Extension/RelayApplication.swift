@@ -94,7 +94,7 @@ public struct RelayApplication: Sendable {
             queue: queue, uploader: HTTPClientUploader(client: client, timeout: relay.upstreamTimeout),
             builder: relay.remote.map { UpstreamRequestBuilder(configuration: relay, remote: $0) },
             counters: counters, workers: relay.workers, drainTimeout: relay.drainTimeout, drainDeadline: drainDeadline,
-            retryPolicy: relay.retryPolicy, spool: spool,
+            retryPolicy: relay.retryPolicy, spool: spool, senderLoops: group,
             logger: forwardLogger)
         let stats = StatsReporter(
             counters: counters, queue: queue, spool: spool, interval: settings.statsInterval, emf: settings.emf, logger: logger)

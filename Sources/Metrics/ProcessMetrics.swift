@@ -30,7 +30,8 @@ public final class ProcessMetrics: Sendable {
         threads = registry.makeGauge(descriptor: descriptor("threads", "", "Number of OS threads in the process."))
         startTime = registry.makeGauge(
             descriptor: descriptor("start_time", "seconds", "Start time of the process since unix epoch in seconds."))
-        update()
+        // Not read here: the values are read at each scrape (`update()`), and reading
+        // /proc at construction delayed the relay's bind at start-up.
     }
 
     /// Reads /proc/self and sets the metrics.
@@ -52,7 +53,7 @@ public final class ProcessMetrics: Sendable {
                 threads.set(field(20))
                 virtualMemory.set(field(23))
                 residentMemory.set(field(24) * pageSize)
-                if let bootTime = Self.bootTime() { startTime.set(bootTime + field(22) / ticks) }
+                if let bootTime = Self.bootTimeOnce { startTime.set(bootTime + field(22) / ticks) }
             }
             openFDs.set(Double(Self.countEntries("/proc/self/fd")))
             var limit = rlimit()
@@ -72,6 +73,9 @@ public final class ProcessMetrics: Sendable {
         }
         return String(decoding: bytes, as: UTF8.self)
     }
+
+    /// The boot time does not change: /proc/stat (a line per CPU and more) is read once.
+    static let bootTimeOnce = bootTime()
 
     static func bootTime() -> Double? {
         guard let stat = read("/proc/stat") else { return nil }

@@ -1,4 +1,5 @@
 import Prometheus
+import Synchronization
 
 /// The one catalogue of the relay's metric names, labels and help texts, made on an
 /// explicit `PrometheusCollectorRegistry` (metrics made through the swift-metrics API
@@ -28,6 +29,19 @@ public final class RelayMetrics: Sendable {
     /// Time an invocation's flush held `/event/next` back (invoke and end strategies).
     public let lambdaFlushDuration: DurationHistogram
     private let dropped: [String: Counter]
+    /// Labelled series handed out per request: looked up here, so the registry (its lock,
+    /// name validation, label hashing) is asked only the first time each series is used.
+    /// Series still appear only once used, as before.
+    private let requestCounters = Mutex<[RequestKey: Counter]>([:])
+    private let attemptCounters = Mutex<[AttemptKey: Counter]>([:])
+    private struct RequestKey: Hashable {
+        var pathClass: String
+        var status: UInt
+    }
+    private struct AttemptKey: Hashable {
+        var outcome: String
+        var statusClass: String
+    }
     public let process: ProcessMetrics
 
     /// Sub-millisecond local answers: 50 µs to 1 s.
@@ -106,17 +120,25 @@ public final class RelayMetrics: Sendable {
 
     /// Requests answered, by path class (`ingest`, `push`, `other`, `local`) and status.
     public func requests(pathClass: String, status: UInt) -> Counter {
-        registry.makeCounter(
+        let key = RequestKey(pathClass: pathClass, status: status)
+        if let counter = requestCounters.withLock({ $0[key] }) { return counter }
+        let counter = registry.makeCounter(
             descriptor: Self.name("requests", "total", "Requests the relay answered, by path class and HTTP status."),
             labels: [("path_class", pathClass), ("status", String(status))])
+        requestCounters.withLock { $0[key] = counter }
+        return counter
     }
 
     /// Upload attempts to the remote by outcome (`success`, `error_status`, `timeout`,
     /// `connection_error`) and status class (`2xx`, `4xx`, `5xx`, `none`).
     public func upstreamAttempts(outcome: String, statusClass: String) -> Counter {
-        registry.makeCounter(
+        let key = AttemptKey(outcome: outcome, statusClass: statusClass)
+        if let counter = attemptCounters.withLock({ $0[key] }) { return counter }
+        let counter = registry.makeCounter(
             descriptor: Self.name("upstream_attempts", "total", "Upload attempts to the remote, by outcome and status class."),
             labels: [("outcome", outcome), ("status_class", statusClass)])
+        attemptCounters.withLock { $0[key] = counter }
+        return counter
     }
 
     /// Lambda Extensions API events received, by type (`invoke`, `shutdown`).

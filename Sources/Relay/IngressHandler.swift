@@ -151,7 +151,7 @@ final class IngressHandler: ChannelInboundHandler {
         switch context.queue.offer(upload) {
         case .accepted:
             counters.recordAccepted()
-            respond(head, status: .ok, body: nil, channelContext: channelContext)
+            respond(head, status: .ok, body: nil, prebuilt: Prebuilt.ok, channelContext: channelContext)
         case .full:
             if let spool = context.spool {
                 spoolUpload(upload, head: head, spool: spool, channelContext: channelContext)
@@ -173,7 +173,7 @@ final class IngressHandler: ChannelInboundHandler {
             if case .success(true) = result {
                 counters.recordAccepted()
                 queue.nudge()  // a sender may be waiting on an empty memory queue
-                handler.respond(head, status: .ok, body: nil, channelContext: channelContext)
+                handler.respond(head, status: .ok, body: nil, prebuilt: Prebuilt.ok, channelContext: channelContext)
             } else {
                 handler.refuseFull(head, upload: upload, channelContext: channelContext)
             }
@@ -190,8 +190,8 @@ final class IngressHandler: ChannelInboundHandler {
                 "path": "\(upload.path)", "reason": "\(DropReason.queueFull.rawValue)", "status": .stringConvertible(503),
             ])
         respond(
-            head, status: .serviceUnavailable, body: ByteBuffer(string: "relay queue full, retry later\n"),
-            extraHeaders: [("Retry-After", "1")], channelContext: channelContext)
+            head, status: .serviceUnavailable, body: Prebuilt.queueFullBody, extraHeaders: Prebuilt.queueFullExtraHeaders,
+            prebuilt: Prebuilt.queueFull, channelContext: channelContext)
     }
 
     private func rejectTooLarge(_ head: HTTPRequestHead, channelContext: ChannelHandlerContext) {
@@ -209,21 +209,42 @@ final class IngressHandler: ChannelInboundHandler {
             forceClose: true, channelContext: channelContext)
     }
 
+    /// Answers that repeat on every request, built once. Each equals what `respond` builds
+    /// for a keep-alive HTTP/1.1 request with the same arguments.
+    private enum Prebuilt {
+        static let ok = HTTPResponseHead(version: .http1_1, status: .ok, headers: ["Content-Length": "0"])
+        static let queueFullBody = ByteBuffer(string: "relay queue full, retry later\n")
+        static let queueFullExtraHeaders = [("Retry-After", "1")]
+        static let queueFull = HTTPResponseHead(
+            version: .http1_1, status: .serviceUnavailable,
+            headers: HTTPHeaders(
+                [("Content-Length", String(queueFullBody.readableBytes)), ("Content-Type", "text/plain; charset=utf-8")] + queueFullExtraHeaders))
+    }
+
+    /// - Parameter prebuilt: the head `respond` would build for a keep-alive HTTP/1.1
+    ///   request, used as is for one.
     private func respond(
         _ request: HTTPRequestHead, status: HTTPResponseStatus, body: ByteBuffer?, contentType: String = "text/plain; charset=utf-8",
-        extraHeaders: [(String, String)] = [], forceClose: Bool = false, channelContext: ChannelHandlerContext
+        extraHeaders: [(String, String)] = [], forceClose: Bool = false, prebuilt: HTTPResponseHead? = nil,
+        channelContext: ChannelHandlerContext
     ) {
         let metrics = context.counters.metrics
         metrics.requests(pathClass: Self.pathClass(request.uri, routes: context.routes), status: status.code).increment()
         context.counters.recordAnswer(.now - requestStart)
         let keepAlive = request.isKeepAlive && !forceClose
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(4)
-        headers.add(name: "Content-Length", value: String(body?.readableBytes ?? 0))
-        if let body, body.readableBytes > 0 { headers.add(name: "Content-Type", value: contentType) }
-        for (name, value) in extraHeaders { headers.add(name: name, value: value) }
-        if !keepAlive { headers.add(name: "Connection", value: "close") }
-        channelContext.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))), promise: nil)
+        let responseHead: HTTPResponseHead
+        if let prebuilt, keepAlive, request.version == .http1_1 {
+            responseHead = prebuilt
+        } else {
+            var headers = HTTPHeaders()
+            headers.reserveCapacity(4)
+            headers.add(name: "Content-Length", value: String(body?.readableBytes ?? 0))
+            if let body, body.readableBytes > 0 { headers.add(name: "Content-Type", value: contentType) }
+            for (name, value) in extraHeaders { headers.add(name: name, value: value) }
+            if !keepAlive { headers.add(name: "Connection", value: "close") }
+            responseHead = HTTPResponseHead(version: request.version, status: status, headers: headers)
+        }
+        channelContext.write(wrapOutboundOut(.head(responseHead)), promise: nil)
         if let body, body.readableBytes > 0 {
             channelContext.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         }
@@ -240,8 +261,9 @@ final class IngressHandler: ChannelInboundHandler {
     static func pathClass(_ uri: String, routes: [LocalRoute]) -> String {
         let path = requestPath(uri)
         if routes.contains(where: { $0.path == path }) { return "local" }
-        if path.hasSuffix("/ingest") { return "ingest" }
-        if path.hasSuffix("/push.v1.PusherService/Push") { return "push" }
+        // Byte-wise: String.hasSuffix compares Characters.
+        if path.utf8.reversed().starts(with: "/ingest".utf8.reversed()) { return "ingest" }
+        if path.utf8.reversed().starts(with: "/push.v1.PusherService/Push".utf8.reversed()) { return "push" }
         return "other"
     }
 

@@ -43,5 +43,6 @@ public enum DropReason: String, Sendable, CaseIterable {
 
 /// The path part of a request target: everything before the query.
 func requestPath(_ target: String) -> Substring {
-    target[..<(target.firstIndex(of: "?") ?? target.endIndex)]
+    // The UTF-8 view: searching Characters would run grapheme breaking over the target.
+    target[..<(target.utf8.firstIndex(of: UInt8(ascii: "?")) ?? target.endIndex)]
 }

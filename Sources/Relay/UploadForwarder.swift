@@ -19,14 +19,17 @@ public struct UploadForwarder: Service, CustomStringConvertible {
     /// Backoff waits go through this clock (tests may pass their own).
     let clock: any Clock<Duration>
     let dropLogLimiter = LogRateLimiter()
+    let memory = MemoryRelease()
     let spool: UploadSpool?
+    /// Loops the senders run on (spread over them); nil: the cooperative pool.
+    let senderLoops: [any EventLoop]
     let logger: Logger
 
     public init(
         queue: UploadQueue, uploader: any Uploader, builder: UpstreamRequestBuilder?, counters: RelayCounters,
         workers: Int, drainTimeout: Duration, drainDeadline: DrainDeadline = DrainDeadline(),
         retryPolicy: RetryPolicy = RetryPolicy(), clock: any Clock<Duration> = ContinuousClock(), spool: UploadSpool? = nil,
-        logger: Logger
+        senderLoops: (any EventLoopGroup)? = nil, logger: Logger
     ) {
         self.queue = queue
         self.uploader = uploader
@@ -38,6 +41,7 @@ public struct UploadForwarder: Service, CustomStringConvertible {
         self.retryPolicy = retryPolicy
         self.clock = clock
         self.spool = spool
+        self.senderLoops = senderLoops.map { Array($0.makeIterator()) } ?? []
         self.logger = logger
     }
 
@@ -49,8 +53,13 @@ public struct UploadForwarder: Service, CustomStringConvertible {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 await withTaskGroup(of: Void.self) { senders in
-                    for _ in 0..<workers {
-                        senders.addTask { await sendUntilClosed() }
+                    for index in 0..<workers {
+                        if senderLoops.isEmpty {
+                            senders.addTask { await sendUntilClosed() }
+                        } else {
+                            let executor = EventLoopTaskExecutor(senderLoops[index % senderLoops.count])
+                            senders.addTask(executorPreference: executor) { await sendUntilClosed() }
+                        }
                     }
                 }
             }
@@ -109,7 +118,8 @@ public struct UploadForwarder: Service, CustomStringConvertible {
 
     private func send(_ ticket: UploadQueue.Ticket) async {
         _ = await deliver(ticket.upload)
-        queue.complete(ticket)
+        let idle = queue.complete(ticket)
+        memory.sent(bytes: ticket.bytes, queueIdle: idle)
     }
 
     /// Sends the oldest spooled upload, if any. Its file is deleted once it has an
@@ -129,10 +139,14 @@ public struct UploadForwarder: Service, CustomStringConvertible {
 
     @discardableResult
     func deliver(_ upload: Upload) async -> Outcome {
-        var logger = logger
-        logger[metadataKey: "path"] = "\(upload.path)"
+        // Built only for a log line: most uploads log nothing.
+        func uploadLogger() -> Logger {
+            var logger = logger
+            logger[metadataKey: "path"] = "\(upload.path)"
+            return logger
+        }
         guard let builder else {
-            drop(.misconfigured, logger: logger, "Dropped upload: the remote address is unusable")
+            drop(.misconfigured, logger: uploadLogger(), "Dropped upload: the remote address is unusable")
             return .drop(.misconfigured)
         }
         let request = builder.build(upload)
@@ -144,16 +158,20 @@ public struct UploadForwarder: Service, CustomStringConvertible {
             let started = ContinuousClock.now
             let result: RetryPolicy.AttemptResult
             var detail: Logger.Metadata = [:]
+            var statusCode: UInt = 0
             do {
                 let response = try await uploader.send(request)
                 let nowUnix = unixMilliseconds() / 1000
                 result = .status(
                     code: response.status.code,
                     retryAfter: response.retryAfter.flatMap { RetryPolicy.parseRetryAfter($0, nowUnixSeconds: nowUnix) })
-                detail = ["status": .stringConvertible(response.status.code)]
-                if !response.bodyExcerpt.isEmpty { detail["body"] = "\(response.bodyExcerpt)" }
+                statusCode = response.status.code
+                if !(200..<300).contains(statusCode) {
+                    detail = ["status": .stringConvertible(statusCode)]
+                    if !response.bodyExcerpt.isEmpty { detail["body"] = "\(response.bodyExcerpt)" }
+                }
             } catch let failure as UploadFailure {
-                if Task.isCancelled { return dropInFlightAtDeadline(logger) }
+                if Task.isCancelled { return dropInFlightAtDeadline(uploadLogger()) }
                 switch failure {
                 case .timeout: result = .timeout
                 case .connection: result = .connectionFailure
@@ -161,26 +179,29 @@ public struct UploadForwarder: Service, CustomStringConvertible {
                 detail = ["error": "\(failure)"]
             } catch {
                 // Cancellation: the drain deadline passed while this upload was in flight.
-                return dropInFlightAtDeadline(logger)
+                return dropInFlightAtDeadline(uploadLogger())
             }
             let elapsed = ContinuousClock.now - started
             recordAttempt(result, duration: elapsed)
             let decision = retryPolicy.decide(
                 result, attempt: attempt, reconnectsUsed: reconnects, age: .now - upload.receivedAt,
-                random: Double.random(in: 0..<1, using: &random))
+                // The jitter only matters for a retry; drawing it costs a getrandom syscall.
+                random: (200..<300).contains(statusCode) ? 0 : Double.random(in: 0..<1, using: &random))
             switch decision {
             case .delivered:
                 counters.recordDelivered(bytes: upload.body.readableBytes)
-                logger.trace(
-                    "Relayed upload",
-                    metadata: detail.merging([
-                        "bytes": .stringConvertible(upload.body.readableBytes), "duration_ms": .stringConvertible(elapsed.wholeMilliseconds),
-                        "attempt": .stringConvertible(attempt),
-                    ]) { $1 })
+                if logger.logLevel <= .trace {
+                    uploadLogger().trace(
+                        "Relayed upload",
+                        metadata: [
+                            "status": .stringConvertible(statusCode), "bytes": .stringConvertible(upload.body.readableBytes),
+                            "duration_ms": .stringConvertible(elapsed.wholeMilliseconds), "attempt": .stringConvertible(attempt),
+                        ])
+                }
                 return .delivered
             case .drop(let reason):
                 detail["attempt"] = .stringConvertible(attempt)
-                drop(reason, logger: logger, "Failed to relay request", metadata: detail)
+                drop(reason, logger: uploadLogger(), "Failed to relay request", metadata: detail)
                 return .drop(reason)
             case .retry(let delay):
                 counters.recordRetry()
@@ -189,12 +210,12 @@ public struct UploadForwarder: Service, CustomStringConvertible {
                     reconnects += 1
                     attempt -= 1
                 }
-                logger.debug(
+                uploadLogger().debug(
                     "Retrying upload",
                     metadata: detail.merging([
                         "attempt": .stringConvertible(attempt), "retry_in_ms": .stringConvertible(delay.wholeMilliseconds),
                     ]) { $1 })
-                do { try await clock.sleep(for: delay) } catch { return dropInFlightAtDeadline(logger) }
+                do { try await clock.sleep(for: delay) } catch { return dropInFlightAtDeadline(uploadLogger()) }
             }
         }
     }

@@ -1,4 +1,5 @@
 import NIOCore
+import NIOPosix
 import Synchronization
 
 /// The bounded queue between ingress and the upstream senders.
@@ -46,7 +47,8 @@ public final class UploadQueue: Sendable {
         var inFlight: Set<UInt64> = []
         var closed = false
         var nextWaiterID: UInt64 = 0
-        var senders: [(id: UInt64, continuation: CheckedContinuation<Next, Never>)] = []
+        /// Waiting senders, with the event loop each runs on (nil: not on one).
+        var senders: [(id: UInt64, loop: ObjectIdentifier?, continuation: CheckedContinuation<Next, Never>)] = []
         /// A nudge that found no waiting sender, kept for the next one.
         var pendingNudge = false
         var flushes: [(id: UInt64, target: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
@@ -81,6 +83,7 @@ public final class UploadQueue: Sendable {
     /// Accepts the upload unless the queue is full or closed. Never blocks.
     public func offer(_ upload: Upload) -> OfferResult {
         let bytes = upload.queuedBytes
+        let here = MultiThreadedEventLoopGroup.currentEventLoop.map { ObjectIdentifier($0) }
         let result: (OfferResult, CheckedContinuation<Next, Never>?, Ticket?) = state.withLock { state in
             if state.closed { return (.closed, nil, nil) }
             // One upload larger than the byte bound alone is still taken into an empty
@@ -91,7 +94,11 @@ public final class UploadQueue: Sendable {
             let ticket = Ticket(sequence: state.nextSequence, upload: upload, bytes: bytes)
             state.nextSequence += 1
             if !state.senders.isEmpty {
-                let sender = state.senders.removeFirst()
+                // A sender on this loop takes it without waking another thread. (Another
+                // loop first gave +18% acks/s on one closed-loop connection but +26% CPU
+                // and one more context switch per upload; with one core it is all one loop.)
+                let index = here.flatMap { here in state.senders.firstIndex { $0.loop == here } } ?? 0
+                let sender = state.senders.remove(at: index)
                 state.inFlight.insert(ticket.sequence)
                 return (.accepted, sender.continuation, ticket)
             }
@@ -143,6 +150,7 @@ public final class UploadQueue: Sendable {
             state.nextWaiterID += 1
             return state.nextWaiterID
         }
+        let loop = MultiThreadedEventLoopGroup.currentEventLoop.map { ObjectIdentifier($0) }
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Next, Never>) in
                 let immediate: Next? = state.withLock { state in
@@ -157,7 +165,7 @@ public final class UploadQueue: Sendable {
                         state.pendingNudge = false
                         return .nudged
                     }
-                    state.senders.append((id, continuation))
+                    state.senders.append((id, loop, continuation))
                     return nil
                 }
                 if let immediate { continuation.resume(returning: immediate) }
@@ -172,12 +180,15 @@ public final class UploadQueue: Sendable {
     }
 
     /// Marks a ticket from `next()` as finished, whatever its outcome.
-    public func complete(_ ticket: Ticket) {
-        let finished = state.withLock { state in
+    /// Returns true when nothing is queued or in flight any more.
+    @discardableResult
+    public func complete(_ ticket: Ticket) -> Bool {
+        let (finished, idle) = state.withLock { state in
             state.inFlight.remove(ticket.sequence)
-            return state.takeFinishedFlushes()
+            return (state.takeFinishedFlushes(), state.items.isEmpty && state.inFlight.isEmpty)
         }
         for continuation in finished { continuation.resume() }
+        return idle
     }
 
     /// Waits until every upload accepted before this call has completed. Returns at once

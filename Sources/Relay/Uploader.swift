@@ -1,6 +1,8 @@
 import AsyncHTTPClient
 import NIOCore
 import NIOHTTP1
+import NIOPosix
+import Synchronization
 
 /// What the remote answered.
 public struct UpstreamResponse: Sendable {
@@ -39,16 +41,31 @@ public protocol Uploader: Sendable {
 }
 
 /// The real uploader: one async-http-client for the process, on the relay's event loops.
+///
+/// Uses the client's `EventLoopFuture` API: called from a sender running on an event loop
+/// (see `UploadForwarder`), the request, its connection and its answer all stay on that
+/// loop, so an upload costs no thread hop. The async API would hop to the cooperative
+/// pool and back for the response head and again for the body.
 public struct HTTPClientUploader: Uploader {
     /// Failure bodies are read only this far: enough to log, never a memory risk.
     static let excerptLimit = 512
 
     let client: HTTPClient
     let timeout: Duration
+    /// The client's loops: only these may be named as a request's loop.
+    private let clientLoops: Set<ObjectIdentifier>
+    /// Parsed requests by method and URL: async-http-client parses a URL string with
+    /// Foundation's `URL` for every request; uploads mostly go to a handful of URLs.
+    private let templates = BoundedMemo<TemplateKey, HTTPClient.Request>()
+    private struct TemplateKey: Hashable, Sendable {
+        var method: String
+        var url: String
+    }
 
     public init(client: HTTPClient, timeout: Duration) {
         self.client = client
         self.timeout = timeout
+        self.clientLoops = Set(client.eventLoopGroup.makeIterator().map { ObjectIdentifier($0) })
     }
 
     /// Client settings for relaying: no redirects (a redirect would re-send credentials
@@ -59,6 +76,9 @@ public struct HTTPClientUploader: Uploader {
         configuration.decompression = .disabled
         configuration.timeout = .init(connect: .init(timeout), read: .init(timeout))
         configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = max(1, workers)
+        // No tracing is bootstrapped: without this each request still starts a no-op span
+        // and formats its attributes.
+        configuration.tracing.tracer = nil
         return configuration
     }
 
@@ -79,23 +99,66 @@ public struct HTTPClientUploader: Uploader {
     }
 
     private func attempt(_ request: UpstreamRequest) async throws -> UpstreamResponse {
-        var outgoing = HTTPClientRequest(url: request.url)
-        outgoing.method = request.method
+        var outgoing = try templates.value(for: TemplateKey(method: request.method.rawValue, url: request.url)) {
+            try HTTPClient.Request(url: $0.url, method: request.method)
+        }
         outgoing.headers = request.headers
-        outgoing.body = .bytes(request.body)
-        let response = try await client.execute(outgoing, timeout: .init(timeout))
-        if (200..<300).contains(response.status.code) {
-            // Drain so the connection can be reused.
-            for try await _ in response.body {}
-            return UpstreamResponse(status: response.status)
+        outgoing.body = .byteBuffer(request.body)
+        var preference = HTTPClient.EventLoopPreference.indifferent
+        // `.delegate(on:)`, not `.delegateAndChannel(on:)`: the pool still prefers a
+        // connection on this loop, but a request that requires one gets an "overflow"
+        // connection that is closed after use, so every upload would connect anew.
+        if let loop = MultiThreadedEventLoopGroup.currentEventLoop, clientLoops.contains(ObjectIdentifier(loop)) {
+            preference = .delegate(on: loop)
         }
+        let task = client.execute(
+            request: outgoing, delegate: ResponseExcerpt(limit: Self.excerptLimit), eventLoop: preference,
+            deadline: .now() + TimeAmount(timeout))
+        return try await withTaskCancellationHandler {
+            try await task.futureResult.get()
+        } onCancel: {
+            task.cancel()
+        }
+    }
+}
+
+/// Reads the answer: status and `Retry-After`, and for a failure the start of its body.
+/// Called on the request's event loop; the lock is uncontended.
+final class ResponseExcerpt: HTTPClientResponseDelegate {
+    typealias Response = UpstreamResponse
+
+    private struct State {
+        var head: HTTPResponseHead?
         var excerpt = ByteBuffer()
-        for try await part in response.body where excerpt.readableBytes < Self.excerptLimit {
-            var part = part
-            excerpt.writeBuffer(&part)
+    }
+    private let limit: Int
+    private let state = Mutex(State())
+
+    init(limit: Int) { self.limit = limit }
+
+    func didReceiveHead(task: HTTPClient.Task<UpstreamResponse>, _ head: HTTPResponseHead) -> EventLoopFuture<Void> {
+        state.withLock { $0.head = head }
+        return task.eventLoop.makeSucceededVoidFuture()
+    }
+
+    func didReceiveBodyPart(task: HTTPClient.Task<UpstreamResponse>, _ buffer: ByteBuffer) -> EventLoopFuture<Void> {
+        let limit = self.limit
+        state.withLock { state in
+            // Success bodies are read and discarded, so the connection can be reused.
+            guard let status = state.head?.status, !(200..<300).contains(status.code), state.excerpt.readableBytes < limit else { return }
+            var part = buffer.getSlice(at: buffer.readerIndex, length: min(buffer.readableBytes, limit - state.excerpt.readableBytes)) ?? buffer
+            state.excerpt.writeBuffer(&part)
         }
-        let text = String(buffer: excerpt.getSlice(at: excerpt.readerIndex, length: min(excerpt.readableBytes, Self.excerptLimit)) ?? excerpt)
-        return UpstreamResponse(status: response.status, bodyExcerpt: text, retryAfter: response.headers.first(name: "retry-after"))
+        return task.eventLoop.makeSucceededVoidFuture()
+    }
+
+    func didFinishRequest(task: HTTPClient.Task<UpstreamResponse>) throws -> UpstreamResponse {
+        try state.withLock { state in
+            guard let head = state.head else { throw UploadFailure.connection("no response head") }
+            if (200..<300).contains(head.status.code) { return UpstreamResponse(status: head.status) }
+            return UpstreamResponse(
+                status: head.status, bodyExcerpt: String(buffer: state.excerpt), retryAfter: head.headers.first(name: "retry-after"))
+        }
     }
 }
 

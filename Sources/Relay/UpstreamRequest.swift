@@ -14,11 +14,13 @@ public struct UpstreamRequest: Sendable {
 /// client's, `Host` of the remote) without its defects (extra headers applied, a real
 /// `X-Forwarded-Host`, paths that cannot climb out of the base path).
 public struct UpstreamRequestBuilder: Sendable {
-    public var remote: RemoteEndpoint
+    /// `remote` and `sessionID` decide the URL, which is remembered per request target.
+    public let remote: RemoteEndpoint
     public var credentials: UpstreamCredentials
     public var tenantID: String
     public var extraHeaders: [(name: String, value: String)]
-    public var sessionID: SessionID
+    public let sessionID: SessionID
+    private let urls = BoundedMemo<String, String>()
 
     public init(remote: RemoteEndpoint, credentials: UpstreamCredentials, tenantID: String, extraHeaders: [(name: String, value: String)], sessionID: SessionID)
     {
@@ -44,13 +46,15 @@ public struct UpstreamRequestBuilder: Sendable {
     ]
 
     public func build(_ upload: Upload) -> UpstreamRequest {
-        UpstreamRequest(method: upload.method, url: url(for: upload.target), headers: headers(for: upload.headers), body: upload.body)
+        UpstreamRequest(
+            method: upload.method, url: urls.value(for: upload.target) { url(for: $0) }, headers: headers(for: upload.headers),
+            body: upload.body)
     }
 
     /// Remote origin + base path + cleaned request path, then the query as sent
     /// (only `name` of a legacy `/ingest` gains the session id).
     func url(for target: String) -> String {
-        let queryStart = target.firstIndex(of: "?")
+        let queryStart = target.utf8.firstIndex(of: UInt8(ascii: "?"))
         let rawPath = target[..<(queryStart ?? target.endIndex)]
         let query = queryStart.map { target[target.index(after: $0)...] }
 

@@ -51,7 +51,7 @@ public struct TestRelay: Sendable {
             queue: queue, uploader: uploader ?? HTTPClientUploader(client: client, timeout: configuration.upstreamTimeout),
             builder: configuration.remote.map { UpstreamRequestBuilder(configuration: configuration, remote: $0) },
             counters: counters, workers: configuration.workers, drainTimeout: configuration.drainTimeout,
-            retryPolicy: configuration.retryPolicy, spool: spool, logger: logger)
+            retryPolicy: configuration.retryPolicy, spool: spool, senderLoops: group, logger: logger)
         let serviceGroup = ServiceGroup(
             configuration: .init(
                 services: [.init(service: forwarder), .init(service: ingress)], logger: logger))

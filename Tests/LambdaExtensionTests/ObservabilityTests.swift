@@ -27,7 +27,17 @@ import Testing
                 #expect(await rawPost(port: port, path: path, body: "x") == 200)
             }
             await remote.waitForRequests(4)
-            let exposition = try #require(await Self.scrape(port: port))
+            // The remote has the requests; the relay records an attempt once it has read
+            // the answer. Scrape until nothing is in flight (bounded), then check.
+            var exposition = try #require(await Self.scrape(port: port))
+            func settled(_ text: [UInt8]) -> Bool {
+                let text = String(decoding: text, as: UTF8.self)
+                return text.contains("pyroscope_relay_uploads_in_flight 0") && text.contains("pyroscope_relay_queue_items 0")
+            }
+            for _ in 0..<200 where !settled(exposition) {
+                try await Task.sleep(for: .milliseconds(10))
+                exposition = try #require(await Self.scrape(port: port))
+            }
             relay.signal(SIGTERM)
             _ = await relay.waitForExit()
             let text = String(decoding: exposition, as: UTF8.self)
