@@ -129,25 +129,30 @@ import Testing
     }
 
     @Test func fullQueueAnswers503WithRetryAfterAndCountsTheDrop() async throws {
-        // The remote holds every request for a while, so the one sender and the
-        // two-slot queue fill up.
-        try await RecordingRemote.with(respond: { _ in .delayed(.milliseconds(1500), .ok) }) { remote in
+        // The remote holds every request for a while, so the one sender and the two-slot
+        // queue fill up. The hold is long against the time the posts take even on a loaded
+        // machine, and the posts run off the cooperative pool so blocking reads cannot stall
+        // the relay's tasks.
+        try await RecordingRemote.with(respond: { _ in .delayed(.seconds(3), .ok) }) { remote in
             let configuration = TestRelay.configuration(remote: remote) {
                 $0.workers = 1
                 $0.queueMaxItems = 2
             }
             try await TestRelay.with(configuration) { relay in
-                var statuses: [Int] = []
-                for index in 0..<6 {
-                    let connection = try RawConnection(port: relay.port)
-                    try connection.send("POST /push/\(index) HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx")
-                    let answer = try #require(connection.readResponse())
-                    statuses.append(answer.status)
-                    if answer.status == 503 {
-                        #expect(answer.headers.contains { $0.0 == "retry-after" && $0.1 == "1" })
-                    }
-                    if index == 0 { await remote.waitForRequests(1) }  // the sender holds #0
+                let port = relay.port
+                @Sendable func post(_ index: Int) -> (status: Int, retryAfter: Bool)? {
+                    guard let connection = try? RawConnection(port: port),
+                        (try? connection.send("POST /push/\(index) HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx")) != nil,
+                        let answer = connection.readResponse()
+                    else { return nil }
+                    return (answer.status, answer.headers.contains { $0.0 == "retry-after" && $0.1 == "1" })
                 }
+                let first = await offCooperativePool { post(0) }
+                await remote.waitForRequests(1)  // the sender holds #0
+                let rest = await offCooperativePool { (1..<6).map { post($0) } }
+                let answers = [first] + rest
+                let statuses = answers.map { $0?.status ?? 0 }
+                #expect(answers.allSatisfy { $0.map { $0.status != 503 || $0.retryAfter } ?? false }, "503s carry Retry-After")
                 #expect(statuses == [200, 200, 200, 503, 503, 503])
                 await relay.queue.flush()
                 let snapshot = relay.counters.snapshot
