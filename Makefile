@@ -65,7 +65,7 @@ lint: ## swift format lint --strict (config: .swift-format) and Python syntax
 	$(PYTHON) -m py_compile scripts/*.py layer/*.py layer/toolchain/clang layer/tests/*.py examples/python-function/*.py
 	bash -n layer/build.sh && bash -n layer/publish.sh
 
-bench: venv ## Relay vs nginx, A B A B: ack latency, delivered rate, memory, start-up, CPU, LogBench (BENCH_QUICK=1: one short round)
+bench: venv ## Relay vs nginx, A B A B: ack latency, delivered rate, memory, start-up, CPU, LogBench, self-profiling overhead (BENCH_QUICK=1: one short round)
 	@command -v wrk >/dev/null && command -v nginx >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light curl gcc; }
 	@command -v curl >/dev/null && command -v cc >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl gcc; }
 	@$(VENV_PY) -c 'import matplotlib' 2>/dev/null || $(VENV_PY) -m pip install -q matplotlib
