@@ -99,9 +99,6 @@ public final class SelfProfiler: Service, Sendable {
                 "dropped_samples": .stringConvertible(csp_dropped_samples()), "comp": "self-profiler",
             ])
     }
-
-    /// Threads that currently have a sampling timer (for tests and diagnostics).
-    public var sampledThreadCount: Int { state.withLock { $0.timers.count } }
 }
 
 func unixNanoseconds() -> Int64 {
@@ -120,7 +117,7 @@ struct Sampler: ~Copyable {
     }
 
     let configuration: SelfProfilerConfiguration
-    private(set) var timers: [Int32: UInt] = [:]
+    private var timers: [Int32: UInt] = [:]
     private var running = false
     private var windowStart: Int64 = unixNanoseconds()
     private var stacks: [[UInt]: Int] = [:]
