@@ -101,12 +101,6 @@ public final class SelfProfiler: Service, Sendable {
     }
 }
 
-func unixNanoseconds() -> Int64 {
-    var now = timespec()
-    clock_gettime(CLOCK_REALTIME, &now)
-    return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
-}
-
 /// The profiler's state, only touched under the service's lock.
 struct Sampler: ~Copyable {
     struct Profile {

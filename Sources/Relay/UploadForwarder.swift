@@ -262,8 +262,11 @@ extension Duration {
 
 /// The wall clock in Unix milliseconds: Lambda's deadlines, `Retry-After` dates and
 /// spooled uploads' ages are wall-clock times (the monotonic clock does not survive a restart).
-public func unixMilliseconds() -> Int64 {
+public func unixMilliseconds() -> Int64 { unixNanoseconds() / 1_000_000 }
+
+/// The wall clock in Unix nanoseconds (pprof's `time_nanos`).
+public func unixNanoseconds() -> Int64 {
     var ts = timespec()
     clock_gettime(CLOCK_REALTIME, &ts)
-    return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
 }
