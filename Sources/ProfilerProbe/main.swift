@@ -20,16 +20,42 @@ func spinInKnownFunctionForProfilerTest(seconds: Double) -> UInt64 {
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now)
     let end = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9 + seconds
     while true {
-        for _ in 0..<100_000 { value = (value ^ (value >> 12)) &* 0x2545_F491_4F6C_DD1D &+ 1 }
+        // Only transparent integer operations, no iterator: even a debug build keeps
+        // every cycle in this function's own frame, so it is the leaf of the samples.
+        var round = 0
+        while round < 100_000 {
+            value = (value ^ (value &>> 12)) &* 0x2545_F491_4F6C_DD1D &+ 1
+            round &+= 1
+        }
         clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now)
         if Double(now.tv_sec) + Double(now.tv_nsec) / 1e9 >= end { return value }
+    }
+}
+
+/// Waits (at most 10 s) until the self-profiler has armed this thread's CPU timer, which
+/// /proc lists as `notify: signal/tid.<tid>`, so the whole spin is sampled.
+func waitUntilThisThreadIsSampled() {
+    // /proc/thread-self links to "<pid>/task/<tid>"; Glibc's module has no gettid.
+    var link = [CChar](repeating: 0, count: 64)
+    let length = readlink("/proc/thread-self", &link, link.count - 1)
+    let path = String(decoding: link[..<max(0, length)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    let marker = "tid.\(path.split(separator: "/").last ?? "")\n"
+    for _ in 0..<1000 {
+        if let file = fopen("/proc/self/timers", "r") {
+            var bytes: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            while case let count = fread(&chunk, 1, chunk.count, file), count > 0 { bytes += chunk[..<count] }
+            fclose(file)
+            if String(decoding: bytes, as: UTF8.self).contains(marker) { return }
+        }
+        usleep(10_000)
     }
 }
 
 /// The busy thread's body; nonisolated, unlike closures written in top-level code.
 nonisolated func spinThenStopTheRelay(_ argument: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
     let seconds = argument!.assumingMemoryBound(to: Double.self).pointee
-    usleep(300_000)
+    waitUntilThisThreadIsSampled()
     let result = spinInKnownFunctionForProfilerTest(seconds: seconds)
     print("spin done \(result & 1)")
     kill(getpid(), SIGTERM)
