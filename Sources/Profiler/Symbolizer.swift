@@ -34,11 +34,12 @@ final class Symbolizer {
         var buffer = [csp_module](repeating: csp_module(), count: 256)
         let count = Int(csp_modules(&buffer, Int32(buffer.count)))
         let previous = Dictionary(modules.map { ($0.path, $0) }, uniquingKeysWith: { first, _ in first })
-        modules = buffer[..<count].compactMap { raw in
+        modules = buffer[..<count].map { raw in
             var raw = raw
             let name = withUnsafeBytes(of: &raw.path) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-            // The vDSO has no file to read; the main executable's name is empty.
-            if name.hasPrefix("linux-vdso") || name.hasPrefix("linux-gate") { return nil }
+            // The main executable's name is empty. The vDSO (clock_gettime) stays a module
+            // with no file, so its addresses are named by module and offset, and a miss in
+            // it does not reload the module list each time.
             let path = name.isEmpty ? "/proc/self/exe" : name
             if let known = previous[path], known.bias == raw.bias { return known }
             return Module(path: path, bias: raw.bias, range: raw.start..<raw.end)
