@@ -12,6 +12,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.25.0"),
@@ -19,6 +20,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
     ],
     targets: [
+        // zlib: gzip for the self-profiler, CRC-32 for spool records.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .target(
             name: "RelayLogging",
             dependencies: [.product(name: "Logging", package: "swift-log")],
@@ -36,6 +39,8 @@ let package = Package(
             name: "RelayCore",
             dependencies: [
                 "RelayMetrics",
+                "CZlib",
+                .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

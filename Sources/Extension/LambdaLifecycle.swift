@@ -42,44 +42,41 @@ public struct LambdaLifecycle: Service, CustomStringConvertible {
 
     let client: any ExtensionsAPIClient
     let strategy: FlushStrategy
-    let queue: UploadQueue
+    let pipeline: DeliveryPipeline
     let runtimeDone: RuntimeDoneTracker
     let drainDeadline: DrainDeadline
     let invocation: InvocationContext
     let logger: Logger
-    let counters: RelayCounters?
     /// Runs before each invocation flush, so uploads the extension makes itself (the
     /// self-profiler's window) are queued in time to go out with the flush.
     let beforeFlush: (@Sendable () async -> Void)?
-    /// Wall clock in Unix milliseconds; Lambda's deadlines are wall-clock times.
-    let wallClockMs: @Sendable () -> Int64
+    /// Lambda's deadlines are wall-clock times; waits for them go through this clock.
+    let clock: any RelayClock
 
     public init(
-        client: any ExtensionsAPIClient, strategy: FlushStrategy, queue: UploadQueue, runtimeDone: RuntimeDoneTracker,
-        drainDeadline: DrainDeadline, invocation: InvocationContext, logger: Logger, counters: RelayCounters? = nil,
-        beforeFlush: (@Sendable () async -> Void)? = nil,
-        wallClockMs: @escaping @Sendable () -> Int64 = LambdaLifecycle.systemWallClockMs
+        client: any ExtensionsAPIClient, strategy: FlushStrategy, pipeline: DeliveryPipeline, runtimeDone: RuntimeDoneTracker,
+        drainDeadline: DrainDeadline, invocation: InvocationContext, logger: Logger, beforeFlush: (@Sendable () async -> Void)? = nil,
+        clock: any RelayClock = SystemClock()
     ) {
         self.client = client
         self.strategy = strategy
-        self.queue = queue
+        self.pipeline = pipeline
         self.runtimeDone = runtimeDone
         self.drainDeadline = drainDeadline
         self.invocation = invocation
         self.logger = logger
-        self.counters = counters
         self.beforeFlush = beforeFlush
-        self.wallClockMs = wallClockMs
+        self.clock = clock
     }
 
     public var description: String { "LambdaLifecycle(\(strategy.rawValue))" }
 
-    public static let systemWallClockMs: @Sendable () -> Int64 = { unixMilliseconds() }
-
     /// A Lambda wall-clock deadline as an instant on the monotonic clock, less the margin.
     func instant(forDeadlineMs deadlineMs: Int64) -> ContinuousClock.Instant {
-        .now + .milliseconds(deadlineMs - wallClockMs()) - Self.safetyMargin
+        clock.instant(forUnixMilliseconds: deadlineMs) - Self.safetyMargin
     }
+
+    var counters: RelayCounters { pipeline.counters }
 
     public func run() async throws {
         while true {
@@ -93,23 +90,24 @@ public struct LambdaLifecycle: Service, CustomStringConvertible {
             }
             switch event {
             case .invoke(let invoke):
-                counters?.metrics.lambdaEvents(type: "invoke").increment()
+                counters.metrics.lambdaEvents(type: "invoke").increment()
                 invocation.set(invoke.requestId)
                 logger.debug("Invoke", metadata: ["event": "INVOKE", "request_id": "\(invoke.requestId)"])
                 await flushForInvocation(invoke)
             case .shutdown(let shutdown):
-                counters?.metrics.lambdaEvents(type: "shutdown").increment()
-                counters?.metrics.lambdaShutdowns(reason: shutdown.shutdownReason.lowercased()).increment()
+                counters.metrics.lambdaEvents(type: "shutdown").increment()
+                counters.metrics.lambdaShutdowns(reason: shutdown.shutdownReason.lowercased()).increment()
                 invocation.set(nil)
                 let deadline = instant(forDeadlineMs: shutdown.deadlineMs)
                 drainDeadline.set(deadline)
-                let pending = queue.snapshot
+                let pending = pipeline.snapshot
                 logger.info(
                     "Shutdown: draining queued uploads before the deadline",
                     metadata: [
                         "event": "SHUTDOWN", "shutdown_reason": "\(shutdown.shutdownReason.lowercased())",
-                        "budget_ms": .stringConvertible((deadline - .now).wholeMilliseconds),
-                        "queued": .stringConvertible(pending.queuedItems), "in_flight": .stringConvertible(pending.inFlight),
+                        "budget_ms": .stringConvertible((deadline - clock.now).wholeMilliseconds),
+                        "queued": .stringConvertible(pending.queuedItems), "spooled": .stringConvertible(pending.spoolItems),
+                        "in_flight": .stringConvertible(pending.inFlight),
                     ])
                 return
             }
@@ -132,11 +130,11 @@ public struct LambdaLifecycle: Service, CustomStringConvertible {
             }
         }
         let flushStarted = ContinuousClock.now
-        let flushed = await bounded(until: deadline) { [beforeFlush, queue] in
+        let flushed = await bounded(until: deadline) { [beforeFlush, pipeline] in
             await beforeFlush?()
-            await queue.flush()
+            await pipeline.flush()
         }
-        counters?.recordFlush(ContinuousClock.now - started)
+        counters.recordFlush(ContinuousClock.now - started)
         logger.debug(
             "Invocation flush",
             metadata: [
@@ -148,7 +146,7 @@ public struct LambdaLifecycle: Service, CustomStringConvertible {
             logger.warning(
                 "Flush did not finish before the invocation deadline; the rest goes out after the next thaw",
                 metadata: [
-                    "request_id": "\(invoke.requestId)", "queued": .stringConvertible(queue.snapshot.queuedItems),
+                    "request_id": "\(invoke.requestId)", "incomplete": .stringConvertible(pipeline.snapshot.incomplete),
                 ])
         }
     }
@@ -160,8 +158,8 @@ public struct LambdaLifecycle: Service, CustomStringConvertible {
                 await operation()
                 return !Task.isCancelled
             }
-            group.addTask {
-                try? await Task.sleep(until: deadline)
+            group.addTask { [clock] in
+                try? await clock.sleep(until: deadline)
                 return false
             }
             let first = await group.next() ?? false

@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import Logging
 import NIOCore
 import NIOPosix
@@ -21,37 +20,16 @@ public struct RelayApplication: Sendable {
         self.invocation = invocation
     }
 
-    /// Runs until SIGTERM/SIGINT (dev mode), then drains the queue within the drain
-    /// timeout. Returns the process exit code.
+    /// Runs until SIGTERM/SIGINT (dev mode) or Lambda's SHUTDOWN, then drains within the
+    /// deadline. Returns the process exit code.
     public func run() async -> Int32 {
-        let relay = settings.relay
-        let group = MultiThreadedEventLoopGroup.singleton
-        let counters = RelayCounters()
-        let queue = UploadQueue(maxItems: relay.queueMaxItems, maxBytes: relay.queueMaxBytes)
-        var ingressLogger = logger
-        ingressLogger[metadataKey: "comp"] = "controller"
-        var forwardLogger = logger
-        forwardLogger[metadataKey: "comp"] = "orchestrator"
+        (try? await Relay.with(settings.relay, logger: logger) { relay in await run(relay) }) ?? 1
+    }
 
-        var spool: UploadSpool?
-        if let directory = relay.spoolDirectory {
-            do {
-                spool = try UploadSpool(directory: directory, maxBytes: relay.spoolMaxBytes, logger: forwardLogger)
-                if let items = spool?.usage.items, items > 0 {
-                    logger.info("Replaying uploads left in the spool by an earlier run", metadata: ["count": .stringConvertible(items)])
-                }
-            } catch {
-                logger.warning(
-                    "Spool unavailable: uploads beyond the memory queue will be refused with 503",
-                    metadata: ["spool_dir": "\(directory)", "error": "\(error)"])
-            }
-        }
-        let ingress = IngressServer(
-            group: group, addresses: relay.listenAddresses, queue: queue, counters: counters,
-            routes: [.healthz, .metrics(counters: counters, queue: queue, spool: spool)], spool: spool,
-            maxBodyBytes: relay.maxBodyBytes, isRemoteUsable: relay.remote != nil, logger: ingressLogger)
+    private func run(_ relay: Relay) async -> Int32 {
+        let group = MultiThreadedEventLoopGroup.singleton
         var bindError: RelayError?
-        do { try await ingress.bind() } catch { bindError = error }
+        do { try await relay.ingress.bind() } catch { bindError = error }
 
         // Lambda: register before anything can fail, so failures can be reported through
         // init/error; the relay is already bound before the first /event/next.
@@ -86,28 +64,17 @@ public struct RelayApplication: Sendable {
             return 1
         }
 
-        let client = HTTPClient(
-            eventLoopGroup: group,
-            configuration: HTTPClientUploader.clientConfiguration(timeout: relay.upstreamTimeout, workers: relay.workers))
-        let drainDeadline = DrainDeadline()
-        let forwarder = UploadForwarder(
-            queue: queue, uploader: HTTPClientUploader(client: client, timeout: relay.upstreamTimeout),
-            builder: relay.remote.map { UpstreamRequestBuilder(configuration: relay, remote: $0) },
-            counters: counters, workers: relay.workers, drainTimeout: relay.drainTimeout, drainDeadline: drainDeadline,
-            retryPolicy: relay.retryPolicy, spool: spool, senderLoops: group,
-            logger: forwardLogger)
-        let stats = StatsReporter(
-            counters: counters, queue: queue, spool: spool, interval: settings.statsInterval, emf: settings.emf, logger: logger)
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: forwarder), .init(service: ingress), .init(service: stats),
-        ]
+        let pipeline = relay.pipeline
+        let stats = StatsReporter(pipeline: pipeline, interval: settings.statsInterval, emf: settings.emf, logger: logger)
+        var services = relay.services + [.init(service: stats)]
         // Off: nothing is created, so no handler, timer or task exists.
         var selfProfiler: SelfProfiler?
-        if settings.selfProfiling, relay.remote != nil {
+        if settings.selfProfiling, settings.relay.remote != nil {
             var profilerLogger = logger
             profilerLogger[metadataKey: "comp"] = "self-profiler"
-            let admission = UploadAdmission(queue: queue, spool: spool, counters: counters)
-            selfProfiler = SelfProfiler(configuration: settings.selfProfilerConfiguration, logger: profilerLogger) { await admission.admit($0) }
+            selfProfiler = SelfProfiler(configuration: settings.selfProfilerConfiguration, logger: profilerLogger) {
+                await pipeline.admit($0).isAccepted
+            }
         }
 
         if let lambdaAPI {
@@ -130,9 +97,9 @@ public struct RelayApplication: Sendable {
             var beforeFlush: (@Sendable () async -> Void)?
             if let selfProfiler { beforeFlush = { await selfProfiler.flush() } }
             let lifecycle = LambdaLifecycle(
-                client: lambdaAPI, strategy: strategy, queue: queue, runtimeDone: runtimeDone,
-                drainDeadline: drainDeadline, invocation: invocation, logger: lambdaLogger,
-                counters: counters, beforeFlush: beforeFlush)
+                client: lambdaAPI, strategy: strategy, pipeline: pipeline, runtimeDone: runtimeDone,
+                drainDeadline: relay.drainDeadline, invocation: invocation, logger: lambdaLogger,
+                beforeFlush: beforeFlush, clock: relay.clock)
             // SHUTDOWN ends the lifecycle; the rest of the group then drains until the deadline.
             services.append(
                 .init(
@@ -143,16 +110,11 @@ public struct RelayApplication: Sendable {
 
         // Last in, first to stop: its final window is queued before the forwarder drains.
         if let selfProfiler { services.append(.init(service: selfProfiler)) }
-        if let remote = relay.remote {
-            logger.info("Relaying uploads", metadata: ["remote": "\(remote.redactedDescription)", "workers": .stringConvertible(relay.workers)])
+        if let remote = settings.relay.remote {
+            logger.info("Relaying uploads", metadata: ["remote": "\(remote.redactedDescription)", "workers": .stringConvertible(settings.relay.workers)])
         }
-        // Shutdown runs in reverse order: ingress stops accepting first, then the
-        // forwarder drains what was accepted.
         let serviceGroup = ServiceGroup(
-            configuration: .init(
-                services: services,
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         var exitCode: Int32 = 0
         do {
             try await serviceGroup.run()
@@ -160,7 +122,6 @@ public struct RelayApplication: Sendable {
             logger.error("Relay stopped with an error", metadata: ["error": "\(error)"])
             exitCode = 1
         }
-        try? await client.shutdown()
         await lambdaAPI?.shutdown()
         stats.logStats(phase: "shutdown")
         return exitCode

@@ -12,23 +12,21 @@ public struct StatsReporter: Service, CustomStringConvertible {
         public var functionName: String
     }
 
-    let counters: RelayCounters
-    let queue: UploadQueue
-    let spool: UploadSpool?
+    let pipeline: DeliveryPipeline
     let interval: Duration
     let emf: EMF?
     let logger: Logger
 
-    public init(counters: RelayCounters, queue: UploadQueue, spool: UploadSpool?, interval: Duration, emf: EMF?, logger: Logger) {
-        self.counters = counters
-        self.queue = queue
-        self.spool = spool
+    public init(pipeline: DeliveryPipeline, interval: Duration, emf: EMF?, logger: Logger) {
+        self.pipeline = pipeline
         self.interval = interval
         self.emf = emf
         self.logger = logger
     }
 
     public var description: String { "StatsReporter" }
+
+    var counters: RelayCounters { pipeline.counters }
 
     public func run() async {
         guard interval > .zero else {
@@ -62,13 +60,13 @@ public struct StatsReporter: Service, CustomStringConvertible {
     public func fields() -> Logger.Metadata {
         let stats = counters.snapshot
         let latency = counters.latencyPercentiles
-        let queued = queue.snapshot
+        let queued = pipeline.snapshot
         var fields: Logger.Metadata = [
             "received": .stringConvertible(stats.received), "accepted": .stringConvertible(stats.accepted),
             "delivered": .stringConvertible(stats.delivered), "delivered_bytes": .stringConvertible(stats.deliveredBytes),
             "dropped": .stringConvertible(stats.droppedTotal), "retries": .stringConvertible(stats.retries),
             "too_large": .stringConvertible(stats.tooLarge), "malformed": .stringConvertible(stats.malformed),
-            "queue_items": .stringConvertible(queued.queuedItems), "spool_items": .stringConvertible(spool?.usage.items ?? 0),
+            "queue_items": .stringConvertible(queued.queuedItems), "spool_items": .stringConvertible(queued.spoolItems),
             "answer_p50_ms": .stringConvertible(Self.rounded(latency.answerP50)),
             "answer_p99_ms": .stringConvertible(Self.rounded(latency.answerP99)),
             "upload_p50_ms": .stringConvertible(Self.rounded(latency.upstreamP50)),

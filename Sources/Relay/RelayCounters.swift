@@ -6,8 +6,11 @@ import Synchronization
 /// them, and tests check that they add up.
 public final class RelayCounters: Sendable {
     public struct Snapshot: Sendable, Equatable {
-        /// Uploads whose whole body was read (local routes excluded).
+        /// Uploads whose whole body was read (local routes excluded), and the relay's own
+        /// (self-profiles).
         public var received = 0
+        /// Uploads found in the spool at start, left there by an earlier run.
+        public var replayed = 0
         /// Uploads queued and acknowledged with 200.
         public var accepted = 0
         /// Refused at ingress with 413 (body over the limit).
@@ -19,8 +22,13 @@ public final class RelayCounters: Sendable {
         /// Attempts after the first, over all uploads.
         public var retries = 0
         public var dropped: [DropReason: Int] = [:]
+        /// Still in the spool when the process stopped: replayed by the next start.
+        public var keptInSpool = 0
 
         public var droppedTotal: Int { dropped.values.reduce(0, +) }
+
+        /// Refused when they arrived (the client was told 503): never accepted.
+        public var refused: Int { (dropped[.queueFull] ?? 0) + (dropped[.misconfigured] ?? 0) }
     }
 
     // One lock for all: updates are a few per upload, and a snapshot must be consistent
@@ -33,9 +41,16 @@ public final class RelayCounters: Sendable {
         self.metrics = metrics
     }
 
-    func recordReceived() {
+    func recordReceived(bytes: Int) {
         state.withLock { $0.received += 1 }
         metrics.uploadsReceived.increment()
+        metrics.receivedBytes.increment(by: Int64(bytes))
+    }
+    func recordReplayed(_ count: Int) {
+        state.withLock { $0.replayed += count }
+    }
+    func recordKeptInSpool(_ count: Int) {
+        state.withLock { $0.keptInSpool += count }
     }
     func recordAccepted() {
         state.withLock { $0.accepted += 1 }

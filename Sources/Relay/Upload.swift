@@ -39,6 +39,8 @@ public enum DropReason: String, Sendable, CaseIterable {
     case shutdownDeadline = "shutdown_deadline"
     /// The remote address is unusable (the client was told 503).
     case misconfigured
+    /// A spooled record that could not be read back (damaged, truncated, deleted).
+    case corrupt
 }
 
 /// The path part of a request target: everything before the query.

@@ -1,6 +1,7 @@
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import RelayTestSupport
 import Testing
 
 @testable import LambdaExtension
@@ -15,14 +16,14 @@ final class InMemoryExtensionsClient: ExtensionsAPIClient {
         var initErrors: [ExtensionError] = []
         var subscriptions: [String] = []
         /// What the queue looked like each time `/event/next` was called.
-        var queueAtNext: [UploadQueue.Snapshot] = []
+        var queueAtNext: [DeliveryPipeline.Snapshot] = []
     }
 
     private let events: NIOLockedValueBox<[Result<ExtensionEvent, ExtensionError>]>
     let calls = NIOLockedValueBox(Calls())
-    let queue: UploadQueue?
+    let queue: DeliveryPipeline?
 
-    init(_ events: [Result<ExtensionEvent, ExtensionError>], queue: UploadQueue? = nil) {
+    init(_ events: [Result<ExtensionEvent, ExtensionError>], queue: DeliveryPipeline? = nil) {
         self.events = NIOLockedValueBox(events)
         self.queue = queue
     }
@@ -54,14 +55,21 @@ final class InMemoryExtensionsClient: ExtensionsAPIClient {
     static let now: Int64 = 1_800_000_000_000
     let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
 
+    let clock = TestClock(wallClockMilliseconds: Self.now)
+
     func lifecycle(
-        _ client: InMemoryExtensionsClient, strategy: FlushStrategy, queue: UploadQueue,
+        _ client: InMemoryExtensionsClient, strategy: FlushStrategy, queue: DeliveryPipeline,
         runtimeDone: RuntimeDoneTracker = RuntimeDoneTracker(), deadline: DrainDeadline = DrainDeadline(),
         invocation: InvocationContext = InvocationContext(), beforeFlush: (@Sendable () async -> Void)? = nil
     ) -> LambdaLifecycle {
         LambdaLifecycle(
-            client: client, strategy: strategy, queue: queue, runtimeDone: runtimeDone, drainDeadline: deadline,
-            invocation: invocation, logger: logger, beforeFlush: beforeFlush, wallClockMs: { Self.now })
+            client: client, strategy: strategy, pipeline: queue, runtimeDone: runtimeDone, drainDeadline: deadline,
+            invocation: invocation, logger: logger, beforeFlush: beforeFlush, clock: clock)
+    }
+
+    /// A memory-only pipeline on the test clock.
+    func makeQueue() -> DeliveryPipeline {
+        DeliveryPipeline(configuration: .init(maxItems: 10, maxBytes: 1 << 20), clock: clock, logger: logger)
     }
 
     static func invoke(_ id: String, inMs: Int64 = 3000) -> Result<ExtensionEvent, ExtensionError> {
@@ -74,29 +82,27 @@ final class InMemoryExtensionsClient: ExtensionsAPIClient {
     func upload() -> Upload { Upload(method: .POST, target: "/ingest", headers: [:], body: ByteBuffer(string: "x")) }
 
     @Test func loopEndsOnShutdownAndSetsTheDrainDeadlineFromDeadlineMs() async throws {
-        let queue = UploadQueue(maxItems: 10, maxBytes: 1 << 20)
+        let queue = makeQueue()
         let client = InMemoryExtensionsClient([Self.invoke("r1"), Self.invoke("r2"), Self.shutdown(inMs: 1700)])
         let deadline = DrainDeadline()
         let invocation = InvocationContext()
-        let before = ContinuousClock.now
         try await lifecycle(client, strategy: .background, queue: queue, deadline: deadline, invocation: invocation).run()
-        let after = ContinuousClock.now
         #expect(client.calls.withLockedValue { $0.nextCalls } == 3)
         let drainBy = try #require(deadline.value)
-        // 1700 ms from "now" less the 200 ms safety margin.
-        #expect(drainBy >= before + .milliseconds(1500) && drainBy <= after + .milliseconds(1500))
+        // 1700 ms from "now" less the 200 ms safety margin, on the relay's clock.
+        #expect(drainBy == clock.now + .milliseconds(1500))
         #expect(invocation.requestID == nil)
     }
 
     @Test func invokeStrategyWaitsForQueuedUploadsBeforeTheNextEvent() async throws {
-        let queue = UploadQueue(maxItems: 10, maxBytes: 1 << 20)
-        _ = queue.offer(upload())
-        _ = queue.offer(upload())
+        let queue = makeQueue()
+        _ = await queue.admit(upload())
+        _ = await queue.admit(upload())
         // A sender that takes 100 ms per upload.
         let sender = Task {
-            while let ticket = await queue.next() {
+            while let delivery = await queue.next() {
                 try? await Task.sleep(for: .milliseconds(100))
-                queue.complete(ticket)
+                await queue.complete(delivery, .delivered)
             }
         }
         let client = InMemoryExtensionsClient([Self.invoke("r1"), Self.shutdown()], queue: queue)
@@ -110,18 +116,18 @@ final class InMemoryExtensionsClient: ExtensionsAPIClient {
 
     @Test func uploadsMadeBeforeTheFlushGoOutWithIt() async throws {
         // The self-profiler queues its window in `beforeFlush`; the flush must cover it.
-        let queue = UploadQueue(maxItems: 10, maxBytes: 1 << 20)
+        let queue = makeQueue()
         let sent = NIOLockedValueBox(0)
         let sender = Task {
-            while let ticket = await queue.next() {
+            while let delivery = await queue.next() {
                 try? await Task.sleep(for: .milliseconds(50))
                 sent.withLockedValue { $0 += 1 }
-                queue.complete(ticket)
+                await queue.complete(delivery, .delivered)
             }
         }
         let client = InMemoryExtensionsClient([Self.invoke("r1"), Self.shutdown()], queue: queue)
         let upload = upload()
-        try await lifecycle(client, strategy: .invoke, queue: queue, beforeFlush: { _ = queue.offer(upload) }).run()
+        try await lifecycle(client, strategy: .invoke, queue: queue, beforeFlush: { _ = await queue.admit(upload) }).run()
         let seen = client.calls.withLockedValue { $0.queueAtNext }
         #expect(seen.count == 2)
         #expect(seen[1].queuedItems == 0 && seen[1].inFlight == 0, "the second /next comes only after the flush")
@@ -131,47 +137,54 @@ final class InMemoryExtensionsClient: ExtensionsAPIClient {
     }
 
     @Test func backgroundStrategyDoesNotWait() async throws {
-        let queue = UploadQueue(maxItems: 10, maxBytes: 1 << 20)
-        _ = queue.offer(upload())  // nobody sends it
+        let queue = makeQueue()
+        _ = await queue.admit(upload())  // nobody sends it
         let client = InMemoryExtensionsClient([Self.invoke("r1"), Self.shutdown()], queue: queue)
         try await lifecycle(client, strategy: .background, queue: queue).run()
         #expect(client.calls.withLockedValue { $0.queueAtNext }.last?.queuedItems == 1)
     }
 
     @Test func endStrategyWaitsForRuntimeDoneOfThatRequestThenFlushes() async throws {
-        let queue = UploadQueue(maxItems: 10, maxBytes: 1 << 20)
+        let queue = makeQueue()
         let runtimeDone = RuntimeDoneTracker()
         let client = InMemoryExtensionsClient([Self.invoke("req-a"), Self.shutdown()], queue: queue)
         let loop = Task { try await lifecycle(client, strategy: .end, queue: queue, runtimeDone: runtimeDone).run() }
         while client.calls.withLockedValue({ $0.nextCalls }) < 1 { await Task.yield() }
         // The handler uploads during the invocation, then the runtime finishes.
-        _ = queue.offer(upload())
+        _ = await queue.admit(upload())
         runtimeDone.markDone("other-request")
         try await Task.sleep(for: .milliseconds(50))
         #expect(client.calls.withLockedValue { $0.nextCalls } == 1, "waits for runtimeDone of req-a")
         runtimeDone.markDone("req-a")
         try await Task.sleep(for: .milliseconds(50))
         #expect(client.calls.withLockedValue { $0.nextCalls } == 1, "then waits for the upload to be sent")
-        let ticket = try #require(await queue.next())
-        queue.complete(ticket)
+        let delivery = try #require(await queue.next())
+        await queue.complete(delivery, .delivered)
         try await loop.value
-        #expect(client.calls.withLockedValue { $0.queueAtNext }.last == .init(queuedItems: 0, queuedBytes: 0, inFlight: 0))
+        let last = try #require(client.calls.withLockedValue { $0.queueAtNext }.last)
+        #expect(last.queuedItems == 0 && last.queuedBytes == 0 && last.inFlight == 0 && last.incomplete == 0)
     }
 
     @Test func flushIsBoundedByTheInvocationDeadline() async throws {
-        let queue = UploadQueue(maxItems: 10, maxBytes: 1 << 20)
-        _ = queue.offer(upload())  // never sent
+        let queue = makeQueue()
+        _ = await queue.admit(upload())  // never sent
         let client = InMemoryExtensionsClient([Self.invoke("r1", inMs: 400), Self.shutdown()], queue: queue)
-        let started = ContinuousClock.now
-        try await lifecycle(client, strategy: .end, queue: queue).run()  // no runtimeDone either
-        let elapsed = ContinuousClock.now - started
-        // Without the bound the flush would never end (nothing sends the upload); the upper
-        // limit is loose because a loaded CI machine can be seconds late waking a task.
-        #expect(elapsed >= .milliseconds(150) && elapsed < .seconds(20), "gave up at deadline - margin (\(elapsed))")
+        let loop = Task { try await lifecycle(client, strategy: .end, queue: queue).run() }  // no runtimeDone either
+        // Without the bound the flush would never end (nothing sends the upload): it waits
+        // on the clock for the invocation deadline less the margin, and no longer.
+        try await clock.waitForSleepers()
+        #expect(clock.nextDeadline == .milliseconds(200), "400 ms deadline less the 200 ms margin")
+        #expect(client.calls.withLockedValue { $0.nextCalls } == 1)
+        clock.advance(by: .milliseconds(199))
+        try await Task.sleep(for: .milliseconds(20))
+        #expect(client.calls.withLockedValue { $0.nextCalls } == 1, "still flushing before the deadline")
+        clock.advance(by: .milliseconds(1))
+        try await loop.value
+        #expect(client.calls.withLockedValue { $0.nextCalls } == 2, "gave up at deadline - margin")
     }
 
     @Test func apiFailureIsReportedThroughExitErrorNotACrash() async {
-        let queue = UploadQueue(maxItems: 10, maxBytes: 1 << 20)
+        let queue = makeQueue()
         let failure = ExtensionError(.unexpectedEvent, "unknown eventType 'RESTART'")
         let client = InMemoryExtensionsClient([Self.invoke("r1"), .failure(failure)])
         await #expect(throws: ExtensionError.self) {
@@ -181,7 +194,7 @@ final class InMemoryExtensionsClient: ExtensionsAPIClient {
     }
 
     @Test func requestIDOfTheCurrentInvocationIsProvidedToLogs() async throws {
-        let queue = UploadQueue(maxItems: 10, maxBytes: 1 << 20)
+        let queue = makeQueue()
         let invocation = InvocationContext()
         let client = InMemoryExtensionsClient([Self.invoke("req-42")], queue: queue)
         _ = try? await lifecycle(client, strategy: .background, queue: queue, invocation: invocation).run()

@@ -21,7 +21,7 @@ import Testing
             let configuration = TestRelay.configuration(remote: remote) { $0.retryPolicy = Self.quickRetries }
             try await TestRelay.with(configuration) { relay in
                 for index in 0..<10 { #expect(await Self.post(relay, "upload-\(index)") == 200) }
-                await relay.queue.flush()
+                await relay.pipeline.flush()
                 let received = remote.received
                 let delivered = received.filter { $0.arrivedAt - started >= .milliseconds(1500) }.map { String(decoding: $0.body, as: UTF8.self) }
                 #expect(delivered.sorted() == (0..<10).map { "upload-\($0)" }.sorted(), "each delivered once after recovery")
@@ -42,7 +42,7 @@ import Testing
             let configuration = TestRelay.configuration(remote: remote) { $0.retryPolicy = Self.quickRetries }
             try await TestRelay.with(configuration) { relay in
                 #expect(await Self.post(relay, "rate-limited") == 200)
-                await relay.queue.flush()
+                await relay.pipeline.flush()
                 let received = remote.received
                 #expect(received.count == 2)
                 if received.count == 2 {
@@ -65,7 +65,7 @@ import Testing
                 let started = ContinuousClock.now
                 for index in 0..<5 {
                     #expect(await Self.post(relay, "upload-\(index)") == 200)
-                    await relay.queue.flush()
+                    await relay.pipeline.flush()
                 }
                 #expect(ContinuousClock.now - started < .seconds(20), "no 30 s backoff was needed")
                 let stats = relay.counters.snapshot
@@ -81,7 +81,7 @@ import Testing
             let configuration = TestRelay.configuration(remote: remote) { $0.retryPolicy = Self.quickRetries }
             try await TestRelay.with(configuration) { relay in
                 #expect(await Self.post(relay, "x") == 200)
-                await relay.queue.flush()
+                await relay.pipeline.flush()
                 #expect(remote.received.count == 1, "a 401 is not retried")
                 #expect(relay.counters.snapshot.dropped == [.rejected4xx: 1])
             }
@@ -96,7 +96,7 @@ import Testing
             }
             try await TestRelay.with(configuration) { relay in
                 #expect(await Self.post(relay, "slow") == 200)
-                await relay.queue.flush()
+                await relay.pipeline.flush()
                 // Three attempts, each timing out (the remote may not even have read the last
                 // one before the relay gave up on it).
                 #expect((1...3).contains(remote.received.count))
@@ -121,7 +121,7 @@ import Testing
         try await placeholder.stop()
         try await TestRelay.with(configuration) { relay in
             #expect(await Self.post(relay, "nowhere") == 200)
-            await relay.queue.flush()
+            await relay.pipeline.flush()
             let stats = relay.counters.snapshot
             #expect(stats.dropped == [.maxRetries: 1])
             #expect(stats.retries >= 2)
@@ -137,7 +137,7 @@ import Testing
             try await TestRelay.with(configuration) { relay in
                 var statuses: [Int: Int] = [:]
                 for index in 0..<40 { statuses[await Self.post(relay, "flood-\(index)") ?? 0, default: 0] += 1 }
-                await relay.queue.flush()
+                await relay.pipeline.flush()
                 let stats = relay.counters.snapshot
                 #expect(statuses[200, default: 0] + statuses[503, default: 0] == 40)
                 #expect(stats.received == 40)

@@ -154,7 +154,7 @@ import Testing
                 let statuses = answers.map { $0?.status ?? 0 }
                 #expect(answers.allSatisfy { $0.map { $0.status != 503 || $0.retryAfter } ?? false }, "503s carry Retry-After")
                 #expect(statuses == [200, 200, 200, 503, 503, 503])
-                await relay.queue.flush()
+                await relay.pipeline.flush()
                 let snapshot = relay.counters.snapshot
                 #expect(snapshot.received == 6)
                 #expect(snapshot.accepted == 3 && snapshot.delivered == 3)
@@ -201,7 +201,7 @@ import Testing
                 }
                 try await client.shutdown()
                 #expect(statuses.count == count && statuses.allSatisfy { $0 == 200 })
-                await relay.queue.flush()
+                await relay.pipeline.flush()
                 let received = remote.received
                 #expect(received.count == count)
                 let bodies = received.map { String(decoding: $0.body, as: UTF8.self) }

@@ -11,7 +11,7 @@ import Testing
                     try connection.send("POST \(path) HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody")
                     #expect(connection.readResponse()?.status == 200)
                 }
-                await relay.queue.flush()
+                await relay.pipeline.flush()
                 let tooLarge = try RawConnection(port: relay.port)
                 try tooLarge.send("POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n")
                 #expect(tooLarge.readResponse()?.status == 413)

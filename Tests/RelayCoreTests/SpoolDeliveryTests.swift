@@ -25,7 +25,7 @@ import Testing
             }
             try await TestRelay.with(configuration) { relay in
                 for index in 0..<40 { #expect(await DeliveryTests.post(relay, "upload-\(index)") == 200) }
-                let spooled = try #require(relay.spool).usage.items
+                let spooled = relay.pipeline.snapshot.spoolItems
                 #expect(spooled > 0, "the overflow went to disk")
                 down.withLockedValue { $0 = false }
                 // Everything reaches the remote once it is back.
@@ -36,7 +36,7 @@ import Testing
                 #expect(okBodies == Set((0..<40).map { "upload-\($0)" }))
                 let stats = relay.counters.snapshot
                 #expect(stats.delivered == 40 && stats.droppedTotal == 0 && stats.received == 40)
-                #expect(relay.spool?.isEmpty == true)
+                #expect(relay.pipeline.snapshot.spoolItems == 0)
             }
         }
     }

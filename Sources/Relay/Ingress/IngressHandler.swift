@@ -1,51 +1,6 @@
 import Logging
 import NIOCore
 import NIOHTTP1
-import RelayMetrics
-
-/// A route the relay answers itself instead of relaying (`GET /healthz`, `GET /metrics`).
-public struct LocalRoute: Sendable {
-    public struct Response: Sendable {
-        public var status: HTTPResponseStatus
-        public var contentType: String
-        public var body: ByteBuffer
-
-        public init(status: HTTPResponseStatus = .ok, contentType: String = "text/plain; charset=utf-8", body: ByteBuffer) {
-            self.status = status
-            self.contentType = contentType
-            self.body = body
-        }
-    }
-
-    public var method: HTTPMethod
-    public var path: String
-    public var respond: @Sendable () -> Response
-
-    public init(method: HTTPMethod = .GET, path: String, respond: @escaping @Sendable () -> Response) {
-        self.method = method
-        self.path = path
-        self.respond = respond
-    }
-
-    public static let healthz = LocalRoute(path: "/healthz") { Response(body: ByteBuffer(string: "ok\n")) }
-
-    /// Prometheus text of the relay's own metrics; queue gauges are read at scrape time.
-    public static func metrics(counters: RelayCounters, queue: UploadQueue, spool: UploadSpool? = nil) -> LocalRoute {
-        LocalRoute(path: "/metrics") {
-            let snapshot = queue.snapshot
-            if let usage = spool?.usage {
-                counters.metrics.spoolItems.set(Int64(usage.items))
-                counters.metrics.spoolBytes.set(Int64(usage.bytes))
-            }
-            counters.metrics.process.update()
-            counters.metrics.queueOldestAge.set(snapshot.oldestReceivedAt.map { Double((ContinuousClock.now - $0).wholeMilliseconds) / 1000 } ?? 0)
-            counters.metrics.queueItems.set(Int64(snapshot.queuedItems))
-            counters.metrics.queueBytes.set(Int64(snapshot.queuedBytes))
-            counters.metrics.uploadsInFlight.set(Int64(snapshot.inFlight))
-            return Response(contentType: RelayMetrics.contentType, body: ByteBuffer(bytes: counters.metrics.exposition()))
-        }
-    }
-}
 
 /// Reads each request whole, then queues it and answers at once: the profiler never
 /// waits on the network. One instance per connection, used only on its event loop.
@@ -127,71 +82,50 @@ final class IngressHandler: ChannelInboundHandler {
     }
 
     private func finishUpload(_ head: HTTPRequestHead, body: ByteBuffer, channelContext: ChannelHandlerContext) {
-        let counters = context.counters
-        counters.recordReceived()
-        counters.metrics.receivedBytes.increment(by: Int64(body.readableBytes))
-        guard context.isRemoteUsable else {
-            counters.recordDropped(.misconfigured)
-            logger.error(
-                "Refused upload: the remote address is unusable, see the error logged at start",
-                metadata: [
-                    "path": "\(requestPath(head.uri))",
-                    "reason": "\(DropReason.misconfigured.rawValue)", "status": .stringConvertible(503),
-                ])
-            respond(
-                head, status: .serviceUnavailable, body: ByteBuffer(string: "relay misconfigured: remote address unusable\n"), channelContext: channelContext)
-            return
+        let upload = Upload(method: head.method, target: head.uri, headers: head.headers, body: body, receivedAt: context.pipeline.clock.now)
+        switch context.pipeline.admit(upload, on: channelContext.eventLoop) {
+        case .decided(let admission):
+            answer(admission, head: head, path: upload.path, channelContext: channelContext)
+        case .writing(let written):
+            // The spool write runs on the thread pool; its future completes on this loop.
+            let bound = NIOLoopBound((self, channelContext), eventLoop: channelContext.eventLoop)
+            written.whenComplete { result in
+                let (handler, channelContext) = bound.value
+                let admission = (try? result.get()) ?? .refused(.queueFull)
+                handler.answer(admission, head: head, path: upload.path, channelContext: channelContext)
+            }
         }
-        let upload = Upload(method: head.method, target: head.uri, headers: head.headers, body: body)
-        // While the spool holds uploads, new ones join it behind them: oldest first.
-        if let spool = context.spool, !spool.isEmpty, !context.queue.isClosed {
-            spoolUpload(upload, head: head, spool: spool, channelContext: channelContext)
-            return
-        }
-        switch context.queue.offer(upload) {
-        case .accepted:
-            counters.recordAccepted()
+    }
+
+    private func answer(_ admission: DeliveryPipeline.Admission, head: HTTPRequestHead, path: Substring, channelContext: ChannelHandlerContext) {
+        switch admission {
+        case .queued, .spooled:
             respond(head, status: .ok, body: nil, prebuilt: Prebuilt.ok, channelContext: channelContext)
-        case .full:
-            if let spool = context.spool {
-                spoolUpload(upload, head: head, spool: spool, channelContext: channelContext)
-            } else {
-                refuseFull(head, upload: upload, channelContext: channelContext)
-            }
-        case .closed:
-            refuseFull(head, upload: upload, channelContext: channelContext)
+        case .refused(.misconfigured):
+            logRefusal(.misconfigured, "Refused upload: the remote address is unusable, see the error logged at start", path: path)
+            respond(
+                head, status: .serviceUnavailable, body: ByteBuffer(string: "relay misconfigured: remote address unusable\n"),
+                channelContext: channelContext)
+        case .refused(let reason):
+            // Honest backpressure: the client keeps its data rather than being told 200 for
+            // an upload that would be dropped.
+            logRefusal(reason, "Refused upload: queue full", path: path)
+            respond(
+                head, status: .serviceUnavailable, body: Prebuilt.queueFullBody, extraHeaders: Prebuilt.queueFullExtraHeaders,
+                prebuilt: Prebuilt.queueFull, channelContext: channelContext)
         }
     }
 
-    /// Writes the upload to the spool off the event loop, then answers.
-    private func spoolUpload(_ upload: Upload, head: HTTPRequestHead, spool: UploadSpool, channelContext: ChannelHandlerContext) {
-        let bound = NIOLoopBound((self, channelContext), eventLoop: channelContext.eventLoop)
-        let queue = context.queue
-        let counters = context.counters
-        channelContext.eventLoop.makeFutureWithTask { await spool.store(upload) }.whenComplete { result in
-            let (handler, channelContext) = bound.value
-            if case .success(true) = result {
-                counters.recordAccepted()
-                queue.nudge()  // a sender may be waiting on an empty memory queue
-                handler.respond(head, status: .ok, body: nil, prebuilt: Prebuilt.ok, channelContext: channelContext)
-            } else {
-                handler.refuseFull(head, upload: upload, channelContext: channelContext)
-            }
+    /// At most a few lines per reason and window, with the number held back.
+    private func logRefusal(_ reason: DropReason, _ message: Logger.Message, path: Substring) {
+        guard let suppressed = context.refusalLogLimiter.admit(reason.rawValue) else { return }
+        var metadata: Logger.Metadata = ["path": "\(path)", "reason": "\(reason.rawValue)", "status": .stringConvertible(503)]
+        if suppressed > 0 { metadata["suppressed"] = .stringConvertible(suppressed) }
+        if reason == .misconfigured {
+            logger.error(message, metadata: metadata)
+        } else {
+            logger.warning(message, metadata: metadata)
         }
-    }
-
-    /// Honest backpressure: the client keeps its data rather than being told 200 for an
-    /// upload that would be dropped.
-    private func refuseFull(_ head: HTTPRequestHead, upload: Upload, channelContext: ChannelHandlerContext) {
-        context.counters.recordDropped(.queueFull)
-        logger.warning(
-            "Refused upload: queue full",
-            metadata: [
-                "path": "\(upload.path)", "reason": "\(DropReason.queueFull.rawValue)", "status": .stringConvertible(503),
-            ])
-        respond(
-            head, status: .serviceUnavailable, body: Prebuilt.queueFullBody, extraHeaders: Prebuilt.queueFullExtraHeaders,
-            prebuilt: Prebuilt.queueFull, channelContext: channelContext)
     }
 
     private func rejectTooLarge(_ head: HTTPRequestHead, channelContext: ChannelHandlerContext) {

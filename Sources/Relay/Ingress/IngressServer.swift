@@ -11,13 +11,14 @@ import Synchronization
 public final class IngressServer: Service, Sendable, CustomStringConvertible {
     /// What every connection's handler shares.
     struct Context: Sendable {
-        let queue: UploadQueue
-        let counters: RelayCounters
+        let pipeline: DeliveryPipeline
         let routes: [LocalRoute]
-        let spool: UploadSpool?
         let maxBodyBytes: Int
-        let isRemoteUsable: Bool
+        /// Refusals repeat per request under a flood: a few lines per reason and window.
+        let refusalLogLimiter = LogRateLimiter()
         let logger: Logger
+
+        var counters: RelayCounters { pipeline.counters }
     }
 
     private let group: any EventLoopGroup
@@ -26,14 +27,12 @@ public final class IngressServer: Service, Sendable, CustomStringConvertible {
     private let channels = Mutex<[any Channel]>([])
 
     public init(
-        group: any EventLoopGroup, addresses: [ListenAddress], queue: UploadQueue, counters: RelayCounters,
-        routes: [LocalRoute] = [.healthz], spool: UploadSpool? = nil, maxBodyBytes: Int, isRemoteUsable: Bool, logger: Logger
+        group: any EventLoopGroup, addresses: [ListenAddress], pipeline: DeliveryPipeline, routes: [LocalRoute] = [.healthz],
+        maxBodyBytes: Int, logger: Logger
     ) {
         self.group = group
         self.addresses = addresses
-        self.context = Context(
-            queue: queue, counters: counters, routes: routes, spool: spool, maxBodyBytes: maxBodyBytes,
-            isRemoteUsable: isRemoteUsable, logger: logger)
+        self.context = Context(pipeline: pipeline, routes: routes, maxBodyBytes: maxBodyBytes, logger: logger)
     }
 
     public var description: String { "IngressServer(\(addresses.map(\.description).joined(separator: ",")))" }

@@ -1,0 +1,371 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// The one owner of accepted uploads: the memory queue, the disk spool and their
+/// accounting. Ingress and the self-profiler `admit`, the forwarder's senders take with
+/// `next` and report with `complete`, the Lambda lifecycle `flush`es, and the metrics and
+/// stats read `snapshot` and `counters`.
+///
+/// A `Mutex`-guarded class rather than an actor: `admit` runs on the NIO event loop for
+/// every request, and answering the client must not wait for an actor hop. Waiters
+/// (senders in `next()`, callers of `flush()`) are continuations resumed outside the lock.
+/// Spool file I/O runs on the thread pool, never under the lock or on an event loop.
+public final class DeliveryPipeline: Sendable {
+    public struct Configuration: Sendable {
+        public var maxItems: Int
+        public var maxBytes: Int
+        /// Where uploads go when memory is full; nil: no spool (full means 503).
+        public var spoolDirectory: String?
+        public var spoolMaxBytes: Int
+        /// False when the remote address is unusable: uploads are refused as `misconfigured`.
+        public var acceptsUploads: Bool
+
+        public init(maxItems: Int = 1024, maxBytes: Int = 8 << 20, spoolDirectory: String? = nil, spoolMaxBytes: Int = 64 << 20, acceptsUploads: Bool = true) {
+            self.maxItems = max(1, maxItems)
+            self.maxBytes = max(1, maxBytes)
+            self.spoolDirectory = spoolDirectory
+            self.spoolMaxBytes = spoolMaxBytes
+            self.acceptsUploads = acceptsUploads
+        }
+    }
+
+    public enum Admission: Sendable, Equatable {
+        case queued
+        case spooled
+        case refused(DropReason)
+
+        public var isAccepted: Bool { if case .refused = self { false } else { true } }
+    }
+
+    /// `admit`'s answer: at once, or once the spool write finished (on the caller's loop).
+    public enum PendingAdmission {
+        case decided(Admission)
+        case writing(EventLoopFuture<Admission>)
+    }
+
+    /// An upload a sender took; hand it back with `complete`.
+    public struct Delivery: Sendable {
+        public let upload: Upload
+        let sequence: UInt64
+        /// Memory it held in the queue; 0 when it came from the spool.
+        let memoryBytes: Int
+        public let isFromSpool: Bool
+    }
+
+    public enum Outcome: Sendable, Equatable {
+        case delivered
+        case dropped(DropReason)
+        /// Cut short at shutdown while it came from the spool: its record stays for the next start.
+        case keptInSpool
+    }
+
+    public struct Snapshot: Sendable, Equatable {
+        public var queuedItems = 0
+        public var queuedBytes = 0
+        public var inFlight = 0
+        public var spoolItems = 0
+        public var spoolBytes = 0
+        /// Accepted uploads that have not ended yet, wherever they are.
+        public var incomplete = 0
+        /// When the oldest upload waiting in memory arrived; nil when none.
+        public var oldestQueuedAt: ContinuousClock.Instant? = nil
+    }
+
+    public let configuration: Configuration
+    public let counters: RelayCounters
+    let spool: Spool?
+    let clock: any RelayClock
+    let threadPool: NIOThreadPool
+    let logger: Logger
+    private let state: Mutex<PipelineState>
+    private let memoryRelease = MemoryRelease()
+
+    /// Opens the spool (replaying what an earlier run left in it). A spool that cannot be
+    /// opened is logged and left out: uploads beyond memory are then refused with 503.
+    public init(
+        configuration: Configuration, counters: RelayCounters = RelayCounters(), clock: any RelayClock = SystemClock(),
+        threadPool: NIOThreadPool = .singleton, logger: Logger
+    ) {
+        self.configuration = configuration
+        self.counters = counters
+        self.clock = clock
+        self.threadPool = threadPool
+        self.logger = logger
+        var spool: Spool?
+        if let directory = configuration.spoolDirectory {
+            do {
+                spool = try Spool(directory: directory, maxBytes: configuration.spoolMaxBytes, logger: logger)
+            } catch {
+                logger.warning(
+                    "Spool unavailable: uploads beyond the memory queue will be refused with 503",
+                    metadata: ["spool_dir": "\(directory)", "error": "\(error)"])
+            }
+        }
+        self.spool = spool
+        let recovered = spool?.recovered.count ?? 0
+        if recovered > 0 {
+            counters.recordReplayed(recovered)
+            logger.info("Replaying uploads left in the spool by an earlier run", metadata: ["count": .stringConvertible(recovered)])
+        }
+        state = Mutex(
+            PipelineState(
+                limits: .init(maxItems: configuration.maxItems, maxBytes: configuration.maxBytes), hasSpool: spool != nil,
+                recoveredFromSpool: recovered, nextSequence: (spool?.highestRecoveredSequence ?? 0) + 1))
+    }
+
+    // MARK: Admission
+
+    /// Takes an upload: into memory (decided at once, on the calling thread), into the
+    /// spool (decided when the write finished), or refused with a reason. Counts it.
+    public func admit(_ upload: Upload, on eventLoop: any EventLoop) -> PendingAdmission {
+        switch place(upload) {
+        case .decided(let admission): return .decided(admission)
+        case .spool(let sequence):
+            let write = threadPool.runIfActive(eventLoop: eventLoop) { [self] in try writeToSpool(upload, sequence: sequence) }
+            return .writing(write.map { true }.recover { _ in false }.map { [self] in finishSpoolWrite(sequence, stored: $0) })
+        }
+    }
+
+    /// `admit` for callers off the event loops (the self-profiler).
+    public func admit(_ upload: Upload) async -> Admission {
+        switch place(upload) {
+        case .decided(let admission): return admission
+        case .spool(let sequence):
+            let stored = (try? await threadPool.runIfActive { [self] in try writeToSpool(upload, sequence: sequence) }) != nil
+            return finishSpoolWrite(sequence, stored: stored)
+        }
+    }
+
+    private enum Placed {
+        case decided(Admission)
+        case spool(UInt64)
+    }
+
+    private func place(_ upload: Upload) -> Placed {
+        counters.recordReceived(bytes: upload.body.readableBytes)
+        guard configuration.acceptsUploads else {
+            counters.recordDropped(.misconfigured)
+            return .decided(.refused(.misconfigured))
+        }
+        let loop = MultiThreadedEventLoopGroup.currentEventLoop.map { ObjectIdentifier($0) }
+        switch state.withLock({ $0.offer(upload, bytes: upload.queuedBytes, loop: loop) }) {
+        case .memory:
+            counters.recordAccepted()
+            return .decided(.queued)
+        case .handedOff(let sender, let queued):
+            counters.recordAccepted()
+            sender.resume(returning: .memory(queued))
+            return .decided(.queued)
+        case .spool(let sequence):
+            return .spool(sequence)
+        case .refused(let reason):
+            counters.recordDropped(reason)
+            return .decided(.refused(reason))
+        }
+    }
+
+    private func writeToSpool(_ upload: Upload, sequence: UInt64) throws {
+        guard let spool else { throw SpoolError(code: .io, message: "no spool") }
+        let age = clock.now - upload.receivedAt
+        let record = SpoolRecord(
+            method: upload.method.rawValue, target: upload.target, headers: upload.headers.map { ($0.name, $0.value) },
+            body: Array(upload.body.readableBytesView), receivedAtUnixMs: clock.wallClockMilliseconds - age.wholeMilliseconds)
+        do {
+            try spool.append(record, sequence: sequence)
+        } catch {
+            if error.code != .full { logger.error("Could not write an upload to the spool", metadata: ["error": "\(error)"]) }
+            throw error
+        }
+    }
+
+    private func finishSpoolWrite(_ sequence: UInt64, stored: Bool) -> Admission {
+        let (sender, flushes, idle, keptAtShutdown) = state.withLock { state in
+            let kept = stored && state.abandoned
+            let (sender, flushes) = state.spoolWriteFinished(sequence, stored: stored)
+            return (sender, flushes, state.releaseIdleSendersIfFinished(), kept)
+        }
+        if stored { counters.recordAccepted() } else { counters.recordDropped(.queueFull) }
+        if keptAtShutdown { counters.recordKeptInSpool(1) }
+        sender?.resume(returning: .spool)
+        for flush in flushes { flush.resume() }
+        for waiting in idle { waiting.resume(returning: .closed) }
+        return stored ? .spooled : .refused(.queueFull)
+    }
+
+    // MARK: Senders
+
+    /// The next upload to send, oldest first (memory, then the spool); nil once closed
+    /// and nothing is left, or when the calling task is cancelled.
+    public func next() async -> Delivery? {
+        while !Task.isCancelled {
+            switch state.withLock({ $0.take() }) {
+            case .memory(let queued):
+                return Delivery(upload: queued.upload, sequence: queued.sequence, memoryBytes: queued.bytes, isFromSpool: false)
+            case .spool:
+                if let delivery = await readFromSpool() { return delivery }
+            case .finished:
+                return nil
+            case .wait:
+                switch await waitForWork() {
+                case .memory(let queued):
+                    return Delivery(upload: queued.upload, sequence: queued.sequence, memoryBytes: queued.bytes, isFromSpool: false)
+                case .spool: continue
+                case .closed: return nil
+                }
+            }
+        }
+        return nil
+    }
+
+    private func waitForWork() async -> PipelineState.Wake {
+        let loop = MultiThreadedEventLoopGroup.currentEventLoop.map { ObjectIdentifier($0) }
+        let id = state.withLock { state -> UInt64 in
+            state.nextWaiterID += 1
+            return state.nextWaiterID
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<PipelineState.Wake, Never>) in
+                let immediate = state.withLock { state -> PipelineState.Wake? in
+                    if Task.isCancelled { return .closed }
+                    // Work may have arrived since `take`: let the caller look again.
+                    if !state.memory.isEmpty || state.spoolAvailable > 0 { return .spool }
+                    if state.closed && state.spoolWriting == 0 { return .closed }
+                    state.senders.append(.init(id: id, loop: loop, continuation: continuation))
+                    return nil
+                }
+                if let immediate { continuation.resume(returning: immediate) }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state -> CheckedContinuation<PipelineState.Wake, Never>? in
+                guard let index = state.senders.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.senders.remove(at: index).continuation
+            }
+            waiter?.resume(returning: .closed)
+        }
+    }
+
+    /// Reads the oldest spooled record (a read was reserved by `take`).
+    private func readFromSpool() async -> Delivery? {
+        guard let spool else { return nil }
+        let result = (try? await threadPool.runIfActive { spool.checkOutOldest() }) ?? .unreadable
+        switch result {
+        case .record(let sequence, let record):
+            var headers = HTTPHeaders()
+            for (name, value) in record.headers { headers.add(name: name, value: value) }
+            let age = Duration.milliseconds(max(0, clock.wallClockMilliseconds - record.receivedAtUnixMs))
+            let upload = Upload(
+                method: HTTPMethod(rawValue: record.method), target: record.target, headers: headers,
+                body: ByteBuffer(bytes: record.body), receivedAt: clock.now - age)
+            return Delivery(upload: upload, sequence: sequence, memoryBytes: 0, isFromSpool: true)
+        case .corrupt(let sequence), .vanished(let sequence):
+            finish(sequence, outcome: .dropped(.corrupt), memoryBytes: 0)
+            return nil
+        case .unreadable, .empty:
+            state.withLock { $0.spoolReadFailed(putBack: true) }
+            // Out of file descriptors, say: give the system a moment before trying again.
+            try? await clock.sleep(for: .milliseconds(100))
+            return nil
+        }
+    }
+
+    /// Reports how a taken upload ended; counts it, and deletes its spool record unless
+    /// it is kept for the next start.
+    public func complete(_ delivery: Delivery, _ outcome: Outcome) async {
+        if delivery.isFromSpool, outcome != .keptInSpool, let spool {
+            _ = try? await threadPool.runIfActive { spool.remove(delivery.sequence) }
+        }
+        finish(delivery.sequence, outcome: outcome, memoryBytes: delivery.memoryBytes, bodyBytes: delivery.upload.body.readableBytes)
+    }
+
+    private func finish(_ sequence: UInt64, outcome: Outcome, memoryBytes: Int, bodyBytes: Int = 0) {
+        let (flushes, idle, released) = state.withLock { state in
+            state.inFlight -= 1
+            return (state.end(sequence), state.isIdle, state.releaseIdleSendersIfFinished())
+        }
+        switch outcome {
+        case .delivered: counters.recordDelivered(bytes: bodyBytes)
+        case .dropped(let reason): counters.recordDropped(reason)
+        case .keptInSpool: counters.recordKeptInSpool(1)
+        }
+        for flush in flushes { flush.resume() }
+        for waiting in released { waiting.resume(returning: .closed) }
+        memoryRelease.sent(bytes: memoryBytes, queueIdle: idle)
+    }
+
+    // MARK: Flush and shutdown
+
+    /// Waits until every upload accepted before this call has ended: delivered or dropped
+    /// (or kept in the spool at shutdown), wherever it waited. Later arrivals are not
+    /// waited for. Returns at once when cancelled (callers bound it with a deadline).
+    public func flush() async {
+        let id = state.withLock { state -> UInt64 in
+            state.nextWaiterID += 1
+            return state.nextWaiterID
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let done = state.withLock { state -> Bool in
+                    if Task.isCancelled || state.incomplete == 0 { return true }
+                    state.flushes.append(.init(id: id, target: state.nextSequence, remaining: state.incomplete, continuation: continuation))
+                    return false
+                }
+                if done { continuation.resume() }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+                guard let index = state.flushes.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.flushes.remove(at: index).continuation
+            }
+            waiter?.resume()
+        }
+    }
+
+    /// Refuses further uploads (503); senders drain memory and spool, then `next()` returns nil.
+    public func close() {
+        let released = state.withLock { state in
+            state.closed = true
+            return state.releaseIdleSendersIfFinished()
+        }
+        for waiting in released { waiting.resume(returning: .closed) }
+    }
+
+    /// At the drain deadline, once the senders stopped: what is still in memory is dropped
+    /// (`shutdown_deadline`), what is in the spool stays there for the next start (spool
+    /// writes still under way too, when they finish). Returns both counts; flushes still
+    /// waiting are released.
+    public func abandon() -> (dropped: Int, keptInSpool: Int) {
+        let (dropped, kept, flushes) = state.withLock { state in
+            let dropped = state.memory.count
+            let kept = state.spoolAvailable
+            state.abandoned = true
+            state.memory.removeAll()
+            state.memoryBytes = 0
+            state.spoolAvailable = 0
+            state.incomplete -= dropped + kept
+            defer { state.flushes.removeAll() }
+            return (dropped, kept, state.flushes.map(\.continuation))
+        }
+        if dropped > 0 { counters.recordDropped(.shutdownDeadline, count: dropped) }
+        if kept > 0 { counters.recordKeptInSpool(kept) }
+        for flush in flushes { flush.resume() }
+        return (dropped, kept)
+    }
+
+    /// Callers blocked in `flush()`; lets tests order events without sleeping.
+    var waitingFlushes: Int { state.withLock { $0.flushes.count } }
+
+    public var isClosed: Bool { state.withLock { $0.closed } }
+
+    public var snapshot: Snapshot {
+        let spoolUsage = spool?.usage ?? (items: 0, bytes: 0)
+        return state.withLock { state in
+            Snapshot(
+                queuedItems: state.memory.count, queuedBytes: state.memoryBytes, inFlight: state.inFlight,
+                spoolItems: spoolUsage.items, spoolBytes: spoolUsage.bytes, incomplete: state.incomplete,
+                oldestQueuedAt: state.memory.first?.upload.receivedAt)
+        }
+    }
+}

@@ -1,0 +1,70 @@
+import AsyncHTTPClient
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+
+/// The relay's core, built in one place for the executable and the tests: the delivery
+/// pipeline, the ingress listener and the forwarder, with the one HTTP client of the
+/// process. The Lambda extension adds its own services around it.
+public struct Relay: Sendable {
+    public let configuration: RelayConfiguration
+    public let pipeline: DeliveryPipeline
+    public let ingress: IngressServer
+    public let forwarder: UploadForwarder
+    /// Set by Lambda's SHUTDOWN event; the forwarder drains until it.
+    public let drainDeadline: DrainDeadline
+
+    public var counters: RelayCounters { pipeline.counters }
+    public var clock: any RelayClock { pipeline.clock }
+
+    /// The core services for a `ServiceGroup`. Services stop in reverse order: ingress stops
+    /// accepting first, then the forwarder drains what was accepted.
+    public var services: [ServiceGroupConfiguration.ServiceConfiguration] {
+        [.init(service: forwarder), .init(service: ingress)]
+    }
+
+    /// Builds the relay and runs `body` with it. The HTTP client (made unless an `uploader`
+    /// is given) is shut down on every path. The listener is not bound yet: `ingress.bind()`.
+    public static func with<T: Sendable>(
+        _ configuration: RelayConfiguration, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        uploader: (any Uploader)? = nil, clock: any RelayClock = SystemClock(), logger: Logger,
+        _ body: (Relay) async throws -> T
+    ) async throws -> T {
+        let client =
+            uploader == nil
+            ? HTTPClient(
+                eventLoopGroup: group,
+                configuration: HTTPClientUploader.clientConfiguration(timeout: configuration.upstreamTimeout, workers: configuration.workers))
+            : nil
+        let relay = Relay(
+            configuration: configuration, group: group,
+            uploader: uploader ?? HTTPClientUploader(client: client!, timeout: configuration.upstreamTimeout), clock: clock, logger: logger)
+        let result: Result<T, any Error>
+        do { result = .success(try await body(relay)) } catch { result = .failure(error) }
+        try? await client?.shutdown()
+        return try result.get()
+    }
+
+    private init(configuration: RelayConfiguration, group: any EventLoopGroup, uploader: any Uploader, clock: any RelayClock, logger: Logger) {
+        // The Go extension's component names, so existing log queries keep working.
+        var ingressLogger = logger
+        ingressLogger[metadataKey: "comp"] = "controller"
+        var forwardLogger = logger
+        forwardLogger[metadataKey: "comp"] = "orchestrator"
+        self.configuration = configuration
+        pipeline = DeliveryPipeline(
+            configuration: .init(
+                maxItems: configuration.queueMaxItems, maxBytes: configuration.queueMaxBytes, spoolDirectory: configuration.spoolDirectory,
+                spoolMaxBytes: configuration.spoolMaxBytes, acceptsUploads: configuration.remote != nil),
+            clock: clock, logger: forwardLogger)
+        ingress = IngressServer(
+            group: group, addresses: configuration.listenAddresses, pipeline: pipeline,
+            routes: [.healthz, .metrics(pipeline: pipeline)], maxBodyBytes: configuration.maxBodyBytes, logger: ingressLogger)
+        drainDeadline = DrainDeadline()
+        forwarder = UploadForwarder(
+            pipeline: pipeline, uploader: uploader, builder: configuration.remote.map { UpstreamRequestBuilder(configuration: configuration, remote: $0) },
+            workers: configuration.workers, drainTimeout: configuration.drainTimeout, drainDeadline: drainDeadline,
+            retryPolicy: configuration.retryPolicy, clock: clock, senderLoops: group, logger: forwardLogger)
+    }
+}

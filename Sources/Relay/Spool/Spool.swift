@@ -1,0 +1,118 @@
+import Logging
+import Synchronization
+
+/// Uploads that do not fit in the memory queue, on disk: kept across crashes and `kill -9`
+/// and replayed oldest first. The delivery pipeline owns it and decides the sequence of
+/// each record (one numbering for memory and disk, so "accepted before" means the same
+/// everywhere). Blocking file I/O: called on a thread pool, never on an event loop.
+///
+/// The limit counts disk blocks, not record bytes: a 1 KB record takes a 4 KB block.
+/// The index lives behind a lock; no file I/O happens under it: an append reserves its
+/// disk under the lock, writes outside it, then commits (or gives the reservation back).
+final class Spool: Sendable {
+    let files: SpoolFiles
+    let maxBytes: Int
+    private let logger: Logger
+    private let index = Mutex(SpoolIndex())
+    /// The highest sequence found on disk at start (0 when none): new sequences go above it.
+    let highestRecoveredSequence: UInt64
+    /// Records found on disk at start, oldest first.
+    let recovered: [UInt64]
+
+    init(directory: String, maxBytes: Int, logger: Logger, sync: Bool = false) throws(SpoolError) {
+        files = try SpoolFiles(directory: directory, sync: sync)
+        self.maxBytes = maxBytes
+        self.logger = logger
+        let scan = try files.scan()
+        for name in scan.deletedLeftovers {
+            logger.debug("spool: deleted a leftover temp file", metadata: ["file": "\(files.directory)/\(name)"])
+        }
+        index.withLock { index in
+            for record in scan.records { index.insert(record.sequence, diskBytes: record.diskBytes, reserved: false) }
+        }
+        recovered = scan.records.map(\.sequence)
+        highestRecoveredSequence = scan.records.last?.sequence ?? 0
+    }
+
+    /// Records on disk (checked out ones included) and the disk they take, reservations of
+    /// appends in flight included.
+    var usage: (items: Int, bytes: Int) { index.withLock { ($0.count, $0.diskBytes) } }
+
+    /// Writes the record as `sequence`. Throws `.full` when it does not fit under
+    /// `maxBytes`, `.io` when a write fails (nothing partial is left behind).
+    func append(_ record: SpoolRecord, sequence: UInt64) throws(SpoolError) {
+        let encoded = try SpoolRecordCodec.encode(record)
+        let bytes = files.diskBytes(forSize: encoded.count)
+        let (reserved, used) = index.withLock { ($0.reserve(bytes, limit: maxBytes), $0.diskBytes) }
+        guard reserved else {
+            throw SpoolError(code: .full, message: "record of \(bytes) bytes on disk does not fit (\(used) of \(maxBytes) bytes used)")
+        }
+        do {
+            try files.write(sequence, bytes: encoded)
+        } catch {
+            index.withLock { $0.cancelReservation(bytes) }
+            logger.warning("spool: append failed", metadata: ["file": "\(SpoolFiles.fileName(sequence))", "error": "\(error.message)"])
+            throw error
+        }
+        index.withLock { $0.insert(sequence, diskBytes: bytes, reserved: true) }
+    }
+
+    enum CheckOut {
+        case record(UInt64, SpoolRecord)
+        /// Could not be decoded (torn, truncated, damaged, foreign): logged and deleted.
+        case corrupt(UInt64)
+        /// Deleted behind the spool's back: nothing to replay.
+        case vanished(UInt64)
+        /// Could not be read now (say, out of file descriptors); put back for later.
+        case unreadable
+        case empty
+    }
+
+    /// The oldest record not checked out, read from disk; it stays checked out until
+    /// `remove` or `checkIn`, so concurrent callers get different records.
+    func checkOutOldest() -> CheckOut {
+        guard let sequence = index.withLock({ $0.checkOutOldest() }) else { return .empty }
+        switch files.read(sequence) {
+        case .success(let bytes):
+            switch SpoolRecordCodec.decode(bytes) {
+            case .success(let record):
+                return .record(sequence, record)
+            case .failure(let reason):
+                let path = files.path(sequence)
+                logger.warning(
+                    "spool: skipping corrupt record \(SpoolFiles.fileName(sequence))",
+                    metadata: ["file": "\(path)", "reason": "\(reason.text)"])
+                if let error = files.remove(sequence) {
+                    logger.error("spool: cannot delete corrupt record", metadata: ["file": "\(path)", "error": "\(error)"])
+                }
+                index.withLock { _ = $0.remove(sequence) }
+                return .corrupt(sequence)
+            }
+        case .failure(let failure) where failure.errno == ENOENT:
+            logger.debug("spool: record vanished", metadata: ["file": "\(files.path(sequence))"])
+            index.withLock { _ = $0.remove(sequence) }
+            return .vanished(sequence)
+        case .failure(let failure):
+            logger.warning("spool: cannot read record, will retry later", metadata: ["error": "\(failure.message)"])
+            index.withLock { $0.checkIn(sequence) }
+            return .unreadable
+        }
+    }
+
+    /// Puts a checked-out record back, to be handed out again in its place.
+    func checkIn(_ sequence: UInt64) {
+        index.withLock { $0.checkIn(sequence) }
+    }
+
+    /// Deletes the record (delivered, or finally dropped). Unknown sequences are ignored.
+    func remove(_ sequence: UInt64) {
+        guard index.withLock({ $0.remove(sequence) }) else { return }
+        if let error = files.remove(sequence) {
+            logger.error("spool: cannot delete record", metadata: ["file": "\(files.path(sequence))", "error": "\(error)"])
+        }
+    }
+}
+
+#if canImport(Glibc)
+    import Glibc
+#endif
