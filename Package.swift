@@ -22,9 +22,12 @@ let package = Package(
     targets: [
         // zlib: gzip for the self-profiler, CRC-32 for spool records.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        // What behaves as the Go extension did: its parsing of settings, strings.TrimSpace,
+        // time layouts and TZ rules.
+        .target(name: "GoCompatibility", path: "Sources/GoCompatibility"),
         .target(
             name: "RelayLogging",
-            dependencies: [.product(name: "Logging", package: "swift-log")],
+            dependencies: ["GoCompatibility", .product(name: "Logging", package: "swift-log")],
             path: "Sources/Logging"
         ),
         .target(
@@ -39,6 +42,7 @@ let package = Package(
             name: "RelayCore",
             dependencies: [
                 "RelayMetrics",
+                "GoCompatibility",
                 "CZlib",
                 .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -72,6 +76,7 @@ let package = Package(
         .target(
             name: "LambdaExtension",
             dependencies: [
+                "GoCompatibility",
                 "RelayCore",
                 "RelayProfiler",
                 "RelayLogging",
@@ -100,7 +105,7 @@ let package = Package(
         // Benchmarks, run by `make bench` (release builds).
         .executableTarget(
             name: "LogBench",
-            dependencies: ["RelayLogging", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["GoCompatibility", "RelayLogging", .product(name: "Logging", package: "swift-log")],
             path: "Benchmarks/LogBench"
         ),
         // Shared fakes for the tests: a recording remote on 127.0.0.1 port 0,
@@ -128,7 +133,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LambdaExtensionTests",
-            dependencies: ["LambdaExtension", "RelayCore", "RelayLogging", "RelayTestSupport"]
+            dependencies: ["GoCompatibility", "LambdaExtension", "RelayCore", "RelayLogging", "RelayTestSupport"]
         ),
         .testTarget(
             name: "RelayProfilerTests",
@@ -136,7 +141,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RelayLoggingTests",
-            dependencies: ["RelayLogging", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["GoCompatibility", "RelayLogging", .product(name: "Logging", package: "swift-log")]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,10 +1,12 @@
+import GoCompatibility
 import Logging
 import RelayLogging
 
 // Formats N realistic lines (message + svc, comp, path, status, bytes) through
 // swift-log into a discarding sink, once per format, and reports lines per second.
+// Timestamps are in the zone `TZ` selects, as in the extension (unset: /etc/localtime).
 //
-//     swift build -c release --product LogBench && .build/release/LogBench [N]
+//     swift build -c release --product LogBench && TZ=Europe/Berlin .build/release/LogBench [N]
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -13,6 +15,7 @@ import RelayLogging
 
 let arguments = CommandLine.arguments
 let count = arguments.count > 1 ? Int(arguments[1]) ?? 200_000 : 200_000
+let zone = GoTimeZone.goLocal(tz: getenv("TZ").map { String(cString: $0) }).zone
 
 func monotonicSeconds() -> Double {
     var ts = timespec()
@@ -23,7 +26,7 @@ func monotonicSeconds() -> Double {
 func run(_ format: LogFormat) -> (linesPerSecond: Double, bytes: Int) {
     let sink = LogSink.discarding()
     var logger = Logger(label: "bench") { label in
-        LogrusLogHandler(label: label, configuration: LogConfiguration(format: format, level: .info), sink: sink)
+        LogrusLogHandler(label: label, configuration: LogConfiguration(format: format, level: .info, timeZone: zone), sink: sink)
     }
     logger[metadataKey: "svc"] = "pyroscope-lambda-ext-main"
     logger[metadataKey: "comp"] = "controller"

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import GoCompatibility
 import RelayCore
 import RelayLogging
 import RelayProfiler
@@ -197,15 +198,12 @@ public struct ExtensionSettings: Sendable {
         errors = reader.errors
     }
 
-    /// Go's `Local` zone from `TZ`: unset → /etc/localtime; empty or `UTC` → UTC;
-    /// `:Name` or `Name` → that zoneinfo entry; failure → UTC.
-    static func timeZone(tz: String?, warnings: inout [SettingsWarning]) -> LogTimeZone {
-        guard let tz else { return LogTimeZone.named("localtime", zoneinfoDirectory: "/etc") ?? .utc }
-        let name = tz.hasPrefix(":") ? String(tz.dropFirst()) : tz
-        if name.isEmpty || name == "UTC" { return .utc }
-        if let zone = LogTimeZone.named(name) { return zone }
-        warnings.append(SettingsWarning(variable: "TZ", value: tz, fallback: "UTC", reason: "no such zone in /usr/share/zoneinfo"))
-        return .utc
+    /// Go's `Local` zone from `TZ` (unset: /etc/localtime; empty or `UTC`: UTC; a zone
+    /// that cannot be loaded: UTC, with a warning).
+    static func timeZone(tz: String?, warnings: inout [SettingsWarning]) -> GoTimeZone {
+        let (zone, problem) = GoTimeZone.goLocal(tz: tz)
+        if let problem, let tz { warnings.append(SettingsWarning(variable: "TZ", value: tz, fallback: "UTC", reason: problem)) }
+        return zone
     }
 }
 

@@ -1,3 +1,5 @@
+import GoCompatibility
+
 /// logrus' two formatters (no TTY, so never colored).
 public enum LogFormat: Sendable, Equatable {
     case text
@@ -44,7 +46,7 @@ public struct LogConfiguration: Sendable {
     /// logrus `ReportCaller`: adds `func` and `file` (swift-log's function and
     /// `file:line`). The Go program leaves it off.
     public var reportCaller: Bool
-    public var timeZone: LogTimeZone
+    public var timeZone: GoTimeZone
     /// Secrets (tokens, passwords, Authorization values) replaced by `[REDACTED]`
     /// wherever they occur in a message, key or value. Empty strings are ignored
     /// (they would match everywhere).
@@ -57,7 +59,7 @@ public struct LogConfiguration: Sendable {
         disableTimestamp: Bool = false,
         fieldNames: LogFieldNames = LogFieldNames(),
         reportCaller: Bool = false,
-        timeZone: LogTimeZone = .utc,
+        timeZone: GoTimeZone = .utc,
         redactions: [String] = []
     ) {
         self.format = format

@@ -1,5 +1,6 @@
 import RelayCore
 import RelayLogging
+import GoCompatibility
 import Testing
 
 @testable import LambdaExtension

@@ -1,5 +1,6 @@
 import Testing
 
+@testable import GoCompatibility
 @testable import RelayLogging
 
 struct TokenRow: Sendable, CustomTestStringConvertible {

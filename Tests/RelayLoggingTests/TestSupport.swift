@@ -1,5 +1,6 @@
 import Logging
 
+@testable import GoCompatibility
 @testable import RelayLogging
 
 /// An instant plus the zone it is printed in, as in the spec's vectors.

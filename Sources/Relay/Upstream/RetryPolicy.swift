@@ -1,3 +1,5 @@
+import GoCompatibility
+
 /// When a failed upload is tried again, and when it is given up.
 ///
 /// Defaults follow Grafana Alloy's `pyroscope.write`: transport errors, timeouts, 408,
@@ -93,17 +95,7 @@ public struct RetryPolicy: Sendable, Equatable {
         guard let monthIndex = months.firstIndex(of: String(parts[2])) else { return nil }
         let clock = parts[4].split(separator: ":").compactMap { Int64($0) }
         guard clock.count == 3 else { return nil }
-        let unix = daysFromCivil(year: year, month: Int64(monthIndex + 1), day: day) * 86400 + clock[0] * 3600 + clock[1] * 60 + clock[2]
+        let unix = GoCalendar.daysSinceEpoch(year: year, month: monthIndex + 1, day: Int(day)) * 86400 + clock[0] * 3600 + clock[1] * 60 + clock[2]
         return .seconds(max(0, unix - nowUnixSeconds))
-    }
-
-    /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-    static func daysFromCivil(year: Int64, month: Int64, day: Int64) -> Int64 {
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146097 + doe - 719468
     }
 }

@@ -1,3 +1,4 @@
+import GoCompatibility
 import NIOCore
 import NIOHTTP1
 

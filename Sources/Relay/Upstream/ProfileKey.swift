@@ -1,30 +1,4 @@
-/// The per-process session id the Go extension adds to legacy `/ingest` uploads, so
-/// profiles from one Lambda execution environment can be told apart.
-public struct SessionID: Sendable, Equatable, CustomStringConvertible {
-    public static let labelName = "__session_id__"
-
-    public var value: UInt64
-
-    public init(_ value: UInt64) { self.value = value }
-
-    public static func random() -> SessionID {
-        var generator = SystemRandomNumberGenerator()
-        return SessionID(generator.next())
-    }
-
-    /// 16 hex digits of the little-endian bytes, as Go's `sessionid.ID.String()`.
-    public var description: String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(16)
-        for shift in stride(from: 0, to: 64, by: 8) {
-            let byte = UInt8(truncatingIfNeeded: value >> UInt64(shift))
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0xF)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-}
+import GoCompatibility
 
 /// A Pyroscope series key `app{k=v,...}`, parsed exactly as the Go extension's
 /// `flameql.ParseKey` does (including its leniencies), and printed in its normalized form.
@@ -97,16 +71,6 @@ struct ProfileKey: Equatable {
 
     static func isValidTagKey(_ key: String) -> Bool {
         !key.isEmpty && key.unicodeScalars.allSatisfy(isTagKeyScalar)
-    }
-}
-
-extension String {
-    /// Go's `strings.TrimSpace`: Unicode white space at both ends.
-    func trimmingGoSpace() -> String {
-        let scalars = unicodeScalars
-        guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }) else { return "" }
-        let last = scalars.lastIndex(where: { !$0.properties.isWhitespace })!
-        return String(scalars[first...last])
     }
 }
 

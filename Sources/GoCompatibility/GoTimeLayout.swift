@@ -173,39 +173,39 @@ public struct GoTimeLayout: Sendable {
             case .literal(let bytes): b.append(contentsOf: bytes)
             case .year:
                 let y = date().year
-                appendInt(&b, Int(y < 0 ? -y : y) % 100, width: 2)
-            case .longYear: appendInt(&b, Int(date().year), width: 4)
+                appendGoInt(&b, Int(y < 0 ? -y : y) % 100, width: 2)
+            case .longYear: appendGoInt(&b, Int(date().year), width: 4)
             case .month: b.append(contentsOf: monthNames[date().month - 1].utf8.prefix(3))
             case .longMonth: b.append(contentsOf: monthNames[date().month - 1].utf8)
-            case .numMonth: appendInt(&b, date().month, width: 0)
-            case .zeroMonth: appendInt(&b, date().month, width: 2)
+            case .numMonth: appendGoInt(&b, date().month, width: 0)
+            case .zeroMonth: appendGoInt(&b, date().month, width: 2)
             case .weekDay: b.append(contentsOf: dayNames[weekday(days)].utf8.prefix(3))
             case .longWeekDay: b.append(contentsOf: dayNames[weekday(days)].utf8)
-            case .day: appendInt(&b, date().day, width: 0)
+            case .day: appendGoInt(&b, date().day, width: 0)
             case .underDay:
                 let d = date().day
                 if d < 10 { b.append(UInt8(ascii: " ")) }
-                appendInt(&b, d, width: 0)
-            case .zeroDay: appendInt(&b, date().day, width: 2)
+                appendGoInt(&b, d, width: 0)
+            case .zeroDay: appendGoInt(&b, date().day, width: 2)
             case .underYearDay:
                 let yd = yday()
                 if yd < 100 {
                     b.append(UInt8(ascii: " "))
                     if yd < 10 { b.append(UInt8(ascii: " ")) }
                 }
-                appendInt(&b, yd, width: 0)
-            case .zeroYearDay: appendInt(&b, yday(), width: 3)
-            case .hour: appendInt(&b, hour, width: 2)
+                appendGoInt(&b, yd, width: 0)
+            case .zeroYearDay: appendGoInt(&b, yday(), width: 3)
+            case .hour: appendGoInt(&b, hour, width: 2)
             case .hour12:
                 let h = hour % 12
-                appendInt(&b, h == 0 ? 12 : h, width: 0)
+                appendGoInt(&b, h == 0 ? 12 : h, width: 0)
             case .zeroHour12:
                 let h = hour % 12
-                appendInt(&b, h == 0 ? 12 : h, width: 2)
-            case .minute: appendInt(&b, minute, width: 0)
-            case .zeroMinute: appendInt(&b, minute, width: 2)
-            case .second: appendInt(&b, second, width: 0)
-            case .zeroSecond: appendInt(&b, second, width: 2)
+                appendGoInt(&b, h == 0 ? 12 : h, width: 2)
+            case .minute: appendGoInt(&b, minute, width: 0)
+            case .zeroMinute: appendGoInt(&b, minute, width: 2)
+            case .second: appendGoInt(&b, second, width: 0)
+            case .zeroSecond: appendGoInt(&b, second, width: 2)
             case .pm: b.append(contentsOf: hour >= 12 ? [0x50, 0x4D] : [0x41, 0x4D])
             case .pmLower: b.append(contentsOf: hour >= 12 ? [0x70, 0x6D] : [0x61, 0x6D])
             case .offset(let iso, let colon, let withMinutes, let withSeconds):
@@ -224,12 +224,12 @@ public struct GoTimeLayout: Sendable {
                 } else {
                     b.append(UInt8(ascii: "+"))
                 }
-                appendInt(&b, zone / 60, width: 2)
+                appendGoInt(&b, zone / 60, width: 2)
                 if colon { b.append(UInt8(ascii: ":")) }
-                if withMinutes { appendInt(&b, zone % 60, width: 2) }
+                if withMinutes { appendGoInt(&b, zone % 60, width: 2) }
                 if withSeconds {
                     if colon { b.append(UInt8(ascii: ":")) }
-                    appendInt(&b, absOffset % 60, width: 2)
+                    appendGoInt(&b, absOffset % 60, width: 2)
                 }
             case .tz:
                 if !zoneName.isEmpty {
@@ -243,14 +243,14 @@ public struct GoTimeLayout: Sendable {
                 } else {
                     b.append(UInt8(ascii: "+"))
                 }
-                appendInt(&b, zone / 60, width: 2)
-                appendInt(&b, zone % 60, width: 2)
+                appendGoInt(&b, zone / 60, width: 2)
+                appendGoInt(&b, zone % 60, width: 2)
             case .fraction(let separator, let n, let trim):
                 // Go's appendNano: truncate to n digits (9 at most), never round.
                 if trim && (n == 0 || nanos == 0) { break }
                 b.append(separator)
                 let start = b.count
-                appendInt(&b, nanos, width: 9)
+                appendGoInt(&b, nanos, width: 9)
                 if n < 9 { b.removeLast(9 - n) }
                 if trim {
                     while b.count > start && b[b.count - 1] == UInt8(ascii: "0") { b.removeLast() }
@@ -273,9 +273,9 @@ private func weekday(_ days: Int64) -> Int {
     Int((days % 7 + 11) % 7)
 }
 
-/// Go's `time.appendInt`: a `-` for negatives, zero padding to `width`.
+/// Go's `time.appendInt` (also how Go prints integers): a `-` for negatives, zero padding to `width`.
 @inline(__always)
-func appendInt(_ b: inout [UInt8], _ x: Int, width: Int) {
+public func appendGoInt(_ b: inout [UInt8], _ x: Int, width: Int) {
     var u = UInt(bitPattern: x)
     if x < 0 {
         b.append(UInt8(ascii: "-"))
