@@ -39,6 +39,24 @@ logger[metadataKey: "svc"] = "pyroscope-lambda-ext-main"
 for warning in settings.warnings { logger.warning("\(warning.description)") }
 for error in settings.errors { logger.error("\(error.message)", metadata: ["error_code": "\(error.code)"]) }
 
-let executableName = String(CommandLine.arguments[0].split(separator: "/").last ?? "pyroscope-lambda-extension")
+/// Lambda requires the executable's file name as the extension's name. From the kernel's
+/// auxiliary vector: Swift's `CommandLine.arguments` comes from /proc/self/cmdline, which
+/// is empty where /proc is not mounted.
+func executableFileName() -> String {
+    #if canImport(Glibc)
+        // glibc's getauxval(AT_EXECFN); Swift's Glibc module does not import sys/auxv.h.
+        typealias GetAuxVal = @convention(c) (UInt) -> UInt
+        let executableFileNameTag: UInt = 31  // AT_EXECFN
+        if let symbol = dlsym(nil, "getauxval"),
+            let path = UnsafePointer<CChar>(bitPattern: unsafeBitCast(symbol, to: GetAuxVal.self)(executableFileNameTag)),
+            let name = String(cString: path).split(separator: "/").last
+        {
+            return String(name)
+        }
+    #endif
+    return CommandLine.arguments.first.flatMap { $0.split(separator: "/").last.map(String.init) } ?? "pyroscope-lambda-extension"
+}
+
+let executableName = executableFileName()
 let exitCode = await RelayApplication(settings: settings, logger: logger, extensionName: executableName, invocation: invocation).run()
 exit(exitCode)

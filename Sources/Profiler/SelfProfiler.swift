@@ -137,6 +137,8 @@ struct Sampler: ~Copyable {
         rescanThreads()
         if timers.isEmpty {
             stop()
+            // Threads are found in /proc/self/task, and symbols in /proc/self/exe.
+            guard access("/proc/self/task", R_OK) == 0 else { return "/proc is not mounted: it lists the threads to sample" }
             return "no thread timer could be created (timer_create on thread CPU clocks)"
         }
         return nil

@@ -16,14 +16,20 @@ public struct RelayError: Error, CustomStringConvertible, Sendable, Equatable {
 
     public var code: Code
     public var message: String
-    /// The underlying error's description; kept as text so the error stays `Sendable`
-    /// and `Equatable` whatever raised it.
-    public var underlying: String?
+    /// What raised it, as a value: callers can tell a bind failure's `EADDRINUSE` from
+    /// other socket errors.
+    public var underlying: (any Error)?
 
     public init(_ code: Code, _ message: String, underlying: (any Error)? = nil) {
         self.code = code
         self.message = message
-        self.underlying = underlying.map { String(describing: $0) }
+        self.underlying = underlying
+    }
+
+    /// Equal in code and message, and in the underlying error's description.
+    public static func == (lhs: RelayError, rhs: RelayError) -> Bool {
+        lhs.code == rhs.code && lhs.message == rhs.message
+            && lhs.underlying.map { String(describing: $0) } == rhs.underlying.map { String(describing: $0) }
     }
 
     public var description: String {

@@ -55,9 +55,7 @@ public final class RecordingRemote: Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let closeIdleAfter {
-                        let (seconds, attoseconds) = closeIdleAfter.components
-                        try channel.pipeline.syncOperations.addHandler(
-                            IdleStateHandler(allTimeout: .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)))
+                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: TimeAmount(closeIdleAfter)))
                     }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(

@@ -53,6 +53,36 @@ import Testing
         }
     }
 
+    /// A mount namespace with an empty /proc (needs CAP_SYS_ADMIN, as in CI's root).
+    static let canHideProc: Bool = {
+        let probe = Process()
+        probe.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+        probe.arguments = ["-m", "sh", "-c", "mount -t tmpfs none /proc"]
+        probe.standardError = FileHandle.nullDevice
+        guard (try? probe.run()) != nil else { return false }
+        probe.waitUntilExit()
+        return probe.terminationStatus == 0
+    }()
+
+    /// Swift reads `CommandLine.arguments` from /proc/self/cmdline: without /proc the
+    /// extension's name once came from an empty array, and the process trapped (SIGILL).
+    @Test(.enabled(if: canHideProc, "unshare -m is not permitted here"))
+    func startsAndRelaysWithoutProcMounted() async throws {
+        try await RecordingRemote.with { remote in
+            let relay = try RelayProcess(
+                environment: Self.devEnvironment(remote: remote, ["PYROSCOPE_SELF_PROFILING": "true"]),
+                executable: "/usr/bin/unshare",
+                arguments: ["-m", "sh", "-c", #"mount -t tmpfs none /proc && exec "$0""#, RelayProcess.binaryPath])
+            let port = try #require(await relay.listeningPort(), "\(relay.output)")
+            #expect(await Self.post(port: port, body: "no-proc") == 200)
+            await remote.waitForRequests(1)
+            relay.signal(SIGTERM)
+            #expect(await relay.waitForExit() == 0)
+            #expect(remote.received.map { String(decoding: $0.body, as: UTF8.self) } == ["no-proc"])
+            #expect(relay.output.contains { $0.contains("Self-profiling unavailable") && $0.contains("/proc is not mounted") })
+        }
+    }
+
     @Test func sigtermDrainsTheQueueAndExitsZero() async throws {
         try await RecordingRemote.with(respond: { _ in .delayed(.milliseconds(300), .ok) }) { remote in
             let relay = try RelayProcess(environment: Self.devEnvironment(remote: remote, ["PYROSCOPE_NUM_WORKERS": "1"]))

@@ -60,7 +60,7 @@ import Testing
             await pipeline.flush()
             await flushed.set()
         }
-        while pipeline.waitingFlushes == 0 { await Task.yield() }
+        while pipeline.snapshot.waitingFlushes == 0 { await Task.yield() }
         _ = await pipeline.admit(Self.upload("late"))  // after the flush began: not waited for
         let second = try #require(await pipeline.next())
         await pipeline.complete(second, .delivered)
@@ -98,7 +98,7 @@ import Testing
         _ = await pipeline.admit(Self.upload("a"))
         _ = await pipeline.admit(Self.upload("b"))
         let flush = Task { await pipeline.flush() }
-        while pipeline.waitingFlushes == 0 { await Task.yield() }
+        while pipeline.snapshot.waitingFlushes == 0 { await Task.yield() }
         pipeline.close()
         #expect(pipeline.abandon() == (dropped: 2, keptInSpool: 0))
         await flush.value

@@ -131,31 +131,6 @@ struct SpoolTests {
         }
     }
 
-    @Test func checkInMakesAnEntryAvailableAgainInItsPlace() throws {
-        try withSpoolDirectory { dir in
-            let spool = try Spool(directory: dir, maxBytes: 1 << 20, logger: spoolTestLogger().logger)
-            try spool.append(sampleRecord(0), sequence: 1)
-            try spool.append(sampleRecord(1), sequence: 2)
-
-            let out = try #require(takeRecord(spool))
-            #expect(out.sequence == 1)
-            // While checked out, the next caller gets the next entry.
-            let other = try #require(takeRecord(spool))
-            #expect(other.sequence == 2)
-            spool.checkIn(other.sequence)
-
-            let usageBefore = spool.usage
-            spool.checkIn(out.sequence)
-            #expect(spool.usage == usageBefore)
-            // Back in place: the oldest again.
-            let again = try #require(takeRecord(spool))
-            #expect(again.sequence == 1 && again.record == sampleRecord(0))
-            // Checking in a sequence that is not checked out changes nothing.
-            spool.checkIn(999)
-            #expect(spool.usage.items == 2)
-        }
-    }
-
     @Test func removeDeletesTheFile() throws {
         try withSpoolDirectory { dir in
             let spool = try Spool(directory: dir, maxBytes: 1 << 20, logger: spoolTestLogger().logger)
@@ -302,6 +277,24 @@ struct SpoolTests {
             #expect(spoolFileNames(dir) == ["README"])
             // New sequences continue above the highest seen, damaged or not.
             #expect(spool.highestRecoveredSequence == 10)
+        }
+    }
+
+    /// A record that can never be read (here: a directory in its place) must not hold back
+    /// the newer ones by being retried first forever.
+    @Test func aRecordThatCannotBeReadIsSkippedNotRetriedForever() throws {
+        try withSpoolDirectory { dir in
+            let capture = spoolTestLogger()
+            let spool = try Spool(directory: dir, maxBytes: 1 << 24, logger: capture.logger)
+            for i in 0..<3 { try spool.append(sampleRecord(i), sequence: UInt64(i + 1)) }
+            let path = dir + "/00000000000000000001.rec"
+            try FileManager.default.removeItem(atPath: path)
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
+            var corrupt: [UInt64] = []
+            var read: [UInt64] = []
+            while let entry = takeRecord(spool, corrupt: &corrupt) { read.append(entry.sequence) }
+            #expect(corrupt == [1] && read == [2, 3])
+            #expect(capture.lines(atLeast: .warning).contains { $0.contains("00000000000000000001.rec") })
         }
     }
 

@@ -138,7 +138,7 @@ import Testing
 
     @Test func credentialsInTheRemoteAddressApplyOnlyWithoutAnyOtherAuthorization() throws {
         let fromURL = try builder("https://u%40x:p%3Aw@pyro.example.com").headers(for: headers([]))
-        #expect(fromURL["authorization"] == ["Basic " + base64Encode(Array("u@x:p:w".utf8))])
+        #expect(fromURL["authorization"] == ["Basic dUB4OnA6dw=="], "base64 of u@x:p:w")
         #expect(fromURL["host"] == ["pyro.example.com"])
         let clientWins = try builder("https://u:p@pyro.example.com").headers(for: headers([("Authorization", "Bearer c")]))
         #expect(clientWins["authorization"] == ["Bearer c"])
@@ -167,10 +167,9 @@ import Testing
 
     @Test func basicAuthorizationEncoding() {
         #expect(basicAuthorizationValue(user: "user123", password: "s3cret") == "Basic dXNlcjEyMzpzM2NyZXQ=")
-        #expect(base64Encode([]) == "")
-        #expect(base64Encode(Array("a".utf8)) == "YQ==")
-        #expect(base64Encode(Array("ab".utf8)) == "YWI=")
-        #expect(base64Encode(Array("abc".utf8)) == "YWJj")
+        #expect(basicAuthorizationValue(user: "", password: "") == "Basic Og==")
+        #expect(basicAuthorizationValue(user: "a", password: "") == "Basic YTo=")
+        #expect(basicAuthorizationValue(user: "ab", password: "c") == "Basic YWI6Yw==")
     }
 }
 

@@ -70,6 +70,8 @@ public final class DeliveryPipeline: Sendable {
         public var spoolBytes = 0
         /// Accepted uploads that have not ended yet, wherever they are.
         public var incomplete = 0
+        /// Callers waiting in `flush()` (an invocation flush in progress).
+        public var waitingFlushes = 0
         /// When the oldest upload waiting in memory arrived; nil when none.
         public var oldestQueuedAt: ContinuousClock.Instant? = nil
     }
@@ -354,9 +356,6 @@ public final class DeliveryPipeline: Sendable {
         return (dropped, kept)
     }
 
-    /// Callers blocked in `flush()`; lets tests order events without sleeping.
-    var waitingFlushes: Int { state.withLock { $0.flushes.count } }
-
     public var isClosed: Bool { state.withLock { $0.closed } }
 
     public var snapshot: Snapshot {
@@ -365,7 +364,7 @@ public final class DeliveryPipeline: Sendable {
             Snapshot(
                 queuedItems: state.memory.count, queuedBytes: state.memoryBytes, inFlight: state.inFlight,
                 spoolItems: spoolUsage.items, spoolBytes: spoolUsage.bytes, incomplete: state.incomplete,
-                oldestQueuedAt: state.memory.first?.upload.receivedAt)
+                waitingFlushes: state.flushes.count, oldestQueuedAt: state.memory.first?.upload.receivedAt)
         }
     }
 }

@@ -69,7 +69,7 @@ final class Spool: Sendable {
     }
 
     /// The oldest record not checked out, read from disk; it stays checked out until
-    /// `remove` or `checkIn`, so concurrent callers get different records.
+    /// `remove` (or the process ends), so concurrent callers get different records.
     func checkOutOldest() -> CheckOut {
         guard let sequence = index.withLock({ $0.checkOutOldest() }) else { return .empty }
         switch files.read(sequence) {
@@ -92,17 +92,23 @@ final class Spool: Sendable {
             logger.debug("spool: record vanished", metadata: ["file": "\(files.path(sequence))"])
             index.withLock { _ = $0.remove(sequence) }
             return .vanished(sequence)
-        case .failure(let failure):
+        case .failure(let failure) where Self.transientErrors.contains(failure.errno):
             logger.warning("spool: cannot read record, will retry later", metadata: ["error": "\(failure.message)"])
             index.withLock { $0.checkIn(sequence) }
             return .unreadable
+        case .failure(let failure):
+            // Not a passing shortage: retrying would put it first forever and hold back every
+            // newer record, so it goes as a corrupt record does.
+            logger.warning(
+                "spool: skipping unreadable record \(SpoolFiles.fileName(sequence))",
+                metadata: ["file": "\(files.path(sequence))", "error": "\(failure.message)"])
+            index.withLock { _ = $0.remove(sequence) }
+            return .corrupt(sequence)
         }
     }
 
-    /// Puts a checked-out record back, to be handed out again in its place.
-    func checkIn(_ sequence: UInt64) {
-        index.withLock { $0.checkIn(sequence) }
-    }
+    /// Read failures that pass (descriptors or memory short for a moment).
+    static let transientErrors: Set<Int32> = [EMFILE, ENFILE, ENOMEM, EAGAIN, EINTR]
 
     /// Deletes the record (delivered, or finally dropped). Unknown sequences are ignored.
     func remove(_ sequence: UInt64) {

@@ -4,80 +4,6 @@ import NIOCore
 import NIOHTTP1
 import Synchronization
 
-/// An error in the Lambda lifecycle, with the `Extension.*` type Lambda records for it.
-public struct ExtensionError: Error, CustomStringConvertible, Sendable, Equatable {
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
-        /// The `Category.Reason` sent as `Lambda-Extension-Function-Error-Type`.
-        public let functionErrorType: String
-        public var description: String { functionErrorType }
-
-        public static let registrationFailed = Code(functionErrorType: "Extension.RegistrationFailed")
-        public static let portInUse = Code(functionErrorType: "Extension.PortInUse")
-        public static let telemetrySubscriptionFailed = Code(functionErrorType: "Extension.TelemetrySubscriptionFailed")
-        public static let unexpectedEvent = Code(functionErrorType: "Extension.UnexpectedEvent")
-        public static let apiUnavailable = Code(functionErrorType: "Extension.APIUnavailable")
-    }
-
-    public var code: Code
-    public var message: String
-
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-
-    public var description: String { "\(code): \(message)" }
-}
-
-/// What `/register` answered.
-public struct Registration: Sendable, Equatable, Decodable {
-    public var functionName: String
-    public var functionVersion: String
-    public var handler: String?
-    public var accountId: String?
-}
-
-public struct InvokeEvent: Sendable, Equatable, Decodable {
-    public var requestId: String
-    /// Unix milliseconds.
-    public var deadlineMs: Int64
-    public var invokedFunctionArn: String?
-}
-
-public struct ShutdownEvent: Sendable, Equatable, Decodable {
-    /// spindown, timeout or failure (case varies between sources).
-    public var shutdownReason: String
-    public var deadlineMs: Int64
-}
-
-public enum ExtensionEvent: Sendable, Equatable {
-    case invoke(InvokeEvent)
-    case shutdown(ShutdownEvent)
-
-    /// Decodes an `/event/next` body; an unknown type or a body without the fields
-    /// is an `unexpectedEvent` error rather than a crash.
-    public static func decode(_ bytes: [UInt8]) throws(ExtensionError) -> ExtensionEvent {
-        struct Envelope: Decodable { var eventType: String }
-        let data = Data(bytes)
-        let decoder = JSONDecoder()
-        let type: String
-        do { type = try decoder.decode(Envelope.self, from: data).eventType } catch {
-            throw ExtensionError(.unexpectedEvent, "event without an eventType: \(String(decoding: bytes.prefix(200), as: UTF8.self))")
-        }
-        do {
-            switch type.uppercased() {
-            case "INVOKE": return .invoke(try decoder.decode(InvokeEvent.self, from: data))
-            case "SHUTDOWN": return .shutdown(try decoder.decode(ShutdownEvent.self, from: data))
-            default: throw ExtensionError(.unexpectedEvent, "unknown eventType '\(type)'")
-            }
-        } catch let error as ExtensionError {
-            throw error
-        } catch {
-            throw ExtensionError(.unexpectedEvent, "\(type) event missing fields: \(error)")
-        }
-    }
-}
-
 /// The Lambda Extensions API (and the Telemetry API subscription), the network boundary
 /// of the lifecycle; tests use an in-memory implementation.
 public protocol ExtensionsAPIClient: Sendable {
@@ -128,8 +54,40 @@ public final class HTTPExtensionsAPIClient: ExtensionsAPIClient {
         }
     }
 
+    /// Request bodies, encoded with Foundation's JSON encoder.
+    private struct RegisterBody: Encodable {
+        var events: [String]
+    }
+
+    private struct TelemetrySubscription: Encodable {
+        struct Buffering: Encodable {
+            var maxItems: Int
+            var maxBytes: Int
+            var timeoutMs: Int
+        }
+        struct Destination: Encodable {
+            var `protocol` = "HTTP"
+            var URI: String
+        }
+        var schemaVersion: String
+        var types: [String]
+        var buffering: Buffering
+        var destination: Destination
+    }
+
+    private struct ErrorReport: Encodable {
+        var errorMessage: String
+        var errorType: String
+        var stackTrace: [String] = []
+    }
+
+    private static func json(_ value: some Encodable) -> [UInt8] {
+        // These bodies hold only strings and integers: encoding cannot fail.
+        (try? Array(JSONEncoder().encode(value))) ?? Array("{}".utf8)
+    }
+
     public func register(name: String, events: [String]) async throws(ExtensionError) -> Registration {
-        let body = Array(#"{"events":[\#(events.map { "\"\($0)\"" }.joined(separator: ","))]}"#.utf8)
+        let body = Self.json(RegisterBody(events: events))
         let (status, headers, bytes) = try await call(
             .POST, baseURL + "/register",
             headers: [("Lambda-Extension-Name", name), ("Lambda-Extension-Accept-Feature", "accountId")],
@@ -155,9 +113,11 @@ public final class HTTPExtensionsAPIClient: ExtensionsAPIClient {
 
     public func subscribeTelemetry(destinationURI: String) async throws(ExtensionError) {
         // Buffering at the documented minimums: events arrive as soon as Lambda allows.
-        let body =
-            #"{"schemaVersion":"2022-12-13","types":["platform"],"buffering":{"maxItems":1000,"maxBytes":262144,"timeoutMs":25},"destination":{"protocol":"HTTP","URI":"\#(destinationURI)"}}"#
-        let (status, _, bytes) = try await call(.PUT, telemetryURL, headers: [], body: Array(body.utf8), code: .telemetrySubscriptionFailed)
+        let body = Self.json(
+            TelemetrySubscription(
+                schemaVersion: "2022-12-13", types: ["platform"], buffering: .init(maxItems: 1000, maxBytes: 262_144, timeoutMs: 25),
+                destination: .init(URI: destinationURI)))
+        let (status, _, bytes) = try await call(.PUT, telemetryURL, headers: [], body: body, code: .telemetrySubscriptionFailed)
         guard status == .ok else {
             throw ExtensionError(
                 .telemetrySubscriptionFailed, "telemetry subscription answered \(status.code): \(String(decoding: bytes.prefix(300), as: UTF8.self))")
@@ -168,11 +128,9 @@ public final class HTTPExtensionsAPIClient: ExtensionsAPIClient {
     public func reportExitError(_ error: ExtensionError) async { await report("/exit/error", error) }
 
     private func report(_ path: String, _ error: ExtensionError) async {
-        let message = error.message.replacingJSONSpecials()
-        let body = #"{"errorMessage":"\#(message)","errorType":"\#(error.code.functionErrorType)","stackTrace":[]}"#
+        let body = Self.json(ErrorReport(errorMessage: error.message, errorType: error.code.functionErrorType))
         _ = try? await call(
-            .POST, baseURL + path, headers: [("Lambda-Extension-Function-Error-Type", error.code.functionErrorType)],
-            body: Array(body.utf8), code: error.code)
+            .POST, baseURL + path, headers: [("Lambda-Extension-Function-Error-Type", error.code.functionErrorType)], body: body, code: error.code)
     }
 }
 
@@ -181,25 +139,4 @@ private final class ExtensionIdentifier: Sendable {
     private let mutex = Mutex<String?>(nil)
     var value: String? { mutex.withLock { $0 } }
     func set(_ id: String) { mutex.withLock { $0 = id } }
-}
-
-extension String {
-    /// Escapes for embedding in a JSON string literal.
-    func replacingJSONSpecials() -> String {
-        var out = ""
-        for scalar in unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out
-    }
 }
