@@ -1,6 +1,6 @@
+import GoCompatibility
 import RelayCore
 import RelayLogging
-import GoCompatibility
 import Testing
 
 @testable import LambdaExtension

@@ -107,7 +107,8 @@ import Testing
                     })
             default:
                 // Damage a random spooled record that no sender has taken yet.
-                guard useSpool, let file = try? FileManager.default.contentsOfDirectory(atPath: directory).filter({ $0.hasSuffix(".rec") }).randomElement(using: &random),
+                guard useSpool,
+                    let file = try? FileManager.default.contentsOfDirectory(atPath: directory).filter({ $0.hasSuffix(".rec") }).randomElement(using: &random),
                     let bytes = FileManager.default.contents(atPath: directory + "/" + file),
                     case .success(let record) = SpoolRecordCodec.decode([UInt8](bytes))
                 else { continue }

@@ -1,7 +1,7 @@
 import Logging
-import Synchronization
 import NIOCore
 import RelayTestSupport
+import Synchronization
 import Testing
 
 @testable import RelayCore

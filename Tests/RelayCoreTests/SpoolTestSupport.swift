@@ -12,7 +12,6 @@ import Synchronization
 
 // Helpers shared by the spool test suites.
 
-
 struct KillRun: Sendable {
     var acknowledged: [UInt64: Int] = [:]  // sequence -> record number, as printed by the child
     var killed = false

@@ -79,7 +79,11 @@ struct SpoolTests {
         field("body")
         integer(bitwiseCRC32(bytes))
         let record = try SpoolRecordCodec.decode(bytes).get()
-        #expect(record == SpoolRecord(method: "POST", target: "/ingest?name=app", headers: [("Content-Type", "binary/octet-stream")], body: Array("body".utf8), receivedAtUnixMs: 1_700_000_000_000))
+        #expect(
+            record
+                == SpoolRecord(
+                    method: "POST", target: "/ingest?name=app", headers: [("Content-Type", "binary/octet-stream")], body: Array("body".utf8),
+                    receivedAtUnixMs: 1_700_000_000_000))
     }
 
     // MARK: Order, check-out, check-in, remove
@@ -160,7 +164,8 @@ struct SpoolTests {
             let recordSize = fileSize(dir + "/00000000000000000001.rec")
             #expect(recordSize > 1000, "sizes include the encoding overhead")
             let onDisk = spool0.usage.bytes
-            #expect(onDisk == spool0.files.diskBytes(forSize: recordSize) && onDisk % 512 == 0 && onDisk >= recordSize,
+            #expect(
+                onDisk == spool0.files.diskBytes(forSize: recordSize) && onDisk % 512 == 0 && onDisk >= recordSize,
                 "the limit counts whole blocks: \(onDisk) for a \(recordSize)-byte file")
             spool0.remove(1)
 

@@ -113,7 +113,9 @@ struct PipelineState {
 
     /// A spool write finished: on success the record waits for a sender (the returned one,
     /// if any is waiting); on failure the upload ends as refused.
-    mutating func spoolWriteFinished(_ sequence: UInt64, stored: Bool) -> (sender: CheckedContinuation<Wake, Never>?, finishedFlushes: [CheckedContinuation<Void, Never>]) {
+    mutating func spoolWriteFinished(_ sequence: UInt64, stored: Bool) -> (
+        sender: CheckedContinuation<Wake, Never>?, finishedFlushes: [CheckedContinuation<Void, Never>]
+    ) {
         spoolWriting -= 1
         if stored, abandoned {
             return (nil, end(sequence))
