@@ -409,11 +409,12 @@ class CaptureServer(ThreadingHTTPServer):
         super().__init__(addr, CaptureHandler)
         self.quiet = quiet
         self._lock = threading.Lock()
+        for folder in (bodies_dir, out_path and os.path.dirname(out_path)):
+            if folder:
+                os.makedirs(folder, exist_ok=True)
         self._out = open(out_path, "a", encoding="utf-8") if out_path else None
         self._bodies_dir = bodies_dir
         self._bodies_kept = 0
-        if bodies_dir:
-            os.makedirs(bodies_dir, exist_ok=True)
 
     def keep_body(self, body):
         """Writes the body to the --bodies folder; returns its file name, or None."""
