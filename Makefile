@@ -15,16 +15,19 @@ PYROSCOPE_IO_VERSION := 1.4.0
 AWSLAMBDARIC_VERSION := 4.2.2
 PROTOBUF_VERSION := 5.29.3
 # make observe draws with these: flame graphs with pyinferno (the inferno flame graph
-# renderer; it needs pyinstrument), the relay's figures with matplotlib; pytest runs the
-# scripts' tests.
+# renderer; it needs pyinstrument; wheels only for CPython <= 3.11 on x86_64, elsewhere
+# scripts/flamegraph.py draws a plain SVG itself), the relay's figures with matplotlib;
+# pytest runs the scripts' tests.
 PYINFERNO_VERSION := 0.2.6
 PYINSTRUMENT_VERSION := 5.1.3
 MATPLOTLIB_VERSION := 3.11.2
 PYTEST_VERSION := 8.4.2
+PYINFERNO_WHEELS := platform_machine == 'x86_64' and python_version < '3.12'
 VENV_PINS  := "pyroscope-io==$(PYROSCOPE_IO_VERSION)" "awslambdaric==$(AWSLAMBDARIC_VERSION)" "protobuf==$(PROTOBUF_VERSION)" \
-	"pyinferno==$(PYINFERNO_VERSION)" "pyinstrument==$(PYINSTRUMENT_VERSION)" "matplotlib==$(MATPLOTLIB_VERSION)" "pytest==$(PYTEST_VERSION)"
+	"pyinferno==$(PYINFERNO_VERSION); $(PYINFERNO_WHEELS)" "pyinstrument==$(PYINSTRUMENT_VERSION); $(PYINFERNO_WHEELS)" \
+	"matplotlib==$(MATPLOTLIB_VERSION)" "pytest==$(PYTEST_VERSION)"
 # The stamp names the pinned versions, so a change installs again.
-VENV_STAMP := $(VENV)/.installed-$(shell echo '$(VENV_PINS)' | cksum | cut -d' ' -f1)
+VENV_STAMP := $(VENV)/.installed-$(PYROSCOPE_IO_VERSION)-$(AWSLAMBDARIC_VERSION)-$(PROTOBUF_VERSION)-$(PYINFERNO_VERSION)-$(MATPLOTLIB_VERSION)-$(PYTEST_VERSION)
 # The layer: architecture, and what make publish-layer publishes where.
 ARCH       ?= x86_64
 LAYER_NAME ?= pyroscope-lambda-extension-$(ARCH)

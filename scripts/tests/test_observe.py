@@ -10,14 +10,11 @@ import socket
 import subprocess
 import time
 import urllib.request
-import xml.etree.ElementTree as ElementTree
 
 import pytest
-from conftest import PROMETHEUS, REPOSITORY
+from conftest import PROMETHEUS, REPOSITORY, frame_names
 
 import relay_chart
-
-SVG = "{http://www.w3.org/2000/svg}"
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +26,6 @@ def observed(tmp_path_factory):
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-5000:] + run.stderr[-5000:]
     return out, run.stdout
-
-
-def frame_names(path):
-    """The frames of an inferno flame graph: the text of each <title>, without its sample count."""
-    root = ElementTree.parse(path).getroot()
-    assert root.tag == SVG + "svg"
-    return {title.text.rsplit(" (", 1)[0] for title in root.iter(SVG + "title")}
 
 
 def test_the_flame_graph_of_the_workload_names_its_hot_function(observed):
