@@ -107,11 +107,14 @@ class Run:
     def __init__(self, out):
         self.out = out
         self.children = []
+        self.logs = []
 
     def start(self, name, argv, env=None, log=None):
         # A session of its own: the terminal's Ctrl-C reaches only this script, which
         # then stops each child in order.
         output = open(os.path.join(self.out, log), "w") if log else None
+        if output:
+            self.logs.append(output)
         process = subprocess.Popen(argv, env=env, stdout=output or None, stderr=output or None, start_new_session=True)
         self.children.append((name, process))
         return process
@@ -129,6 +132,8 @@ class Run:
     def stop_all(self):
         for _, process in reversed(self.children):
             self.stop(process, timeout=10)
+        for log in self.logs:
+            log.close()
 
 
 def start_relay(run, relay, listen):
@@ -301,7 +306,10 @@ def main(argv=None):
             prometheus_url, args.scrape_interval, prometheus_url,
             urllib.parse.quote("rate(pyroscope_relay_uploads_delivered_total[1m])")))
         # Prometheus applies new targets every 5 s: start the clock at its first scrape.
-        wait_until(lambda: instant(prometheus_url, 'up{job="pyroscope-relay"}') == 1, 30, "Prometheus's first scrape of the relay")
+        try:
+            wait_until(lambda: instant(prometheus_url, 'up{job="pyroscope-relay"}') == 1, 30, "Prometheus's first scrape of the relay")
+        except Failure as failure:
+            raise Failure("%s; see %s/targets and %s" % (failure, prometheus_url, os.path.join(out, "prometheus.log")))
         say("running %s; Ctrl-C ends it early and still draws" % ("for %gs" % args.seconds if args.seconds > 0 else "until Ctrl-C"))
         start = time.time()
         run_workload(run, sys.executable, relay_address, args.seconds, prometheus_url, interrupted, args.rate)
@@ -313,7 +321,10 @@ def main(argv=None):
         if status != 0:
             raise Failure("the relay exited with status %s; see %s" % (status, os.path.join(out, "relay.log")))
         step = max(interval, round((end - start) / 1000))
-        json_path, png_path = relay_chart.write(prometheus_url, start, end, step, interval, out)
+        try:
+            json_path, png_path = relay_chart.write(prometheus_url, start, end, step, interval, out)
+        except (OSError, RuntimeError) as error:
+            raise Failure("querying Prometheus for the chart: %s; see %s" % (error, os.path.join(out, "prometheus.log")))
         run.stop(prometheus)  # its storage stays in prometheus-data/
         found, written = draw_flame_graphs(out)
     except Failure as failure:
