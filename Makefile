@@ -14,8 +14,20 @@ RELAY      := pyroscope-lambda-extension
 PYROSCOPE_IO_VERSION := 1.4.0
 AWSLAMBDARIC_VERSION := 4.2.2
 PROTOBUF_VERSION := 5.29.3
+# make observe draws with these: flame graphs with pyinferno (the inferno flame graph
+# renderer; it needs pyinstrument; wheels only for CPython <= 3.11 on x86_64, elsewhere
+# scripts/flamegraph.py draws a plain SVG itself), the relay's figures with matplotlib;
+# pytest runs the scripts' tests.
+PYINFERNO_VERSION := 0.2.6
+PYINSTRUMENT_VERSION := 5.1.3
+MATPLOTLIB_VERSION := 3.11.2
+PYTEST_VERSION := 8.4.2
+PYINFERNO_WHEELS := platform_machine == 'x86_64' and python_version < '3.12'
+VENV_PINS  := "pyroscope-io==$(PYROSCOPE_IO_VERSION)" "awslambdaric==$(AWSLAMBDARIC_VERSION)" "protobuf==$(PROTOBUF_VERSION)" \
+	"pyinferno==$(PYINFERNO_VERSION); $(PYINFERNO_WHEELS)" "pyinstrument==$(PYINSTRUMENT_VERSION); $(PYINFERNO_WHEELS)" \
+	"matplotlib==$(MATPLOTLIB_VERSION)" "pytest==$(PYTEST_VERSION)"
 # The stamp names the pinned versions, so a change installs again.
-VENV_STAMP := $(VENV)/.installed-$(PYROSCOPE_IO_VERSION)-$(AWSLAMBDARIC_VERSION)-$(PROTOBUF_VERSION)
+VENV_STAMP := $(VENV)/.installed-$(PYROSCOPE_IO_VERSION)-$(AWSLAMBDARIC_VERSION)-$(PROTOBUF_VERSION)-$(PYINFERNO_VERSION)-$(MATPLOTLIB_VERSION)-$(PYTEST_VERSION)
 # The layer: architecture, and what make publish-layer publishes where.
 ARCH       ?= x86_64
 LAYER_NAME ?= pyroscope-lambda-extension-$(ARCH)
@@ -23,7 +35,17 @@ REGIONS    ?= us-east-1
 LAYER_VENV := .venv-layer
 LAYER_PY   := $(LAYER_VENV)/bin/python
 
-.PHONY: help build test run demo lambda-local lint bench clean venv tools layer layer-tools publish-layer test-layer test-compat
+# Prometheus and promtool, Debian's package unpacked here (no service enabled).
+TOOLS_DIR  := .build-tools
+PROMETHEUS := $(TOOLS_DIR)/prometheus/usr/bin/prometheus
+PROMTOOL   := $(TOOLS_DIR)/prometheus/usr/bin/promtool
+OBSERVE_SECONDS ?= 60
+# make demo and make observe build the relay first, unless RELAY_BINARY names a built one
+# (make test passes its own build to the scripts' tests, which run both targets).
+RELAY_TO_RUN = $(or $(RELAY_BINARY),$(BIN_DIR)/$(RELAY))
+BUILD_RELAY  = $(if $(RELAY_BINARY),,$(SWIFT) build --product $(RELAY))
+
+.PHONY: help build test run demo observe lambda-local lint bench clean venv tools layer layer-tools publish-layer test-layer test-compat
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -35,26 +57,41 @@ build: ## Debug build of the extension and its tests
 # runtime client, and Google's protobuf (the independent pprof decoder).
 $(VENV_STAMP):
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
-	$(VENV_PY) -m pip install -q "pyroscope-io==$(PYROSCOPE_IO_VERSION)" "awslambdaric==$(AWSLAMBDARIC_VERSION)" "protobuf==$(PROTOBUF_VERSION)"
+	$(VENV_PY) -m pip install -q $(VENV_PINS)
 	@touch $@
 
-venv: $(VENV_STAMP) ## Python venv with pyroscope-io, awslambdaric and protobuf (used by test, demo, lambda-local)
+venv: $(VENV_STAMP) ## Python venv with pyroscope-io, awslambdaric, protobuf, pyinferno, matplotlib, pytest (used by test, demo, observe, lambda-local)
 
-# Debian tools the tests run as real peers: promtool (package prometheus).
-tools:
-	@command -v promtool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
+# Debian tools the tests run as real peers: prometheus and promtool. `apt-get install
+# prometheus` would also enable and start a system service where systemd runs, so the
+# package is only downloaded and unpacked into $(TOOLS_DIR) (its maintainer scripts never
+# run: no user, no unit, nothing started). Not pinned to a Debian revision: the archive
+# keeps only the current one of a stable release.
+$(PROMETHEUS):
+	@rm -rf $(TOOLS_DIR)/debs $(TOOLS_DIR)/prometheus && mkdir -p $(TOOLS_DIR)/debs
+	@cd $(TOOLS_DIR)/debs && { apt-get download -qq prometheus 2>/dev/null || { apt-get update -qq && apt-get download -qq prometheus; }; }
+	dpkg-deb -x $(TOOLS_DIR)/debs/prometheus_*.deb $(TOOLS_DIR)/prometheus
+	@$(PROMETHEUS) --version | head -1
 
-test: venv tools build ## Build and run every test (Swift Testing), with the real Python client and promtool as peers
+tools: $(PROMETHEUS) ## Prometheus and promtool (Debian's package) unpacked into .build-tools/, no service enabled
+
+test: venv tools build ## Build and run every test (Swift Testing, then pytest for scripts/), with the real Python client and Prometheus as peers
 	RELAY_BINARY="$(BIN_DIR)/$(RELAY)" PYROSCOPE_TEST_PYTHON="$(abspath $(VENV_PY))" \
+		PROMETHEUS="$(abspath $(PROMETHEUS))" PROMTOOL="$(abspath $(PROMTOOL))" \
 		$(SWIFT) test --skip-build
+	RELAY_BINARY="$(BIN_DIR)/$(RELAY)" PROMETHEUS="$(abspath $(PROMETHEUS))" $(VENV_PY) -m pytest -q scripts/tests
 
 run: ## Dev-mode relay on localhost:4040: to PYROSCOPE_REMOTE_ADDRESS, or a local capture server when unset
 	$(SWIFT) build --product $(RELAY)
 	@scripts/run.sh "$(BIN_DIR)/$(RELAY)"
 
-demo: venv ## The main job end to end: a real profiled Python process -> relay -> a local stand-in Pyroscope
-	$(SWIFT) build --product $(RELAY)
-	@scripts/demo.sh "$(BIN_DIR)/$(RELAY)" "$(VENV_PY)"
+demo: venv ## The main job end to end: a real profiled Python process -> relay -> a local stand-in Pyroscope; ends with OK or FAIL
+	$(BUILD_RELAY)
+	@scripts/demo.sh "$(RELAY_TO_RUN)" "$(VENV_PY)"
+
+observe: venv tools ## Relay + Prometheus + profiled workload for OBSERVE_SECONDS (0: until Ctrl-C); leaves flame graphs and a metrics PNG
+	$(BUILD_RELAY)
+	@$(VENV_PY) scripts/observe.py --relay "$(RELAY_TO_RUN)" --prometheus "$(PROMETHEUS)" --seconds "$(OBSERVE_SECONDS)"
 
 lambda-local: venv ## A local Lambda (Extensions, Runtime, Telemetry APIs; freezes) running the extension and a profiled Python function
 	$(SWIFT) build --product $(RELAY)
@@ -62,7 +99,7 @@ lambda-local: venv ## A local Lambda (Extensions, Runtime, Telemetry APIs; freez
 
 lint: ## swift format lint --strict (config: .swift-format) and Python syntax
 	$(SWIFT) format lint --strict --recursive Sources Tests Benchmarks Package.swift
-	$(PYTHON) -m py_compile scripts/*.py layer/*.py layer/toolchain/clang layer/tests/*.py examples/python-function/*.py
+	$(PYTHON) -m py_compile scripts/*.py scripts/tests/*.py layer/*.py layer/toolchain/clang layer/tests/*.py examples/python-function/*.py
 	bash -n layer/build.sh && bash -n layer/publish.sh
 
 bench: venv ## Relay vs nginx, A B A B: ack latency, delivered rate, memory, start-up, CPU, LogBench, self-profiling overhead (BENCH_QUICK=1: one short round)

@@ -3,7 +3,7 @@
 
 Usage:
   python3 scripts/capture_server.py [--host 127.0.0.1] [--port 4100]
-      [--port-file PATH] [--out PATH.jsonl] [--max-seconds N] [--quiet]
+      [--port-file PATH] [--out PATH.jsonl] [--bodies DIR] [--max-seconds N] [--quiet]
 
 * HTTP/1.1 with keep-alive, any method and path, Content-Length or chunked
   request bodies; every request gets `200` with an empty body
@@ -18,6 +18,9 @@ Usage:
   ts, http_version, client and conn_seq (1-based index of the request on its
   TCP connection, so keep-alive reuse is visible). NOTE: header values are
   recorded verbatim, credentials included; only stdout is masked.
+* --bodies DIR also keeps each request body as DIR/NNNNNN.bin (as received,
+  gzip included); the record names it in body_file (relative to DIR), so
+  scripts/profiles.py can decode the profiles afterwards.
 * Stdlib only. Stops with exit 0 on SIGTERM/SIGINT, and by itself after
   --max-seconds (default 600).
 """
@@ -360,6 +363,9 @@ class CaptureHandler(BaseHTTPRequestHandler):
             "conn_seq": self.conn_seq,
             "status": status,
         }
+        body_file = self.server.keep_body(body)
+        if body_file:
+            record["body_file"] = body_file
         self.server.record(record)
 
         try:
@@ -399,11 +405,27 @@ class CaptureServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, addr, out_path, quiet):
+    def __init__(self, addr, out_path, quiet, bodies_dir=None):
         super().__init__(addr, CaptureHandler)
         self.quiet = quiet
         self._lock = threading.Lock()
+        for folder in (bodies_dir, out_path and os.path.dirname(out_path)):
+            if folder:
+                os.makedirs(folder, exist_ok=True)
         self._out = open(out_path, "a", encoding="utf-8") if out_path else None
+        self._bodies_dir = bodies_dir
+        self._bodies_kept = 0
+
+    def keep_body(self, body):
+        """Writes the body to the --bodies folder; returns its file name, or None."""
+        if not self._bodies_dir:
+            return None
+        with self._lock:
+            self._bodies_kept += 1
+            name = "%06d.bin" % self._bodies_kept
+        with open(os.path.join(self._bodies_dir, name), "wb") as f:
+            f.write(body)
+        return name
 
     def record(self, rec):
         if self._out is None:
@@ -453,6 +475,8 @@ def main(argv=None):
     ap.add_argument("--port", type=int, default=4100, help="0 = ephemeral port")
     ap.add_argument("--port-file", help="write the bound port here (atomically) once listening")
     ap.add_argument("--out", help="append one JSON line per request to this file")
+    ap.add_argument("--bodies", metavar="DIR",
+                    help="keep each request body in this folder (named in the record's body_file)")
     ap.add_argument("--max-seconds", type=float, default=600.0,
                     help="exit by itself after this many seconds (default 600)")
     ap.add_argument("--quiet", action="store_true", help="no per-request stdout line")
@@ -474,7 +498,7 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    server = CaptureServer((args.host, args.port), args.out, args.quiet)  # binds + listens
+    server = CaptureServer((args.host, args.port), args.out, args.quiet, args.bodies)  # binds + listens
     port = server.server_address[1]
     if args.port_file:
         write_port_file(args.port_file, port)

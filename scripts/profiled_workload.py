@@ -15,6 +15,7 @@ exits normally. pyroscope-io uploads every 10 s counted from configure()
 (POST <server>/push.v1.PusherService/Push) and sends a final partial upload
 when the process exits normally; nothing is sent on SIGTERM/SIGKILL.
 So --seconds 12 gives two uploads: one at ~10 s and one at exit (~12 s).
+SIGINT (Ctrl-C) ends the burn early and exits normally, so the final upload is sent.
 
 --auth-token T is sent as `Authorization: Bearer T` through http_headers
 (pyroscope-io 1.x has no auth_token option; 0.8.x had one).
@@ -53,10 +54,13 @@ def burn(seconds):
     """Alternate between the two workloads until `seconds` have elapsed."""
     deadline = time.monotonic() + seconds
     iterations = 0
-    while time.monotonic() < deadline:
-        work_fib(22)        # ~10-20 ms per call
-        work_hash(20000)    # ~10-20 ms per call
-        iterations += 1
+    try:
+        while time.monotonic() < deadline:
+            work_fib(22)        # ~10-20 ms per call
+            work_hash(20000)    # ~10-20 ms per call
+            iterations += 1
+    except KeyboardInterrupt:  # make observe's Ctrl-C: stop early; the final upload still goes at exit
+        log("interrupted: stopping early")
     return iterations
 
 

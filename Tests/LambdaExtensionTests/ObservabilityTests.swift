@@ -19,7 +19,7 @@ import Testing
     }
 
     @Test func promtoolFindsNothingToCriticiseInTheLiveExposition() async throws {
-        #expect(FileManager.default.isExecutableFile(atPath: Self.promtool), "needs promtool: `make test` installs Debian's prometheus package")
+        #expect(FileManager.default.isExecutableFile(atPath: Self.promtool), "needs promtool: `make test` unpacks it into .build-tools/")
         try await RecordingRemote.with(respond: { $0.uri.hasPrefix("/bad") ? .status(.badRequest) : .status(.ok) }) { remote in
             let relay = try RelayProcess(environment: RelayBinaryTests.devEnvironment(remote: remote))
             let port = try #require(await relay.listeningPort())

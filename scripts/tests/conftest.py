@@ -1,0 +1,19 @@
+"""Shared paths for the scripts' tests (run by `make test`: pytest -q scripts/tests)."""
+
+import os
+import sys
+import xml.etree.ElementTree as ElementTree
+
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCRIPTS = os.path.join(REPOSITORY, "scripts")
+FIXTURES = os.path.join(REPOSITORY, "Tests", "Fixtures", "clients")
+PROMETHEUS = os.environ.get("PROMETHEUS") or os.path.join(REPOSITORY, ".build-tools", "prometheus", "usr", "bin", "prometheus")
+sys.path.insert(0, SCRIPTS)
+
+
+def frame_names(path):
+    """The frames of a flame graph SVG: the text of each <title>, without its sample count."""
+    svg = "{http://www.w3.org/2000/svg}"
+    root = ElementTree.parse(path).getroot()
+    assert root.tag == svg + "svg"
+    return {title.text.rsplit(" (", 1)[0] for title in root.iter(svg + "title") if " samples, " in title.text}
