@@ -52,12 +52,21 @@ public struct LambdaLifecycle: Service, CustomStringConvertible {
     let beforeFlush: (@Sendable () async -> Void)?
     /// Lambda's deadlines are wall-clock times; waits for them go through this clock.
     let clock: any RelayClock
+    let model: ExecutionModel
+    /// Runs once the environment is a restored copy of a SnapStart snapshot.
+    let restored: (@Sendable () async -> Void)?
+    /// Bound on the drain before the first `/event/next` (provisioned concurrency, SnapStart).
+    let initDrainTimeout: Duration
 
     public init(
         client: any ExtensionsAPIClient, strategy: FlushStrategy, pipeline: DeliveryPipeline, runtimeDone: RuntimeDoneTracker,
         drainDeadline: DrainDeadline, invocation: InvocationContext, logger: Logger, beforeFlush: (@Sendable () async -> Void)? = nil,
-        clock: any RelayClock = SystemClock()
+        clock: any RelayClock = SystemClock(), model: ExecutionModel = .onDemand, restored: (@Sendable () async -> Void)? = nil,
+        initDrainTimeout: Duration = .seconds(2)
     ) {
+        self.model = model
+        self.restored = restored
+        self.initDrainTimeout = initDrainTimeout
         self.client = client
         self.strategy = strategy
         self.pipeline = pipeline
@@ -79,6 +88,11 @@ public struct LambdaLifecycle: Service, CustomStringConvertible {
     var counters: RelayCounters { pipeline.counters }
 
     public func run() async throws {
+        if model.drainsBeforeFirstEvent { await drainBeforeFirstEvent() }
+        // Extensions get no restore event: with SnapStart, Lambda never invokes the
+        // environment that took the snapshot, so whatever the first /event/next returns
+        // comes to a restored copy.
+        var awaitingRestore = model == .snapStart
         while true {
             let event: ExtensionEvent
             do {
@@ -87,6 +101,10 @@ public struct LambdaLifecycle: Service, CustomStringConvertible {
                 logger.error("Lambda Extensions API failed; stopping", metadata: ["error": "\(error)", "error_type": "\(error.code)"])
                 await client.reportExitError(error)
                 throw error
+            }
+            if awaitingRestore {
+                awaitingRestore = false
+                await restored?()
             }
             switch event {
             case .invoke(let invoke):
@@ -111,6 +129,25 @@ public struct LambdaLifecycle: Service, CustomStringConvertible {
                     ])
                 return
             }
+        }
+    }
+
+    /// Delivers what was accepted during init before the environment is frozen for long
+    /// (provisioned concurrency) or snapshotted (SnapStart), within `initDrainTimeout`.
+    private func drainBeforeFirstEvent() async {
+        let pending = pipeline.snapshot.incomplete
+        guard pending > 0 else { return }
+        let started = ContinuousClock.now
+        let drained = await bounded(until: clock.now + initDrainTimeout) { [pipeline] in await pipeline.flush() }
+        let left = pipeline.snapshot.incomplete
+        let metadata: Logger.Metadata = [
+            "execution_model": "\(model.rawValue)", "pending": .stringConvertible(pending), "left": .stringConvertible(left),
+            "drain_ms": .stringConvertible((ContinuousClock.now - started).wholeMilliseconds),
+        ]
+        if drained {
+            logger.info("Delivered what init accepted before the first event", metadata: metadata)
+        } else {
+            logger.warning("Init drain bound passed: the rest waits for the first event", metadata: metadata)
         }
     }
 

@@ -34,16 +34,22 @@ public struct RelayApplication: Sendable {
         // Lambda: register before anything can fail, so failures can be reported through
         // init/error; the relay is already bound before the first /event/next.
         let lambdaAPI: HTTPExtensionsAPIClient?
+        var strategy = settings.flushStrategy
         if !settings.devMode, let runtimeAPI = settings.lambdaRuntimeAPI {
             let api = HTTPExtensionsAPIClient(runtimeAPI: runtimeAPI, eventLoopGroup: group)
             do {
-                let registration = try await api.register(name: extensionName, events: ["INVOKE", "SHUTDOWN"])
+                let registered = try await LambdaRegistration.register(
+                    client: api, name: extensionName, model: settings.executionModel, strategy: strategy, logger: logger)
+                strategy = registered.strategy
                 logger.info(
                     "Registered with the Lambda Extensions API",
                     metadata: [
-                        "function_name": "\(registration.functionName)", "function_version": "\(registration.functionVersion)",
+                        "function_name": "\(registered.registration.functionName)",
+                        "function_version": "\(registered.registration.functionVersion)",
+                        "events": "\(registered.events.joined(separator: ","))", "execution_model": "\(settings.executionModel.rawValue)",
                     ])
             } catch {
+                // Without a registration Lambda cannot run the extension at all.
                 logger.critical("Cannot register with the Lambda Extensions API: \(error.message)", metadata: ["error_type": "\(error.code)"])
                 await api.shutdown()
                 return 1
@@ -80,13 +86,12 @@ public struct RelayApplication: Sendable {
         if let lambdaAPI {
             var lambdaLogger = logger
             lambdaLogger[metadataKey: "comp"] = "orchestrator"
-            var strategy = settings.flushStrategy
             let runtimeDone = RuntimeDoneTracker()
             if strategy == .end {
                 let listener = TelemetryListener(group: group, tracker: runtimeDone, logger: lambdaLogger)
                 do {
                     let destination = try await listener.bind()
-                    try await lambdaAPI.subscribeTelemetry(destinationURI: destination)
+                    try await lambdaAPI.subscribeTelemetry(destinationURI: destination, schemaVersion: settings.executionModel.telemetrySchemaVersion)
                     services.append(.init(service: listener))
                 } catch {
                     // Flushing at each INVOKE still works without telemetry: degrade, don't fail.
@@ -99,13 +104,15 @@ public struct RelayApplication: Sendable {
             let lifecycle = LambdaLifecycle(
                 client: lambdaAPI, strategy: strategy, pipeline: pipeline, runtimeDone: runtimeDone,
                 drainDeadline: relay.drainDeadline, invocation: invocation, logger: lambdaLogger,
-                beforeFlush: beforeFlush, clock: relay.clock)
+                beforeFlush: beforeFlush, clock: relay.clock, model: settings.executionModel,
+                restored: { [lambdaLogger] in await Self.restoredFromSnapshot(relay, logger: lambdaLogger) })
             // SHUTDOWN ends the lifecycle; the rest of the group then drains until the deadline.
             services.append(
                 .init(
                     service: lifecycle, successTerminationBehavior: .gracefullyShutdownGroup,
                     failureTerminationBehavior: .gracefullyShutdownGroup))
-            logger.info("Lambda lifecycle", metadata: ["flush_strategy": "\(strategy.rawValue)"])
+            logger.info(
+                "Lambda lifecycle", metadata: ["flush_strategy": "\(strategy.rawValue)", "execution_model": "\(settings.executionModel.rawValue)"])
         }
 
         // Last in, first to stop: its final window is queued before the forwarder drains.
@@ -125,5 +132,20 @@ public struct RelayApplication: Sendable {
         await lambdaAPI?.shutdown()
         stats.logStats(phase: "shutdown")
         return exitCode
+    }
+
+    /// What a restored copy of a SnapStart snapshot must not share with the others: uploads
+    /// queued at the snapshot (each copy would send them), the session id, and the pooled
+    /// connections (made before the snapshot, not valid after it).
+    static func restoredFromSnapshot(_ relay: Relay, logger: Logger) async {
+        let dropped = await relay.pipeline.discardAccepted(reason: .snapshot)
+        relay.sessionIdentity.renew()
+        await relay.uploader.discardConnections()
+        let metadata: Logger.Metadata = ["dropped": .stringConvertible(dropped), "reason": "\(DropReason.snapshot.rawValue)"]
+        if dropped > 0 {
+            logger.warning("Restored from a SnapStart snapshot: dropped the uploads it held, as every restored copy would send them", metadata: metadata)
+        } else {
+            logger.info("Restored from a SnapStart snapshot: new session id, fresh upstream connections", metadata: metadata)
+        }
     }
 }

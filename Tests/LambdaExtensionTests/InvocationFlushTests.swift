@@ -111,7 +111,7 @@ final class ObservingExtensionsClient: ExtensionsAPIClient {
         return try event.get()
     }
 
-    func subscribeTelemetry(destinationURI: String) async throws(ExtensionError) {}
+    func subscribeTelemetry(destinationURI: String, schemaVersion: String) async throws(ExtensionError) {}
     func reportInitError(_ error: ExtensionError) async {}
     func reportExitError(_ error: ExtensionError) async {}
 }

@@ -50,6 +50,8 @@ public final class DeliveryPipeline: Sendable {
     public struct Delivery: Sendable {
         public let upload: Upload
         let sequence: UInt64
+        /// The pipeline's epoch when it was taken (see `discardAccepted`).
+        let epoch: UInt64
         /// Memory it held in the queue; 0 when it came from the spool.
         let memoryBytes: Int
         public let isFromSpool: Bool
@@ -203,17 +205,18 @@ public final class DeliveryPipeline: Sendable {
     /// and nothing is left, or when the calling task is cancelled.
     public func next() async -> Delivery? {
         while !Task.isCancelled {
-            switch state.withLock({ $0.take() }) {
-            case .memory(let queued):
-                return Delivery(upload: queued.upload, sequence: queued.sequence, memoryBytes: queued.bytes, isFromSpool: false)
-            case .spool:
-                if let delivery = await readFromSpool() { return delivery }
-            case .finished:
+            switch state.withLock({ ($0.take(), $0.epoch) }) {
+            case (.memory(let queued), let epoch):
+                return Delivery(upload: queued.upload, sequence: queued.sequence, epoch: epoch, memoryBytes: queued.bytes, isFromSpool: false)
+            case (.spool, let epoch):
+                if let delivery = await readFromSpool(epoch: epoch) { return delivery }
+            case (.finished, _):
                 return nil
-            case .wait:
+            case (.wait, _):
                 switch await waitForWork() {
                 case .memory(let queued):
-                    return Delivery(upload: queued.upload, sequence: queued.sequence, memoryBytes: queued.bytes, isFromSpool: false)
+                    let epoch = state.withLock { $0.epoch }
+                    return Delivery(upload: queued.upload, sequence: queued.sequence, epoch: epoch, memoryBytes: queued.bytes, isFromSpool: false)
                 case .spool: continue
                 case .closed: return nil
                 }
@@ -250,7 +253,7 @@ public final class DeliveryPipeline: Sendable {
     }
 
     /// Reads the oldest spooled record (a read was reserved by `take`).
-    private func readFromSpool() async -> Delivery? {
+    private func readFromSpool(epoch: UInt64) async -> Delivery? {
         guard let spool else { return nil }
         let result = (try? await threadPool.runIfActive { spool.checkOutOldest() }) ?? .unreadable
         switch result {
@@ -261,14 +264,18 @@ public final class DeliveryPipeline: Sendable {
             let upload = Upload(
                 method: HTTPMethod(rawValue: record.method), target: record.target, headers: headers,
                 body: ByteBuffer(bytes: record.body), receivedAt: clock.now - age)
-            return Delivery(upload: upload, sequence: sequence, memoryBytes: 0, isFromSpool: true)
+            return Delivery(upload: upload, sequence: sequence, epoch: epoch, memoryBytes: 0, isFromSpool: true)
         case .corrupt(let sequence), .vanished(let sequence):
             finish(sequence, outcome: .dropped(.corrupt), memoryBytes: 0)
             return nil
-        case .unreadable, .empty:
+        case .unreadable:
             state.withLock { $0.spoolReadFailed(putBack: true) }
             // Out of file descriptors, say: give the system a moment before trying again.
             try? await clock.sleep(for: .milliseconds(100))
+            return nil
+        case .empty:
+            // The count said a record was there and the spool has none (discarded meanwhile).
+            state.withLock { $0.spoolReadFailed(putBack: false) }
             return nil
         }
     }
@@ -295,6 +302,34 @@ public final class DeliveryPipeline: Sendable {
         for flush in flushes { flush.resume() }
         for waiting in released { waiting.resume(returning: .closed) }
         memoryRelease.sent(bytes: memoryBytes, queueIdle: idle)
+    }
+
+    /// False once `discardAccepted` ran after the delivery was taken: it must not be sent.
+    public func isCurrent(_ delivery: Delivery) -> Bool {
+        state.withLock { $0.epoch == delivery.epoch }
+    }
+
+    /// Drops everything accepted so far (memory and spool; deliveries in flight become
+    /// stale, see `isCurrent`). For a SnapStart restore: each restored copy of the snapshot
+    /// would otherwise send the same uploads again. Returns how many were dropped here.
+    public func discardAccepted(reason: DropReason) async -> Int {
+        let (memory, memoryFlushes) = state.withLock { state -> (Int, [CheckedContinuation<Void, Never>]) in
+            state.epoch += 1
+            let queued = Array(state.memory)
+            state.memory.removeAll()
+            state.memoryBytes = 0
+            return (queued.count, queued.flatMap { state.end($0.sequence) })
+        }
+        var spooled: [UInt64] = []
+        if let spool { spooled = (try? await threadPool.runIfActive { spool.removeAvailable() }) ?? [] }
+        let spoolFlushes = state.withLock { state in
+            state.spoolAvailable = max(0, state.spoolAvailable - spooled.count)
+            return spooled.flatMap { state.end($0) }
+        }
+        let count = memory + spooled.count
+        if count > 0 { counters.recordDropped(reason, count: count) }
+        for flush in memoryFlushes + spoolFlushes { flush.resume() }
+        return count
     }
 
     // MARK: Flush and shutdown

@@ -58,6 +58,9 @@ struct PipelineState {
     var closed = false
     /// Set at the drain deadline: spool writes finishing later are kept for the next start.
     var abandoned = false
+    /// Moves on when everything accepted so far is discarded (a SnapStart restore):
+    /// deliveries taken before then are stale.
+    var epoch: UInt64 = 0
     var senders: [Sender] = []
     var flushes: [Flush] = []
     var nextWaiterID: UInt64 = 0

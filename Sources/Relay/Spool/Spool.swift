@@ -110,6 +110,20 @@ final class Spool: Sendable {
     /// Read failures that pass (descriptors or memory short for a moment).
     static let transientErrors: Set<Int32> = [EMFILE, ENFILE, ENOMEM, EAGAIN, EINTR]
 
+    /// Deletes every record no sender has checked out; returns their sequences.
+    func removeAvailable() -> [UInt64] {
+        let removed = index.withLock { index in
+            var removed: [UInt64] = []
+            while let sequence = index.checkOutOldest() {
+                index.remove(sequence)
+                removed.append(sequence)
+            }
+            return removed
+        }
+        for sequence in removed { files.remove(sequence) }
+        return removed
+    }
+
     /// Deletes the record (delivered, or finally dropped). Unknown sequences are ignored.
     func remove(_ sequence: UInt64) {
         guard index.withLock({ $0.remove(sequence) }) else { return }
