@@ -50,6 +50,7 @@ public final class DeliveryPipeline: Sendable {
     public struct Delivery: Sendable {
         public let upload: Upload
         let sequence: UInt64
+        let journal: UploadJournal.Entry?
         /// The pipeline's epoch when it was taken (see `discardAccepted`).
         let epoch: UInt64
         /// Memory it held in the queue; 0 when it came from the spool.
@@ -81,6 +82,8 @@ public final class DeliveryPipeline: Sendable {
     public let configuration: Configuration
     public let counters: RelayCounters
     let spool: Spool?
+    /// Protects what waits in memory against the process being killed; with the spool.
+    let journal: UploadJournal?
     let clock: any RelayClock
     let threadPool: NIOThreadPool
     let logger: Logger
@@ -99,8 +102,11 @@ public final class DeliveryPipeline: Sendable {
         self.threadPool = threadPool
         self.logger = logger
         var spool: Spool?
+        var journal: UploadJournal?
         if let directory = configuration.spoolDirectory {
             do {
+                // What an earlier run journaled without an end becomes spool records first.
+                _ = UploadJournal.recover(into: try SpoolFiles(directory: directory, sync: false), logger: logger)
                 spool = try Spool(directory: directory, maxBytes: configuration.spoolMaxBytes, logger: logger)
             } catch {
                 logger.warning(
@@ -108,7 +114,17 @@ public final class DeliveryPipeline: Sendable {
                     metadata: ["spool_dir": "\(directory)", "error": "\(error)"])
             }
         }
+        if let spool {
+            do {
+                journal = try UploadJournal(directory: spool.files.directory, logger: logger)
+            } catch {
+                logger.warning(
+                    "Journal unavailable: uploads waiting in memory would not survive the process being killed",
+                    metadata: ["spool_dir": "\(spool.files.directory)", "error": "\(error)"])
+            }
+        }
         self.spool = spool
+        self.journal = journal
         let recovered = spool?.recovered.count ?? 0
         if recovered > 0 {
             counters.recordReplayed(recovered)
@@ -154,14 +170,16 @@ public final class DeliveryPipeline: Sendable {
             counters.recordDropped(.misconfigured)
             return .decided(.refused(.misconfigured))
         }
-        let loop = MultiThreadedEventLoopGroup.currentEventLoop.map { ObjectIdentifier($0) }
-        switch state.withLock({ $0.offer(upload, bytes: upload.queuedBytes, loop: loop) }) {
-        case .memory:
+        let bytes = upload.queuedBytes
+        switch state.withLock({ $0.offer(bytes: bytes) }) {
+        case .memory(let sequence):
+            // Journaled before it is acknowledged: a kill after the 200 cannot lose it.
+            let entry = journal?.record(upload, sequence: sequence, receivedAtUnixMs: wallClockArrival(of: upload))
+            let queued = PipelineState.Queued(sequence: sequence, upload: upload, bytes: bytes, journal: entry)
+            let loop = MultiThreadedEventLoopGroup.currentEventLoop.map { ObjectIdentifier($0) }
+            let sender = state.withLock { $0.commit(queued, loop: loop) }
             counters.recordAccepted()
-            return .decided(.queued)
-        case .handedOff(let sender, let queued):
-            counters.recordAccepted()
-            sender.resume(returning: .memory(queued))
+            sender?.resume(returning: .memory(queued))
             return .decided(.queued)
         case .spool(let sequence):
             return .spool(sequence)
@@ -173,16 +191,20 @@ public final class DeliveryPipeline: Sendable {
 
     private func writeToSpool(_ upload: Upload, sequence: UInt64) throws {
         guard let spool else { throw SpoolError(code: .io, message: "no spool") }
-        let age = clock.now - upload.receivedAt
         let record = SpoolRecord(
             method: upload.method.rawValue, target: upload.target, headers: upload.headers.map { ($0.name, $0.value) },
-            body: Array(upload.body.readableBytesView), receivedAtUnixMs: clock.wallClockMilliseconds - age.wholeMilliseconds)
+            body: Array(upload.body.readableBytesView), receivedAtUnixMs: wallClockArrival(of: upload))
         do {
             try spool.append(record, sequence: sequence)
         } catch {
             if error.code != .full { logger.error("Could not write an upload to the spool", metadata: ["error": "\(error)"]) }
             throw error
         }
+    }
+
+    /// When the upload arrived, on the wall clock (what survives a restart).
+    private func wallClockArrival(of upload: Upload) -> Int64 {
+        clock.wallClockMilliseconds - (clock.now - upload.receivedAt).wholeMilliseconds
     }
 
     private func finishSpoolWrite(_ sequence: UInt64, stored: Bool) -> Admission {
@@ -207,7 +229,9 @@ public final class DeliveryPipeline: Sendable {
         while !Task.isCancelled {
             switch state.withLock({ ($0.take(), $0.epoch) }) {
             case (.memory(let queued), let epoch):
-                return Delivery(upload: queued.upload, sequence: queued.sequence, epoch: epoch, memoryBytes: queued.bytes, isFromSpool: false)
+                return Delivery(
+                    upload: queued.upload, sequence: queued.sequence, journal: queued.journal, epoch: epoch, memoryBytes: queued.bytes,
+                    isFromSpool: false)
             case (.spool, let epoch):
                 if let delivery = await readFromSpool(epoch: epoch) { return delivery }
             case (.finished, _):
@@ -216,7 +240,9 @@ public final class DeliveryPipeline: Sendable {
                 switch await waitForWork() {
                 case .memory(let queued):
                     let epoch = state.withLock { $0.epoch }
-                    return Delivery(upload: queued.upload, sequence: queued.sequence, epoch: epoch, memoryBytes: queued.bytes, isFromSpool: false)
+                    return Delivery(
+                    upload: queued.upload, sequence: queued.sequence, journal: queued.journal, epoch: epoch, memoryBytes: queued.bytes,
+                    isFromSpool: false)
                 case .spool: continue
                 case .closed: return nil
                 }
@@ -264,7 +290,7 @@ public final class DeliveryPipeline: Sendable {
             let upload = Upload(
                 method: HTTPMethod(rawValue: record.method), target: record.target, headers: headers,
                 body: ByteBuffer(bytes: record.body), receivedAt: clock.now - age)
-            return Delivery(upload: upload, sequence: sequence, epoch: epoch, memoryBytes: 0, isFromSpool: true)
+            return Delivery(upload: upload, sequence: sequence, journal: nil, epoch: epoch, memoryBytes: 0, isFromSpool: true)
         case .corrupt(let sequence), .vanished(let sequence):
             finish(sequence, outcome: .dropped(.corrupt), memoryBytes: 0)
             return nil
@@ -286,6 +312,7 @@ public final class DeliveryPipeline: Sendable {
         if delivery.isFromSpool, outcome != .keptInSpool, let spool {
             _ = try? await threadPool.runIfActive { spool.remove(delivery.sequence) }
         }
+        if let entry = delivery.journal { journal?.finished(entry) }
         finish(delivery.sequence, outcome: outcome, memoryBytes: delivery.memoryBytes, bodyBytes: delivery.upload.body.readableBytes)
     }
 
@@ -313,20 +340,21 @@ public final class DeliveryPipeline: Sendable {
     /// stale, see `isCurrent`). For a SnapStart restore: each restored copy of the snapshot
     /// would otherwise send the same uploads again. Returns how many were dropped here.
     public func discardAccepted(reason: DropReason) async -> Int {
-        let (memory, memoryFlushes) = state.withLock { state -> (Int, [CheckedContinuation<Void, Never>]) in
+        let (memory, memoryFlushes) = state.withLock { state -> ([PipelineState.Queued], [CheckedContinuation<Void, Never>]) in
             state.epoch += 1
             let queued = Array(state.memory)
             state.memory.removeAll()
             state.memoryBytes = 0
-            return (queued.count, queued.flatMap { state.end($0.sequence) })
+            return (queued, queued.flatMap { state.end($0.sequence) })
         }
+        endJournal(memory)
         var spooled: [UInt64] = []
         if let spool { spooled = (try? await threadPool.runIfActive { spool.removeAvailable() }) ?? [] }
         let spoolFlushes = state.withLock { state in
             state.spoolAvailable = max(0, state.spoolAvailable - spooled.count)
             return spooled.flatMap { state.end($0) }
         }
-        let count = memory + spooled.count
+        let count = memory.count + spooled.count
         if count > 0 { counters.recordDropped(reason, count: count) }
         for flush in memoryFlushes + spoolFlushes { flush.resume() }
         return count
@@ -375,20 +403,27 @@ public final class DeliveryPipeline: Sendable {
     /// waiting are released.
     public func abandon() -> (dropped: Int, keptInSpool: Int) {
         let (dropped, kept, flushes) = state.withLock { state in
-            let dropped = state.memory.count
+            let dropped = Array(state.memory)
             let kept = state.spoolAvailable
             state.abandoned = true
             state.memory.removeAll()
             state.memoryBytes = 0
             state.spoolAvailable = 0
-            state.incomplete -= dropped + kept
+            state.incomplete -= dropped.count + kept
             defer { state.flushes.removeAll() }
             return (dropped, kept, state.flushes.map(\.continuation))
         }
-        if dropped > 0 { counters.recordDropped(.shutdownDeadline, count: dropped) }
+        // Dropped, and counted so: not replayed by the next start either.
+        endJournal(dropped)
+        if !dropped.isEmpty { counters.recordDropped(.shutdownDeadline, count: dropped.count) }
         if kept > 0 { counters.recordKeptInSpool(kept) }
         for flush in flushes { flush.resume() }
-        return (dropped, kept)
+        return (dropped.count, kept)
+    }
+
+    private func endJournal(_ uploads: [PipelineState.Queued]) {
+        guard let journal else { return }
+        for entry in uploads.compactMap(\.journal) { journal.finished(entry) }
     }
 
     public var isClosed: Bool { state.withLock { $0.closed } }

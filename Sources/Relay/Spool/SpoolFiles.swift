@@ -132,7 +132,10 @@ struct SpoolFiles: Sendable {
     }
 
     func read(_ sequence: UInt64) -> Result<[UInt8], ReadFailure> {
-        let path = path(sequence)
+        Self.readWhole(path(sequence))
+    }
+
+    static func readWhole(_ path: String) -> Result<[UInt8], ReadFailure> {
         let handle = open(path, O_RDONLY | O_CLOEXEC)
         guard handle >= 0 else {
             let code = errno
