@@ -61,6 +61,10 @@ def parse_args(argv):
     opts.function_dir = os.path.abspath(opts.function_dir)
     if not (os.path.isfile(opts.python) and os.access(opts.python, os.X_OK)):
         p.error(f"--python {opts.python}: not an executable file")
+    # The runtime starts in --function-dir: a relative interpreter path would name another
+    # file there (Runtime.InvalidEntrypoint). abspath, not realpath: a venv's python is a
+    # symlink whose location selects the venv.
+    opts.python = os.path.abspath(opts.python)
     if "." not in opts.handler:
         p.error("--handler must look like module.function")
     try:
