@@ -260,8 +260,11 @@ class ExtensionsAPI:
                 self.warnings.append(f"{ext.name}: {config['warning']}")
             if ext.subscription is not None:
                 ext.subscription.stop()
+            # A POST in flight when the environment freezes waits for the thaw: the longest
+            # freeze of the run plus 5 s.
+            longest_freeze = max(self.opts.freeze_seconds, self.opts.pc_idle_seconds, self.opts.snapshot_seconds)
             sub = telemetry.Subscription(
-                ext.name, config, self.thawed, post_timeout=5.0 + self.opts.freeze_seconds,
+                ext.name, config, self.thawed, post_timeout=5.0 + longest_freeze,
                 on_delivered=self._on_telemetry_delivered,
             )
             sub_rec["deliveries"] = sub.deliveries

@@ -59,15 +59,20 @@ class Lifecycle:
         return self.function["first_next"] is not None or self.function["restore_next"] is not None
 
     def _init_problem(self) -> str | None:
+        """What failed the init, if anything; also recorded as init_failed."""
         if self.init_failed:
-            return f"init failed: {self.init_failed['by']} ({self.init_failed['error_type']})"
+            return self.init_failed.get("message") or f"init failed: {self.init_failed['by']} ({self.init_failed['error_type']})"
         for e in self.extensions:
             if e.launch_error:
                 return f"extension {e.name} failed to launch: {e.launch_error}"
             if e.proc and not e.proc.alive and not e.next_calls:
-                return f"extension {e.name} exited during init (code {e.proc.exit_code}) - Extension.Crash"
+                self.init_failed = {"time": e.proc.exit_time, "by": f"extension {e.name}", "error_type": "Extension.Crash",
+                                    "message": f"extension {e.name} exited during init (code {e.proc.exit_code}) - Extension.Crash"}
+                return self.init_failed["message"]
         if self.runtime and not self.runtime.alive and not self._runtime_ready():
-            return f"runtime exited during init (code {self.runtime.exit_code}) - Runtime.ExitError"
+            self.init_failed = {"time": self.runtime.exit_time, "by": "runtime", "error_type": "Runtime.ExitError",
+                                "message": f"runtime exited during init (code {self.runtime.exit_code}) - Runtime.ExitError"}
+            return self.init_failed["message"]
         return None
 
     def _init(self) -> bool:
@@ -144,6 +149,7 @@ class Lifecycle:
 
     def _init_timed_out(self, what: str) -> bool:
         self.init_timeout = True
+        self.init_failed = self.init_failed or {"time": now(), "by": what, "error_type": "Sandbox.Timeout"}
         self.error(f"init timeout after {self.opts.init_timeout}s: {what}; SIGKILL everything")
         for p in self._procs():
             p.signal_group(signal.SIGKILL)
