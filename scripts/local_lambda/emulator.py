@@ -1,7 +1,7 @@
 """The sandbox: state, environment, process callbacks, Telemetry fan-out and request routing.
 
 The behaviour lives in mixins, one concern each: extensions_api.py (Extensions and Telemetry
-APIs), runtime_api.py (Runtime API), lifecycle.py (init, invoke, freeze, shutdown),
+APIs), runtime_api.py (Runtime API), lifecycle.py (init, invoke, freeze), shutdown.py,
 execution_models.py (provisioned concurrency, SnapStart, Lambda Managed Instances).
 
 Sources for the behaviour, in order of preference: the AWS Lambda developer guide
@@ -26,6 +26,7 @@ from .extensions_api import EXT_PREFIX, Extension, ExtensionsAPI
 from .lifecycle import Lifecycle
 from .processes import ManagedProcess
 from .runtime_api import RUNTIME_PREFIX, RuntimeAPI
+from .shutdown import Shutdown
 from .util import FUNCTION_NAME, FUNCTION_VERSION, MEMORY_MB, REGION, decode_body, echo, headers_dict, now
 
 TELEMETRY_PATHS = ("/2022-07-01/telemetry", "/2022-07-01/telemetry/")
@@ -37,7 +38,7 @@ LOGS_PATHS = ("/2020-08-15/logs", "/2020-08-15/logs/")
 RUNTIME_ONLY = ("AWS_EXECUTION_ENV", "_HANDLER", "LAMBDA_TASK_ROOT", "AWS_LAMBDA_MAX_CONCURRENCY")
 
 
-class Emulator(ExtensionsAPI, RuntimeAPI, Lifecycle, ExecutionModels):
+class Emulator(ExtensionsAPI, RuntimeAPI, Lifecycle, ExecutionModels, Shutdown):
     def __init__(self, opts):
         self.opts = opts
         self.model = modes.MODELS[opts.mode]
