@@ -67,6 +67,12 @@ class RuntimeAPI:
 
     def _worker(self, pid: int | None, t: float) -> dict:
         """The worker record for pid (called with self.cond held)."""
+        if pid is None:
+            # The caller is gone already (a worker killed at shutdown right after its call),
+            # or /proc did not tell: a record that is not reported.
+            if not self.shutdown and not self.closing:
+                self.warnings.append("a Runtime API call from a process that could not be identified")
+            return {"worker_id": None, "pid": None, "first_next": t, "invocations": [], "_last_inv": None}
         for w in self.workers:
             if w["pid"] == pid:
                 return w
