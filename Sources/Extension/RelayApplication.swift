@@ -87,16 +87,26 @@ public struct RelayApplication: Sendable {
             var lambdaLogger = logger
             lambdaLogger[metadataKey: "comp"] = "orchestrator"
             let runtimeDone = RuntimeDoneTracker()
-            if strategy == .end {
-                let listener = TelemetryListener(group: group, tracker: runtimeDone, logger: lambdaLogger)
+            let milestones = PlatformMilestones()
+            // `end` waits for platform.runtimeDone; provisioned concurrency and SnapStart learn
+            // when the function's init ended and (SnapStart) when the restore began.
+            if strategy == .end || settings.executionModel.drainsBeforeFirstEvent {
+                let listener = TelemetryListener(group: group, tracker: runtimeDone, milestones: milestones, logger: lambdaLogger)
                 do {
                     let destination = try await listener.bind()
                     try await lambdaAPI.subscribeTelemetry(destinationURI: destination, schemaVersion: settings.executionModel.telemetrySchemaVersion)
                     services.append(.init(service: listener))
                 } catch {
                     // Flushing at each INVOKE still works without telemetry: degrade, don't fail.
-                    lambdaLogger.warning("Telemetry API unavailable, flushing on invoke instead of at invocation end", metadata: ["error": "\(error)"])
-                    strategy = .invoke
+                    if strategy == .end {
+                        lambdaLogger.warning(
+                            "Telemetry API unavailable, flushing on invoke instead of at invocation end", metadata: ["error": "\(error)"])
+                        strategy = .invoke
+                    } else {
+                        lambdaLogger.warning(
+                            "Telemetry API unavailable: init drains what is there at once, a SnapStart restore is dated by the first event",
+                            metadata: ["error": "\(error)"])
+                    }
                 }
             }
             var beforeFlush: (@Sendable () async -> Void)?
@@ -105,7 +115,8 @@ public struct RelayApplication: Sendable {
                 client: lambdaAPI, strategy: strategy, pipeline: pipeline, runtimeDone: runtimeDone,
                 drainDeadline: relay.drainDeadline, invocation: invocation, logger: lambdaLogger,
                 beforeFlush: beforeFlush, clock: relay.clock, model: settings.executionModel,
-                restored: { [lambdaLogger] in await Self.restoredFromSnapshot(relay, logger: lambdaLogger) })
+                restored: { [lambdaLogger] began in await Self.restoredFromSnapshot(relay, began: began, logger: lambdaLogger) },
+                milestones: milestones)
             // SHUTDOWN ends the lifecycle; the rest of the group then drains until the deadline.
             services.append(
                 .init(
@@ -137,10 +148,11 @@ public struct RelayApplication: Sendable {
     /// What a restored copy of a SnapStart snapshot must not share with the others: uploads
     /// queued at the snapshot (each copy would send them), the session id, and the pooled
     /// connections (made before the snapshot, not valid after it).
-    static func restoredFromSnapshot(_ relay: Relay, logger: Logger) async {
-        let dropped = await relay.pipeline.discardAccepted(reason: .snapshot)
+    static func restoredFromSnapshot(_ relay: Relay, began: ContinuousClock.Instant, logger: Logger) async {
+        let dropped = await relay.pipeline.discardAccepted(arrivedBefore: began, reason: .snapshot)
         relay.sessionIdentity.renew()
         await relay.uploader.discardConnections()
+        relay.pipeline.resume()
         let metadata: Logger.Metadata = ["dropped": .stringConvertible(dropped), "reason": "\(DropReason.snapshot.rawValue)"]
         if dropped > 0 {
             logger.warning("Restored from a SnapStart snapshot: dropped the uploads it held, as every restored copy would send them", metadata: metadata)

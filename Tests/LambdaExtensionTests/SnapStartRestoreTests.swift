@@ -41,9 +41,9 @@ import Testing
                 let lifecycle = LambdaLifecycle(
                     client: client, strategy: .background, pipeline: relay.pipeline, runtimeDone: RuntimeDoneTracker(),
                     drainDeadline: DrainDeadline(), invocation: InvocationContext(), logger: Self.logger, model: .snapStart,
-                    restored: {
+                    restored: { began in
                         restoredAt.withLockedValue { $0 = .now }
-                        await RelayApplication.restoredFromSnapshot(relay.relay, logger: Self.logger)
+                        await RelayApplication.restoredFromSnapshot(relay.relay, began: began, logger: Self.logger)
                     }, initDrainTimeout: .milliseconds(300))
                 try await lifecycle.run()
 

@@ -94,3 +94,10 @@ def handler(event, context):
         wait_for_downstream(sleep_ms)
     print(f"handled request {context.aws_request_id}: burned {work_ms:.0f} ms of CPU")
     return {"ok": True, "request_id": context.aws_request_id}
+
+
+# INIT_UPLOADS="tag:count,...": uploads made while the module loads, i.e. during the
+# function's init phase (tests of provisioned concurrency and SnapStart follow them).
+for _spec in filter(None, os.environ.get("INIT_UPLOADS", "").split(",")):
+    _tag, _, _count = _spec.partition(":")
+    send_uploads(int(_count or 1), _tag)

@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shutdown-ms", type=int, default=2000, metavar="MS", help="shutdown phase limit (default 2000)")
     p.add_argument("--mode", choices=modes.MODES, default=modes.ON_DEMAND,
                    help="execution model, also AWS_LAMBDA_INITIALIZATION_TYPE (default on-demand)")
+    p.add_argument("--runtime-start", choices=["next", "registered"], default="next",
+                   help="when the function's init starts: once every extension called /event/next (the documented "
+                        "order, default) or once every extension registered (what RAPID, Lambda's open-source core, does)")
     p.add_argument("--pc-idle-seconds", type=float, default=3.0, metavar="S",
                    help="provisioned-concurrency: frozen between init and the first invoke (default 3)")
     p.add_argument("--snapshot-seconds", type=float, default=3.0, metavar="S",

@@ -53,6 +53,9 @@ class Lifecycle:
     def _all_exts_ready(self) -> bool:
         return all(e.next_calls for e in self.extensions)
 
+    def _all_exts_registered(self) -> bool:
+        return all(e.id is not None or e.next_calls for e in self.extensions)
+
     def _runtime_ready(self) -> bool:
         # SnapStart: a runtime that supports it ends its init with /restore/next, others with
         # /invocation/next (RIE-STD handlers.go initFlow.AwaitRuntimeRestoreReady).
@@ -92,15 +95,18 @@ class Lifecycle:
         # extension has called /next. (RAPID, the open-source core, actually starts the
         # runtime once all extensions have *registered* and only gates the first invoke on
         # their /next; the documented, stricter order is the one emulated here.)
+        # --runtime-start registered models RAPID instead: the runtime starts once every
+        # extension registered, and the init phase ends when everyone called /next.
+        rapid = getattr(self.opts, "runtime_start", "next") == "registered"
         with self.cond:
-            ok = self.cond.wait_for(lambda: self._init_problem() or self._all_exts_ready(),
+            ok = self.cond.wait_for(lambda: self._init_problem() or (self._all_exts_registered() if rapid else self._all_exts_ready()),
                                     timeout=max(0.0, deadline - time.monotonic()))
             problem = self._init_problem()
         if problem:
             self.error(problem)
             return False
         if not ok:
-            return self._init_timed_out("extensions did not all reach /event/next")
+            return self._init_timed_out("extensions did not all register" if rapid else "extensions did not all reach /event/next")
 
         # Runtime init.
         self.function["init_started"] = now()
@@ -134,16 +140,33 @@ class Lifecycle:
             return False
         if not ok:
             return self._init_timed_out("runtime did not reach /invocation/next")
+        if rapid:
+            # The function's init is done: say so now; extensions may still be initializing.
+            self._emit_runtime_init_done("success")
+            with self.cond:
+                ok = self.cond.wait_for(lambda: self._init_problem() or self._all_exts_ready(),
+                                        timeout=max(0.0, deadline - time.monotonic()))
+                problem = self._init_problem()
+            if problem:
+                self.error(problem)
+                return False
+            if not ok:
+                return self._init_timed_out("extensions did not all reach /event/next")
         with self.cond:
             self.init_done = True  # closes registration and telemetry subscriptions
         self.init_metrics["done"] = self.timeline["init_end"] = now()
-        self._emit_init_done("success")
+        self._emit_init_done("success", runtime_done_sent=rapid)
         return True
 
-    def _emit_init_done(self, status: str) -> None:
+    def _emit_runtime_init_done(self, status: str) -> None:
+        base = {"initializationType": self.model.name, "phase": "init", "status": status}
+        self._emit(telemetry.make_event("platform.initRuntimeDone", dict(base), now()))
+
+    def _emit_init_done(self, status: str, runtime_done_sent: bool = False) -> None:
         t = now()
         base = {"initializationType": self.model.name, "phase": "init", "status": status}
-        self._emit(telemetry.make_event("platform.initRuntimeDone", dict(base), t))
+        if not runtime_done_sent:
+            self._emit(telemetry.make_event("platform.initRuntimeDone", dict(base), t))
         rep = dict(base, metrics={"durationMs": ms_between(self.init_metrics.get("start"), t)})
         self._emit(telemetry.make_event("platform.initReport", rep, t))
 

@@ -51,8 +51,6 @@ public final class DeliveryPipeline: Sendable {
         public let upload: Upload
         let sequence: UInt64
         let journal: UploadJournal.Entry?
-        /// The pipeline's epoch when it was taken (see `discardAccepted`).
-        let epoch: UInt64
         /// Memory it held in the queue; 0 when it came from the spool.
         let memoryBytes: Int
         public let isFromSpool: Bool
@@ -87,7 +85,7 @@ public final class DeliveryPipeline: Sendable {
     let clock: any RelayClock
     let threadPool: NIOThreadPool
     let logger: Logger
-    private let state: Mutex<PipelineState>
+    let state: Mutex<PipelineState>
     private let memoryRelease = MemoryRelease()
 
     /// Opens the spool (replaying what an earlier run left in it). A spool that cannot be
@@ -171,7 +169,7 @@ public final class DeliveryPipeline: Sendable {
             return .decided(.refused(.misconfigured))
         }
         let bytes = upload.queuedBytes
-        switch state.withLock({ $0.offer(bytes: bytes) }) {
+        switch state.withLock({ $0.offer(bytes: bytes, arrivedAt: upload.receivedAt) }) {
         case .memory(let sequence):
             // Journaled before it is acknowledged: a kill after the 200 cannot lose it.
             let entry = journal?.record(upload, sequence: sequence, receivedAtUnixMs: wallClockArrival(of: upload))
@@ -227,22 +225,16 @@ public final class DeliveryPipeline: Sendable {
     /// and nothing is left, or when the calling task is cancelled.
     public func next() async -> Delivery? {
         while !Task.isCancelled {
-            switch state.withLock({ ($0.take(), $0.epoch) }) {
-            case (.memory(let queued), let epoch):
-                return Delivery(
-                    upload: queued.upload, sequence: queued.sequence, journal: queued.journal, epoch: epoch, memoryBytes: queued.bytes,
-                    isFromSpool: false)
-            case (.spool, let epoch):
-                if let delivery = await readFromSpool(epoch: epoch) { return delivery }
-            case (.finished, _):
+            switch state.withLock({ $0.take() }) {
+            case .memory(let queued):
+                return Delivery(queued)
+            case .spool:
+                if let delivery = await readFromSpool() { return delivery }
+            case .finished:
                 return nil
-            case (.wait, _):
+            case .wait:
                 switch await waitForWork() {
-                case .memory(let queued):
-                    let epoch = state.withLock { $0.epoch }
-                    return Delivery(
-                    upload: queued.upload, sequence: queued.sequence, journal: queued.journal, epoch: epoch, memoryBytes: queued.bytes,
-                    isFromSpool: false)
+                case .memory(let queued): return Delivery(queued)
                 case .spool: continue
                 case .closed: return nil
                 }
@@ -279,7 +271,7 @@ public final class DeliveryPipeline: Sendable {
     }
 
     /// Reads the oldest spooled record (a read was reserved by `take`).
-    private func readFromSpool(epoch: UInt64) async -> Delivery? {
+    private func readFromSpool() async -> Delivery? {
         guard let spool else { return nil }
         let result = (try? await threadPool.runIfActive { spool.checkOutOldest() }) ?? .unreadable
         switch result {
@@ -290,7 +282,7 @@ public final class DeliveryPipeline: Sendable {
             let upload = Upload(
                 method: HTTPMethod(rawValue: record.method), target: record.target, headers: headers,
                 body: ByteBuffer(bytes: record.body), receivedAt: clock.now - age)
-            return Delivery(upload: upload, sequence: sequence, journal: nil, epoch: epoch, memoryBytes: 0, isFromSpool: true)
+            return Delivery(upload: upload, sequence: sequence, journal: nil, memoryBytes: 0, isFromSpool: true)
         case .corrupt(let sequence), .vanished(let sequence):
             finish(sequence, outcome: .dropped(.corrupt), memoryBytes: 0)
             return nil
@@ -316,7 +308,7 @@ public final class DeliveryPipeline: Sendable {
         finish(delivery.sequence, outcome: outcome, memoryBytes: delivery.memoryBytes, bodyBytes: delivery.upload.body.readableBytes)
     }
 
-    private func finish(_ sequence: UInt64, outcome: Outcome, memoryBytes: Int, bodyBytes: Int = 0) {
+    func finish(_ sequence: UInt64, outcome: Outcome, memoryBytes: Int, bodyBytes: Int = 0) {
         let (flushes, idle, released) = state.withLock { state in
             state.inFlight -= 1
             return (state.end(sequence), state.isIdle, state.releaseIdleSendersIfFinished())
@@ -329,35 +321,6 @@ public final class DeliveryPipeline: Sendable {
         for flush in flushes { flush.resume() }
         for waiting in released { waiting.resume(returning: .closed) }
         memoryRelease.sent(bytes: memoryBytes, queueIdle: idle)
-    }
-
-    /// False once `discardAccepted` ran after the delivery was taken: it must not be sent.
-    public func isCurrent(_ delivery: Delivery) -> Bool {
-        state.withLock { $0.epoch == delivery.epoch }
-    }
-
-    /// Drops everything accepted so far (memory and spool; deliveries in flight become
-    /// stale, see `isCurrent`). For a SnapStart restore: each restored copy of the snapshot
-    /// would otherwise send the same uploads again. Returns how many were dropped here.
-    public func discardAccepted(reason: DropReason) async -> Int {
-        let (memory, memoryFlushes) = state.withLock { state -> ([PipelineState.Queued], [CheckedContinuation<Void, Never>]) in
-            state.epoch += 1
-            let queued = Array(state.memory)
-            state.memory.removeAll()
-            state.memoryBytes = 0
-            return (queued, queued.flatMap { state.end($0.sequence) })
-        }
-        endJournal(memory)
-        var spooled: [UInt64] = []
-        if let spool { spooled = (try? await threadPool.runIfActive { spool.removeAvailable() }) ?? [] }
-        let spoolFlushes = state.withLock { state in
-            state.spoolAvailable = max(0, state.spoolAvailable - spooled.count)
-            return spooled.flatMap { state.end($0) }
-        }
-        let count = memory.count + spooled.count
-        if count > 0 { counters.recordDropped(reason, count: count) }
-        for flush in memoryFlushes + spoolFlushes { flush.resume() }
-        return count
     }
 
     // MARK: Flush and shutdown
@@ -421,7 +384,7 @@ public final class DeliveryPipeline: Sendable {
         return (dropped.count, kept)
     }
 
-    private func endJournal(_ uploads: [PipelineState.Queued]) {
+    func endJournal(_ uploads: [PipelineState.Queued]) {
         guard let journal else { return }
         for entry in uploads.compactMap(\.journal) { journal.finished(entry) }
     }

@@ -110,11 +110,15 @@ final class Spool: Sendable {
     /// Read failures that pass (descriptors or memory short for a moment).
     static let transientErrors: Set<Int32> = [EMFILE, ENFILE, ENOMEM, EAGAIN, EINTR]
 
-    /// Deletes every record no sender has checked out; returns their sequences.
-    func removeAvailable() -> [UInt64] {
+    /// Deletes every record no sender has checked out, up to a sequence; returns theirs.
+    func removeAvailable(through last: UInt64 = .max) -> [UInt64] {
         let removed = index.withLock { index in
             var removed: [UInt64] = []
             while let sequence = index.checkOutOldest() {
+                guard sequence <= last else {
+                    index.checkIn(sequence)
+                    break
+                }
                 index.remove(sequence)
                 removed.append(sequence)
             }
