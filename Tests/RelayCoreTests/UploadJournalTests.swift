@@ -35,17 +35,21 @@ import Testing
         }
     }
 
-    @Test func aTornLastFrameLosesOnlyItself() throws {
+    @Test func aFrameCutByAKillLosesOnlyItself() throws {
         try withSpoolDirectory { dir in
+            var second: UploadJournal.Entry?
             do {
                 let journal = try UploadJournal(directory: dir, logger: Self.logger)
                 _ = journal.record(Self.upload("whole"), sequence: 1, receivedAtUnixMs: 1)
-                _ = journal.record(Self.upload("torn"), sequence: 2, receivedAtUnixMs: 1)
+                second = journal.record(Self.upload("torn"), sequence: 2, receivedAtUnixMs: 1)
             }
+            // The kill landed in the middle of copying the second frame: its tail is unwritten.
             let path = dir + "/" + Self.segments(dir)[0]
-            let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
-            try bytes.prefix(bytes.count - 3).write(to: URL(fileURLWithPath: path))  // the kill landed mid-write
-            let parsed = UploadJournal.parse([UInt8](try Data(contentsOf: URL(fileURLWithPath: path))))
+            var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+            let cut = try #require(second).offset + UploadJournal.headerSize + 20
+            for index in cut..<(cut + 40) { bytes[index] = 0 }
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            let parsed = UploadJournal.parse(bytes)
             #expect(parsed.torn && Array(parsed.entries.keys) == [1])
             #expect(UploadJournal.recover(into: try SpoolFiles(directory: dir, sync: false), logger: Self.logger) == 1)
         }

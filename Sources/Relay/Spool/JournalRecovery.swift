@@ -35,7 +35,8 @@ extension UploadJournal {
         return recovered
     }
 
-    /// The entries of a segment that have no end, and whether it ended in a partial frame.
+    /// The entries of a segment that have no end, and whether it ended in a partial frame
+    /// (rather than in the zeros after the last frame).
     static func parse(_ bytes: [UInt8]) -> (entries: [UInt64: [UInt8]], torn: Bool) {
         var live: [UInt64: [UInt8]] = [:]
         var position = 0
@@ -44,25 +45,17 @@ extension UploadJournal {
             for index in 0..<MemoryLayout<T>.size { value |= T(bytes[offset + index]) << (8 * index) }
             return value
         }
-        while position < bytes.count {
-            switch bytes[position] {
-            case UInt8(ascii: "E"):
-                guard bytes.count - position >= 13 else { return (live, true) }
-                let sequence = integer(UInt64.self, at: position + 1)
-                let length = Int(integer(UInt32.self, at: position + 9))
-                guard bytes.count - position - 13 >= length else { return (live, true) }
-                live[sequence] = Array(bytes[(position + 13)..<(position + 13 + length)])
-                position += 13 + length
-            case UInt8(ascii: "D"):
-                guard bytes.count - position >= 13 else { return (live, true) }
-                guard integer(UInt32.self, at: position + 9) == SpoolRecordCodec.checksum(bytes[position..<(position + 9)]) else {
-                    return (live, true)
-                }
-                live[integer(UInt64.self, at: position + 1)] = nil
-                position += 13
-            default:
-                return (live, true)
-            }
+        while position < bytes.count, bytes[position] != 0 {
+            guard bytes[position] == UInt8(ascii: "E"), bytes.count - position >= headerSize else { return (live, true) }
+            let ended = bytes[position + 1] != 0
+            let sequence = integer(UInt64.self, at: position + 2)
+            let length = Int(integer(UInt32.self, at: position + 10))
+            guard bytes.count - position - headerSize >= length else { return (live, true) }
+            let record = Array(bytes[(position + headerSize)..<(position + headerSize + length)])
+            // A frame cut by a kill: its record's CRC fails, and nothing after it was written.
+            guard case .success = SpoolRecordCodec.decode(record) else { return (live, true) }
+            if !ended { live[sequence] = record }
+            position += headerSize + length
         }
         return (live, false)
     }
