@@ -110,8 +110,10 @@ bench: venv ## Relay vs nginx, A B A B: ack latency, delivered rate, memory, sta
 	@$(VENV_PY) -c 'import matplotlib' 2>/dev/null || $(VENV_PY) -m pip install -q matplotlib
 	$(SWIFT) build -c release --product $(RELAY)
 	$(SWIFT) build -c release --product LogBench
+	$(SWIFT) build -c release --product PipelineBench
 	@mkdir -p bench/results/.bin && cc -O2 -Wall -o bench/results/.bin/startup bench/startup.c
 	$(VENV_PY) bench/run_bench.py --relay "$(RELEASE_DIR)/$(RELAY)" --logbench "$(RELEASE_DIR)/LogBench" \
+		--pipelinebench "$(RELEASE_DIR)/PipelineBench" \
 		--startup-bin bench/results/.bin/startup
 
 # What building, publishing and testing the layer needs: zig (the linker for old glibc),

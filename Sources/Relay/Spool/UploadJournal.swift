@@ -14,8 +14,11 @@ import Synchronization
 /// Segments are files mapped into memory (`MAP_SHARED`): logging an upload is a copy into
 /// the page cache and ending it is one byte, with no system call; the pages belong to the
 /// kernel, so they outlive the process, and the next start reads them back with read(2).
-/// (With a write(2) per upload and per end, acknowledging cost 13–20% more CPU per upload;
-/// a file per upload costs 22 µs just to create.) No fsync, as for the spool.
+/// Measured with `PipelineBench` (release, ext4): 4.3 µs per 1 KB upload (3–4% of relaying
+/// it), 108 µs per 64 KB; a write(2) per upload and per end measured 13–20% more CPU per
+/// acknowledged upload, and a file per upload costs 22 µs just to create. Segments are 1 MB:
+/// written pages count as the process's memory until a segment is deleted. No fsync, as
+/// for the spool.
 ///
 ///     journal-<segment>.log   frames from the start, zeros after the last:
 ///       "E" ended(UInt8: 0 or 1) sequence(UInt64) length(UInt32) record
@@ -58,7 +61,7 @@ final class UploadJournal: Sendable {
     private let failureLog = LogRateLimiter()
 
     /// Opens a new segment numbered after any left by an earlier run (call `recover` first).
-    init(directory: String, segmentBytes: Int = 8 << 20, logger: Logger) throws(SpoolError) {
+    init(directory: String, segmentBytes: Int = 1 << 20, logger: Logger) throws(SpoolError) {
         self.directory = directory
         self.segmentBytes = segmentBytes
         self.logger = logger
