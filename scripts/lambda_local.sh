@@ -52,6 +52,7 @@ status=0
 "$python" scripts/local_lambda.py --mode "$mode" "${mode_args[@]}" --extension "$relay" \
   --function-dir "${LAMBDA_FUNCTION_DIR:-scripts/lambda_function}" --handler "${LAMBDA_HANDLER:-app.handler}" \
   --python "$python" --invocations "$invocations" --event "$event" --report "$work/report.json" \
+  --env PYROSCOPE_SPOOL_DIR="$work/spool" \
   --env PYROSCOPE_REMOTE_ADDRESS="$remote" PYROSCOPE_FLUSH_STRATEGY="${PYROSCOPE_FLUSH_STRATEGY:-end}" \
   PYROSCOPE_LOG_LEVEL="${PYROSCOPE_LOG_LEVEL:-info}" PYROSCOPE_LISTEN_ADDRESS="$listen" \
   PYROSCOPE_SERVER_ADDRESS="http://$listen" || status=$?

@@ -39,12 +39,18 @@ import Testing
         shutdownMs: Int = 2000, env: [String: String] = [:], options: [String] = [], expectHealthy: Bool = true
     ) async throws -> Run {
         let reportPath = NSTemporaryDirectory() + "local-lambda-\(UUID().uuidString).json"
-        defer { try? FileManager.default.removeItem(atPath: reportPath) }
+        // Each environment's /tmp is its own in Lambda: so is each run's spool here.
+        let spool = NSTemporaryDirectory() + "local-lambda-spool-\(UUID().uuidString)"
+        defer {
+            try? FileManager.default.removeItem(atPath: reportPath)
+            try? FileManager.default.removeItem(atPath: spool)
+        }
         // A free loopback port for the relay instead of 4040, told to both processes.
         let relayPort = try await RecordingRemote.with { $0.port }
         var environment = [
             "PYROSCOPE_REMOTE_ADDRESS": remote.address, "PYROSCOPE_LOG_FORMAT": "json", "PYROSCOPE_LOG_LEVEL": "debug",
             "PYROSCOPE_LISTEN_ADDRESS": "localhost:\(relayPort)", "PYROSCOPE_SERVER_ADDRESS": "http://localhost:\(relayPort)",
+            "PYROSCOPE_SPOOL_DIR": spool,
         ]
         environment.merge(env) { $1 }
         let process = Process()

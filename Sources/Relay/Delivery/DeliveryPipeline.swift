@@ -103,12 +103,10 @@ public final class DeliveryPipeline: Sendable {
         var journal: UploadJournal?
         if let directory = configuration.spoolDirectory {
             do {
-                // What an earlier run journaled without an end becomes spool records first.
-                _ = UploadJournal.recover(into: try SpoolFiles(directory: directory, sync: false), logger: logger)
                 spool = try Spool(directory: directory, maxBytes: configuration.spoolMaxBytes, logger: logger)
             } catch {
                 logger.warning(
-                    "Spool unavailable: uploads beyond the memory queue will be refused with 503",
+                    "Spool unavailable: uploads beyond the memory queue will be refused with 503, and those in memory would not survive the process being killed",
                     metadata: ["spool_dir": "\(directory)", "error": "\(error)"])
             }
         }
