@@ -65,7 +65,7 @@ import Testing
                 }
                 #expect(heldAfterRestore.isEmpty, "nothing queued at the snapshot is sent after the restore")
                 let counts = relay.counters.snapshot
-                #expect(counts.dropped[.snapshot] == 2 && counts.delivered == 2)
+                #expect(counts.dropped[.snapshot] == 2 && counts.delivered == 2, "\(counts)")
                 #expect(relay.pipeline.snapshot.incomplete == 0)
             }
         }
