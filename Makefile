@@ -14,8 +14,11 @@ RELAY      := pyroscope-lambda-extension
 PYROSCOPE_IO_VERSION := 1.4.0
 AWSLAMBDARIC_VERSION := 4.2.2
 PROTOBUF_VERSION := 5.29.3
+# moto (AWS Secrets Manager and SSM in server mode) and botocore (the SigV4 oracle).
+MOTO_VERSION := 5.2.5
+BOTOCORE_VERSION := 1.44.8
 # The stamp names the pinned versions, so a change installs again.
-VENV_STAMP := $(VENV)/.installed-$(PYROSCOPE_IO_VERSION)-$(AWSLAMBDARIC_VERSION)-$(PROTOBUF_VERSION)
+VENV_STAMP := $(VENV)/.installed-$(PYROSCOPE_IO_VERSION)-$(AWSLAMBDARIC_VERSION)-$(PROTOBUF_VERSION)-$(MOTO_VERSION)-$(BOTOCORE_VERSION)
 # The layer: architecture, and what make publish-layer publishes where.
 ARCH       ?= x86_64
 LAYER_NAME ?= pyroscope-lambda-extension-$(ARCH)
@@ -32,13 +35,15 @@ build: ## Debug build of the extension and its tests
 	$(SWIFT) build --build-tests
 
 # The Python peers the tests and the demo run: the real pyroscope-io client, AWS's
-# runtime client, and Google's protobuf (the independent pprof decoder).
+# runtime client, Google's protobuf (the independent pprof decoder), moto (AWS APIs) and
+# botocore (the SigV4 oracle).
 $(VENV_STAMP):
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
-	$(VENV_PY) -m pip install -q "pyroscope-io==$(PYROSCOPE_IO_VERSION)" "awslambdaric==$(AWSLAMBDARIC_VERSION)" "protobuf==$(PROTOBUF_VERSION)"
+	$(VENV_PY) -m pip install -q "pyroscope-io==$(PYROSCOPE_IO_VERSION)" "awslambdaric==$(AWSLAMBDARIC_VERSION)" "protobuf==$(PROTOBUF_VERSION)" \
+		"moto[server]==$(MOTO_VERSION)" "boto3==$(BOTOCORE_VERSION)" "botocore==$(BOTOCORE_VERSION)"
 	@touch $@
 
-venv: $(VENV_STAMP) ## Python venv with pyroscope-io, awslambdaric and protobuf (used by test, demo, lambda-local)
+venv: $(VENV_STAMP) ## Python venv with pyroscope-io, awslambdaric, protobuf, moto and botocore (used by test, demo, lambda-local)
 
 # Debian tools the tests run as real peers: promtool (package prometheus).
 tools:

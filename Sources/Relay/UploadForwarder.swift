@@ -24,12 +24,16 @@ public struct UploadForwarder: Service, CustomStringConvertible {
     /// Loops the senders run on (spread over them); nil: the cooperative pool.
     let senderLoops: [any EventLoop]
     let logger: Logger
+    /// Credentials fetched after start (Secrets Manager, SSM); nil: they are settings.
+    let credentialSource: (any UpstreamCredentialSource)?
+    let failureReporter: UpstreamFailureReporter
 
     public init(
         queue: UploadQueue, uploader: any Uploader, builder: UpstreamRequestBuilder?, counters: RelayCounters,
         workers: Int, drainTimeout: Duration, drainDeadline: DrainDeadline = DrainDeadline(),
         retryPolicy: RetryPolicy = RetryPolicy(), clock: any Clock<Duration> = ContinuousClock(), spool: UploadSpool? = nil,
-        senderLoops: (any EventLoopGroup)? = nil, logger: Logger
+        senderLoops: (any EventLoopGroup)? = nil, credentialSource: (any UpstreamCredentialSource)? = nil,
+        failureReporter: UpstreamFailureReporter? = nil, logger: Logger
     ) {
         self.queue = queue
         self.uploader = uploader
@@ -43,6 +47,8 @@ public struct UploadForwarder: Service, CustomStringConvertible {
         self.spool = spool
         self.senderLoops = senderLoops.map { Array($0.makeIterator()) } ?? []
         self.logger = logger
+        self.credentialSource = credentialSource
+        self.failureReporter = failureReporter ?? UpstreamFailureReporter(context: .init(remote: builder?.remote))
     }
 
     /// ServiceLifecycle logs services by description: keep configuration (and its
@@ -145,11 +151,20 @@ public struct UploadForwarder: Service, CustomStringConvertible {
             logger[metadataKey: "path"] = "\(upload.path)"
             return logger
         }
-        guard let builder else {
+        guard var builder else {
             drop(.misconfigured, logger: uploadLogger(), "Dropped upload: the remote address is unusable")
             return .drop(.misconfigured)
         }
-        let request = builder.build(upload)
+        if let credentialSource {
+            switch await credentials(for: upload, from: credentialSource) {
+            case .ready(let credentials): builder.credentials = credentials
+            case .drop(let reason, let message):
+                drop(reason, logger: uploadLogger(), "\(message)")
+                return .drop(reason)
+            }
+        }
+        var request = builder.build(upload)
+        var credentialsRefetched = false
         var attempt = 0
         var reconnects = 0
         var random = SystemRandomNumberGenerator()
@@ -159,6 +174,7 @@ public struct UploadForwarder: Service, CustomStringConvertible {
             let result: RetryPolicy.AttemptResult
             var detail: Logger.Metadata = [:]
             var statusCode: UInt = 0
+            let cause: UpstreamAttemptCause
             do {
                 let response = try await uploader.send(request)
                 let nowUnix = unixMilliseconds() / 1000
@@ -166,6 +182,7 @@ public struct UploadForwarder: Service, CustomStringConvertible {
                     code: response.status.code,
                     retryAfter: response.retryAfter.flatMap { RetryPolicy.parseRetryAfter($0, nowUnixSeconds: nowUnix) })
                 statusCode = response.status.code
+                cause = UpstreamAttemptCause(status: statusCode)
                 if !(200..<300).contains(statusCode) {
                     detail = ["status": .stringConvertible(statusCode)]
                     if !response.bodyExcerpt.isEmpty { detail["body"] = "\(response.bodyExcerpt)" }
@@ -175,14 +192,32 @@ public struct UploadForwarder: Service, CustomStringConvertible {
                 switch failure {
                 case .timeout: result = .timeout
                 case .connection: result = .connectionFailure
+                case .unreachable: result = .unreachable
                 }
+                cause = failure.cause
                 detail = ["error": "\(failure)"]
             } catch {
                 // Cancellation: the drain deadline passed while this upload was in flight.
                 return dropInFlightAtDeadline(uploadLogger())
             }
             let elapsed = ContinuousClock.now - started
-            recordAttempt(result, duration: elapsed)
+            recordAttempt(result, cause: cause, duration: elapsed)
+            if cause != .none {
+                failureReporter.record(
+                    cause, status: statusCode == 0 ? nil : statusCode, detail: detail["body"].map { "\($0)" } ?? detail["error"].map { "\($0)" } ?? "",
+                    logger: logger)
+            }
+            if cause == .unauthorized, !credentialsRefetched, let credentialSource,
+                let fresh = await credentialSource.replacement(for: builder.credentials)
+            {
+                // The secret was rotated: send again at once with the new value, once.
+                credentialsRefetched = true
+                builder.credentials = fresh
+                request = builder.build(upload)
+                counters.recordRetry()
+                uploadLogger().info("Resending upload with credentials fetched again after a \(statusCode)")
+                continue
+            }
             let decision = retryPolicy.decide(
                 result, attempt: attempt, reconnectsUsed: reconnects, age: .now - upload.receivedAt,
                 // The jitter only matters for a retry; drawing it costs a getrandom syscall.
@@ -220,15 +255,18 @@ public struct UploadForwarder: Service, CustomStringConvertible {
         }
     }
 
-    private func recordAttempt(_ result: RetryPolicy.AttemptResult, duration: Duration) {
+    private func recordAttempt(_ result: RetryPolicy.AttemptResult, cause: UpstreamAttemptCause, duration: Duration) {
         let metrics = counters.metrics
         counters.recordUpstream(duration)
         switch result {
         case .status(let code, _):
             let statusClass = "\(code / 100)xx"
-            metrics.upstreamAttempts(outcome: (200..<300).contains(code) ? "success" : "error_status", statusClass: statusClass).increment()
-        case .timeout: metrics.upstreamAttempts(outcome: "timeout", statusClass: "none").increment()
-        case .connectionFailure: metrics.upstreamAttempts(outcome: "connection_error", statusClass: "none").increment()
+            metrics.upstreamAttempts(
+                outcome: (200..<300).contains(code) ? "success" : "error_status", statusClass: statusClass, cause: cause.rawValue
+            ).increment()
+        case .timeout: metrics.upstreamAttempts(outcome: "timeout", statusClass: "none", cause: cause.rawValue).increment()
+        case .connectionFailure, .unreachable:
+            metrics.upstreamAttempts(outcome: "connection_error", statusClass: "none", cause: cause.rawValue).increment()
         }
     }
 
