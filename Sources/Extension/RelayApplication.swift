@@ -86,21 +86,29 @@ public struct RelayApplication: Sendable {
             return 1
         }
 
-        let client = HTTPClient(
-            eventLoopGroup: group,
-            configuration: HTTPClientUploader.clientConfiguration(timeout: relay.upstreamTimeout, workers: relay.workers))
+        var clientConfiguration = HTTPClientUploader.clientConfiguration(timeout: relay.upstreamTimeout, workers: relay.workers)
+        let upstreamProxy = settings.network.apply(to: &clientConfiguration, reaching: relay.remote)
+        let client = HTTPClient(eventLoopGroup: group, configuration: clientConfiguration)
+        // Credentials kept in AWS: fetched now, within a bounded time (init must not fail for it).
+        let secrets = await SecretsWiring.start(settings: settings, group: group, logger: logger)
+        let failureReporter = UpstreamFailureReporter(
+            context: .init(
+                remote: relay.remote, credentialSettings: settings.credentialSettings, timeout: relay.upstreamTimeout, proxy: upstreamProxy,
+                trust: settings.network.trust))
         let drainDeadline = DrainDeadline()
         let forwarder = UploadForwarder(
-            queue: queue, uploader: HTTPClientUploader(client: client, timeout: relay.upstreamTimeout),
+            queue: queue, uploader: HTTPClientUploader(client: client, timeout: relay.upstreamTimeout, proxyHost: upstreamProxy?.host),
             builder: relay.remote.map { UpstreamRequestBuilder(configuration: relay, remote: $0) },
             counters: counters, workers: relay.workers, drainTimeout: relay.drainTimeout, drainDeadline: drainDeadline,
-            retryPolicy: relay.retryPolicy, spool: spool, senderLoops: group,
-            logger: forwardLogger)
+            retryPolicy: relay.retryPolicy, spool: spool, senderLoops: group, credentialSource: secrets.source,
+            failureReporter: failureReporter, logger: forwardLogger)
         let stats = StatsReporter(
             counters: counters, queue: queue, spool: spool, interval: settings.statsInterval, emf: settings.emf, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: forwarder), .init(service: ingress), .init(service: stats),
         ]
+        // First in, last to stop: held uploads can still get their credential while draining.
+        if let secret = secrets.secret { services.insert(.init(service: secret), at: 0) }
         // Off: nothing is created, so no handler, timer or task exists.
         var selfProfiler: SelfProfiler?
         if settings.selfProfiling, relay.remote != nil {
@@ -144,7 +152,9 @@ public struct RelayApplication: Sendable {
         // Last in, first to stop: its final window is queued before the forwarder drains.
         if let selfProfiler { services.append(.init(service: selfProfiler)) }
         if let remote = relay.remote {
-            logger.info("Relaying uploads", metadata: ["remote": "\(remote.redactedDescription)", "workers": .stringConvertible(relay.workers)])
+            var metadata: Logger.Metadata = ["remote": "\(remote.redactedDescription)", "workers": .stringConvertible(relay.workers)]
+            if let upstreamProxy { metadata["proxy"] = "\(upstreamProxy)" }
+            logger.info("Relaying uploads", metadata: metadata)
         }
         // Shutdown runs in reverse order: ingress stops accepting first, then the
         // forwarder drains what was accepted.
@@ -161,6 +171,7 @@ public struct RelayApplication: Sendable {
             exitCode = 1
         }
         try? await client.shutdown()
+        await secrets.shutdown()
         await lambdaAPI?.shutdown()
         stats.logStats(phase: "shutdown")
         return exitCode

@@ -1,0 +1,43 @@
+import Logging
+import NIOCore
+import RelayAWS
+import RelayCore
+import RelayLogging
+
+/// The upstream credential kept in AWS, wired from settings: the AWS transport, the
+/// credentials provider, the fetcher and the `UpstreamSecret` service, with fetched values
+/// added to the log redactions.
+struct SecretsWiring {
+    /// For the forwarder; nil when the credentials are plain settings.
+    let source: (any UpstreamCredentialSource)?
+    /// The background service (retries while the secret is missing).
+    let secret: UpstreamSecret?
+    private let transport: HTTPClientAWSTransport?
+
+    /// Builds the pieces and makes the start-up fetch, bounded by `settings.secrets.startBudget`.
+    static func start(settings: ExtensionSettings, group: any EventLoopGroup, logger: Logger) async -> SecretsWiring {
+        let secrets = settings.secrets
+        guard let plan = secrets.plan else {
+            return SecretsWiring(source: secrets.unusable ? UnusableCredentialSource() : nil, secret: nil, transport: nil)
+        }
+        var logger = logger
+        logger[metadataKey: "comp"] = "secrets"
+        let redactions = settings.log.redactions
+        let learned: @Sendable ([String]) -> Void = { redactions.add($0) }
+        let transport = HTTPClientAWSTransport(eventLoopGroup: group, network: settings.network, destinations: secrets.destinations)
+        let credentials: any AWSCredentialsProvider
+        switch secrets.awsCredentials {
+        case .environment(let keys): credentials = StaticCredentialsProvider(keys)
+        case .container(let uri, let token):
+            credentials = ContainerCredentialsProvider(uri: uri, authorizationToken: token, transport: transport, learned: learned)
+        case .none: credentials = MissingCredentialsProvider()
+        }
+        let fetcher = AWSSecretFetcher(
+            transport: transport, credentials: credentials, endpoints: secrets.endpoints, now: { unixMilliseconds() / 1000 })
+        let secret = UpstreamSecret(plan: plan, fetcher: fetcher, learned: learned, logger: logger)
+        await secret.fetchAtStart(within: secrets.startBudget)
+        return SecretsWiring(source: secret, secret: secret, transport: transport)
+    }
+
+    func shutdown() async { await transport?.shutdown() }
+}
