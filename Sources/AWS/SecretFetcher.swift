@@ -89,8 +89,12 @@ public struct AWSSecretFetcher: SecretFetcher {
     /// AWS's JSON error (`__type`, `message`) in a message that says what to check.
     static func serviceError(_ response: AWSHTTPResponse, reference: SecretReference) -> SecretFetchError {
         let answer = try? JSONDecoder().decode(AWSErrorAnswer.self, from: Data(response.body))
-        let code = answer?.__type.map { String($0.split(separator: "#").last ?? Substring($0)) } ?? "HTTP \(response.status)"
-        let text = answer?.message ?? answer?.Message ?? ""
+        let body = String(decoding: response.body.prefix(2048), as: UTF8.self)
+        // JSON services answer `__type`; a signature refused before the service may come as
+        // the query protocol's XML (`<Code>`), as moto sends it.
+        let code =
+            answer?.__type.map { String($0.split(separator: "#").last ?? Substring($0)) } ?? xmlElement("Code", in: body) ?? "HTTP \(response.status)"
+        let text = answer?.message ?? answer?.Message ?? xmlElement("Message", in: body) ?? ""
         let hint: String
         switch code {
         case "AccessDeniedException", "AccessDenied":
@@ -106,6 +110,12 @@ public struct AWSSecretFetcher: SecretFetcher {
         return SecretFetchError(
             .service, "\(reference.arn): \(code)\(text.isEmpty ? "" : ": \(text)"); \(hint)", awsErrorCode: code)
     }
+}
+
+/// The text of the first `<name>` element, for AWS's XML error bodies.
+func xmlElement(_ name: String, in text: String) -> String? {
+    guard let start = text.firstRange(of: "<\(name)>"), let end = text[start.upperBound...].firstRange(of: "</\(name)>") else { return nil }
+    return String(text[start.upperBound..<end.lowerBound])
 }
 
 /// The documented rule for turning a secret's text into the credential.
