@@ -41,7 +41,7 @@ public final class MotoPeer: Sendable {
             let port = ready["port"] as? Int, let credentialsPort = ready["credentials_port"] as? Int,
             let session = ready["session"] as? [String: String], let user = ready["user"] as? [String: String]
         else {
-            process.terminate()
+            kill(process.processIdentifier, SIGKILL)
             throw PeerError.failed("moto did not start (is moto in the test venv? run `make venv`)")
         }
         return MotoPeer(
@@ -109,8 +109,10 @@ public final class MotoPeer: Sendable {
     }
 
     public func stop() {
-        try? input.close()
-        if process.isRunning { process.terminate() }
+        try? input.close()  // the peer exits when its stdin closes
+        let deadline = ContinuousClock.now + .seconds(5)
+        while process.isRunning, ContinuousClock.now < deadline { usleep(20_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
     }
 

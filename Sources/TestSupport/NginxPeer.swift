@@ -60,7 +60,7 @@ public final class NginxPeer: Sendable {
                 if (try? RawConnection(port: port, timeoutSeconds: 1)) != nil { return NginxPeer(port: port, directory: directory, process: process) }
                 try await Task.sleep(for: .milliseconds(20))
             }
-            if process.isRunning { process.terminate() }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
             if attempt == 4 {
                 let log = (try? String(contentsOfFile: directory + "/error.log", encoding: .utf8)) ?? ""
                 throw PeerError.failed("nginx did not start: \(log)")
@@ -80,13 +80,15 @@ public final class NginxPeer: Sendable {
         ((try? String(contentsOfFile: directory + "/access.log", encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
     }
 
+    /// SIGKILL: a child spawned from a test thread inherits that thread's signal mask, in
+    /// which SIGTERM may be blocked; nothing of the peer's needs a clean exit.
     public func stop() {
         if process.isRunning {
-            process.terminate()
+            kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    deinit { if process.isRunning { process.terminate() } }
+    deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
 }
