@@ -45,11 +45,13 @@ $(VENV_STAMP):
 
 venv: $(VENV_STAMP) ## Python venv with pyroscope-io, awslambdaric, protobuf, moto and botocore (used by test, demo, lambda-local)
 
-# Debian tools the tests run as real peers: promtool (package prometheus).
+# Debian tools the tests run as real peers: promtool (package prometheus), nginx (a TLS
+# server with basic auth and HTTP/2), tinyproxy (an HTTP proxy), openssl (test certificates).
 tools:
-	@command -v promtool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
+	@{ command -v promtool && command -v openssl && [ -x /usr/sbin/nginx ] && [ -x /usr/bin/tinyproxy ]; } >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus nginx-light tinyproxy openssl; }
 
-test: venv tools build ## Build and run every test (Swift Testing), with the real Python client and promtool as peers
+test: venv tools build ## Build and run every test (Swift Testing), with the real Python client, promtool, moto, nginx and tinyproxy as peers
 	RELAY_BINARY="$(BIN_DIR)/$(RELAY)" PYROSCOPE_TEST_PYTHON="$(abspath $(VENV_PY))" \
 		$(SWIFT) test --skip-build
 
