@@ -61,7 +61,11 @@ public struct TestRelay: Sendable {
             let result: Result<T, any Error>
             do { result = .success(try await body(relay)) } catch { result = .failure(error) }
             await serviceGroup.triggerGracefulShutdown()
-            try await tasks.waitForAll()
+            // The client is shut down on every path: one dropped unshut crashes the test process.
+            do { try await tasks.waitForAll() } catch {
+                try? await client.shutdown()
+                throw error
+            }
             try await client.shutdown()
             return try result.get()
         }
