@@ -49,8 +49,8 @@ public final class NginxPeer: Sendable {
                 """
             try configuration.write(toFile: directory + "/nginx.conf", atomically: true, encoding: .utf8)
             let process = Process()
-            process.executableURL = URL(fileURLWithPath: binary)
-            process.arguments = ["-p", directory, "-c", directory + "/nginx.conf", "-e", directory + "/error.log"]
+            process.executableURL = URL(fileURLWithPath: peerLifetime[0])
+            process.arguments = Array(peerLifetime.dropFirst()) + [binary, "-p", directory, "-c", directory + "/nginx.conf", "-e", directory + "/error.log"]
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()
@@ -60,7 +60,7 @@ public final class NginxPeer: Sendable {
                 if (try? RawConnection(port: port, timeoutSeconds: 1)) != nil { return NginxPeer(port: port, directory: directory, process: process) }
                 try await Task.sleep(for: .milliseconds(20))
             }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            killPeer(process)
             if attempt == 4 {
                 let log = (try? String(contentsOfFile: directory + "/error.log", encoding: .utf8)) ?? ""
                 throw PeerError.failed("nginx did not start: \(log)")
@@ -83,12 +83,9 @@ public final class NginxPeer: Sendable {
     /// SIGKILL: a child spawned from a test thread inherits that thread's signal mask, in
     /// which SIGTERM may be blocked; nothing of the peer's needs a clean exit.
     public func stop() {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
+        killPeer(process)
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+    deinit { killPeer(process) }
 }

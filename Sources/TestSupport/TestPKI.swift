@@ -52,6 +52,23 @@ public enum PeerError: Error, CustomStringConvertible {
     }
 }
 
+/// How long a peer server may live: it runs under `timeout`, so one left behind by a test
+/// process that crashed (no `defer` ran) still stops by itself.
+public let peerLifetime = ["/usr/bin/timeout", "-s", "KILL", "600"]
+
+/// Kills a peer started under `timeout` and its child.
+public func killPeer(_ process: Process) {
+    guard process.isRunning else { return }
+    let pid = process.processIdentifier
+    let children = Process()
+    children.executableURL = URL(fileURLWithPath: "/usr/bin/pkill")
+    children.arguments = ["-KILL", "-P", String(pid)]
+    try? children.run()
+    children.waitUntilExit()
+    kill(pid, SIGKILL)
+    process.waitUntilExit()
+}
+
 /// A port that was free a moment ago, for peers that cannot bind port 0 and say which
 /// port they got (nginx, tinyproxy).
 public func freeLoopbackPort() throws -> Int {

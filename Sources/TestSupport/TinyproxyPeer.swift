@@ -32,7 +32,8 @@ public final class TinyproxyPeer: Sendable {
                 DisableViaHeader Yes
                 """
             try configuration.write(toFile: directory + "/tinyproxy.conf", atomically: true, encoding: .utf8)
-            let command = IsolatedCommand(binary, ["-d", "-c", directory + "/tinyproxy.conf"], replacing: hostFiles)
+            let command = IsolatedCommand(
+                peerLifetime[0], Array(peerLifetime.dropFirst()) + [binary, "-d", "-c", directory + "/tinyproxy.conf"], replacing: hostFiles)
             let process = Process()
             process.executableURL = URL(fileURLWithPath: command.executable)
             process.arguments = command.arguments
@@ -44,7 +45,7 @@ public final class TinyproxyPeer: Sendable {
                 if (try? RawConnection(port: port, timeoutSeconds: 1)) != nil { return TinyproxyPeer(port: port, directory: directory, process: process) }
                 try await Task.sleep(for: .milliseconds(20))
             }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            killPeer(process)
         }
         throw PeerError.failed("tinyproxy did not start: \(String(describing: try? String(contentsOfFile: directory + "/tinyproxy.log", encoding: .utf8)))")
     }
@@ -69,12 +70,9 @@ public final class TinyproxyPeer: Sendable {
     /// SIGKILL: a child spawned from a test thread inherits that thread's signal mask, in
     /// which SIGTERM may be blocked; nothing of the peer's needs a clean exit.
     public func stop() {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
+        killPeer(process)
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+    deinit { killPeer(process) }
 }
