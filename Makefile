@@ -22,12 +22,16 @@ PYINFERNO_VERSION := 0.2.6
 PYINSTRUMENT_VERSION := 5.1.3
 MATPLOTLIB_VERSION := 3.11.2
 PYTEST_VERSION := 8.4.2
+# moto (AWS Secrets Manager and SSM in server mode) and botocore (the SigV4 oracle).
+MOTO_VERSION := 5.2.5
+BOTOCORE_VERSION := 1.44.8
 PYINFERNO_WHEELS := platform_machine == 'x86_64' and python_version < '3.12'
 VENV_PINS  := "pyroscope-io==$(PYROSCOPE_IO_VERSION)" "awslambdaric==$(AWSLAMBDARIC_VERSION)" "protobuf==$(PROTOBUF_VERSION)" \
 	"pyinferno==$(PYINFERNO_VERSION); $(PYINFERNO_WHEELS)" "pyinstrument==$(PYINSTRUMENT_VERSION); $(PYINFERNO_WHEELS)" \
-	"matplotlib==$(MATPLOTLIB_VERSION)" "pytest==$(PYTEST_VERSION)"
+	"matplotlib==$(MATPLOTLIB_VERSION)" "pytest==$(PYTEST_VERSION)" \
+	"moto[server]==$(MOTO_VERSION)" "boto3==$(BOTOCORE_VERSION)" "botocore==$(BOTOCORE_VERSION)"
 # The stamp names the pinned versions, so a change installs again.
-VENV_STAMP := $(VENV)/.installed-$(PYROSCOPE_IO_VERSION)-$(AWSLAMBDARIC_VERSION)-$(PROTOBUF_VERSION)-$(PYINFERNO_VERSION)-$(MATPLOTLIB_VERSION)-$(PYTEST_VERSION)
+VENV_STAMP := $(VENV)/.installed-$(PYROSCOPE_IO_VERSION)-$(AWSLAMBDARIC_VERSION)-$(PROTOBUF_VERSION)-$(PYINFERNO_VERSION)-$(MATPLOTLIB_VERSION)-$(PYTEST_VERSION)-$(MOTO_VERSION)-$(BOTOCORE_VERSION)
 # The layer: architecture, and what make publish-layer publishes where.
 ARCH       ?= x86_64
 LAYER_NAME ?= pyroscope-lambda-extension-$(ARCH)
@@ -56,13 +60,14 @@ build: ## Debug build of the extension and its tests
 	$(SWIFT) build --build-tests
 
 # The Python peers the tests and the demo run: the real pyroscope-io client, AWS's
-# runtime client, and Google's protobuf (the independent pprof decoder).
+# runtime client, Google's protobuf (the independent pprof decoder), moto (AWS APIs) and
+# botocore (the SigV4 oracle).
 $(VENV_STAMP):
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(VENV_PY) -m pip install -q $(VENV_PINS)
 	@touch $@
 
-venv: $(VENV_STAMP) ## Python venv with pyroscope-io, awslambdaric, protobuf, pyinferno, matplotlib, pytest (used by test, demo, observe, lambda-local)
+venv: $(VENV_STAMP) ## Python venv with pyroscope-io, awslambdaric, protobuf, pyinferno, matplotlib, pytest, moto, botocore (used by test, demo, observe, lambda-local)
 
 # Debian tools the tests run as real peers: prometheus and promtool. `apt-get install
 # prometheus` would also enable and start a system service where systemd runs, so the
@@ -75,9 +80,13 @@ $(PROMETHEUS):
 	dpkg-deb -x $(TOOLS_DIR)/debs/prometheus_*.deb $(TOOLS_DIR)/prometheus
 	@$(PROMETHEUS) --version | head -1
 
-tools: $(PROMETHEUS) ## Prometheus and promtool (Debian's package) unpacked into .build-tools/, no service enabled
+# nginx (a TLS server with basic auth and HTTP/2), tinyproxy (an HTTP proxy) and openssl
+# (test certificates) from Debian; the tests start their own on loopback.
+tools: $(PROMETHEUS) ## Prometheus and promtool unpacked into .build-tools/ (no service enabled); nginx, tinyproxy, openssl
+	@{ command -v openssl && [ -x /usr/sbin/nginx ] && [ -x /usr/bin/tinyproxy ]; } >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light tinyproxy openssl; }
 
-test: venv tools build ## Build and run every test (Swift Testing, then pytest for scripts/), with the real Python client and Prometheus as peers
+test: venv tools build ## Build and run every test (Swift Testing, then pytest for scripts/), with the real Python client, Prometheus, moto, nginx and tinyproxy as peers
 	RELAY_BINARY="$(BIN_DIR)/$(RELAY)" PYROSCOPE_TEST_PYTHON="$(abspath $(VENV_PY))" \
 		PROMETHEUS="$(abspath $(PROMETHEUS))" PROMTOOL="$(abspath $(PROMTOOL))" \
 		$(SWIFT) test --skip-build

@@ -18,6 +18,10 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.25.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.1.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
+        // Already in the graph through async-http-client; named for `TLSConfiguration` (trust roots).
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.29.0"),
+        // SHA-256 and HMAC for the SigV4 signer (`RelayAWS`).
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         // zlib: gzip for the self-profiler, CRC-32 for spool records.
@@ -48,11 +52,27 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Sources/Relay"
+        ),
+        // Secrets from AWS Secrets Manager and SSM: a small SigV4 signer, AWS JSON 1.1 calls,
+        // credentials from the environment or Lambda's container endpoint.
+        .target(
+            name: "RelayAWS",
+            dependencies: [
+                "RelayCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/AWS"
         ),
         // The self-profiler: the signal handler and timers in C (async-signal-safe code
         // only), symbols, pprof and uploads in Swift.
@@ -78,6 +98,7 @@ let package = Package(
             dependencies: [
                 "GoCompatibility",
                 "RelayCore",
+                "RelayAWS",
                 "RelayProfiler",
                 "RelayLogging",
                 "RelayMetrics",
@@ -146,6 +167,10 @@ let package = Package(
         .testTarget(
             name: "RelayProfilerTests",
             dependencies: ["RelayProfiler", "RelayTestSupport"]
+        ),
+        .testTarget(
+            name: "RelayAWSTests",
+            dependencies: ["RelayAWS", "RelayCore", "RelayTestSupport", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "RelayLoggingTests",

@@ -3,7 +3,7 @@
 
 Usage:
   python3 scripts/capture_server.py [--host 127.0.0.1] [--port 4100]
-      [--port-file PATH] [--out PATH.jsonl] [--bodies DIR] [--max-seconds N] [--quiet]
+      [--port-file PATH] [--out PATH.jsonl] [--bodies DIR] [--max-seconds N] [--follow-pid PID] [--quiet]
 
 * HTTP/1.1 with keep-alive, any method and path, Content-Length or chunked
   request bodies; every request gets `200` with an empty body
@@ -22,7 +22,8 @@ Usage:
   gzip included); the record names it in body_file (relative to DIR), so
   scripts/profiles.py can decode the profiles afterwards.
 * Stdlib only. Stops with exit 0 on SIGTERM/SIGINT, and by itself after
-  --max-seconds (default 600).
+  --max-seconds (default 600) or, with --follow-pid, when that process is gone
+  (make run: the capture server lives exactly as long as the relay's script).
 """
 
 import argparse
@@ -469,6 +470,16 @@ def write_port_file(path, port):
     os.replace(tmp, path)
 
 
+def process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Stand-in Pyroscope server that records requests.")
     ap.add_argument("--host", default="127.0.0.1")
@@ -479,6 +490,8 @@ def main(argv=None):
                     help="keep each request body in this folder (named in the record's body_file)")
     ap.add_argument("--max-seconds", type=float, default=600.0,
                     help="exit by itself after this many seconds (default 600)")
+    ap.add_argument("--follow-pid", type=int,
+                    help="stop when this process exits, instead of after --max-seconds")
     ap.add_argument("--quiet", action="store_true", help="no per-request stdout line")
     args = ap.parse_args(argv)
 
@@ -502,16 +515,22 @@ def main(argv=None):
     port = server.server_address[1]
     if args.port_file:
         write_port_file(args.port_file, port)
-    print("capture_server: listening on http://%s:%d (max %gs)%s"
-          % (args.host, port, args.max_seconds,
+    print("capture_server: listening on http://%s:%d (%s)%s"
+          % (args.host, port, ("while process %d runs" % args.follow_pid) if args.follow_pid else ("max %gs" % args.max_seconds),
              (", recording to %s" % args.out) if args.out else ""),
           file=sys.stderr, flush=True)
 
     t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
                          name="serve", daemon=True)
     t.start()
-    deadline = time.monotonic() + args.max_seconds
+    deadline = None if args.follow_pid else time.monotonic() + args.max_seconds
     while not stop.is_set():
+        if deadline is None:
+            if not process_alive(args.follow_pid):
+                reason["why"] = "process %d exited" % args.follow_pid
+                break
+            stop.wait(0.5)
+            continue
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break

@@ -1,5 +1,6 @@
 import FoundationEssentials
 import GoCompatibility
+import RelayAWS
 import RelayCore
 import RelayLogging
 import RelayProfiler
@@ -41,6 +42,12 @@ public struct ExtensionSettings: Sendable {
     public var statsInterval: Duration
     /// CloudWatch EMF in the stats line; nil: off.
     public var emf: StatsReporter.EMF?
+    /// Proxy and trust roots, for the upstream remote and AWS.
+    public var network: NetworkConfiguration
+    /// Upstream credentials kept in Secrets Manager or SSM, and how to fetch them.
+    public var secrets: SecretSettings
+    /// The settings the upstream credentials come from (named when the remote refuses them).
+    public var credentialSettings: [String]
     /// Settings that could not be used as given; logged once logging is configured.
     public var warnings: [SettingsWarning] = []
     /// Settings so wrong that part of the relay cannot work (it still runs).
@@ -59,6 +66,10 @@ public struct ExtensionSettings: Sendable {
         "PYROSCOPE_LOG_LOGRUS_ERROR_FIELD_NAME", "PYROSCOPE_LOG_FUNC_FIELD_NAME", "PYROSCOPE_LOG_FILE_FIELD_NAME",
         "PYROSCOPE_LOG_REPORT_CALLER", "PYROSCOPE_STATS_INTERVAL", "PYROSCOPE_EMF_NAMESPACE",
         "TZ", "AWS_LAMBDA_RUNTIME_API", "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_INITIALIZATION_TYPE",
+        "PYROSCOPE_AUTH_TOKEN_SECRET_ARN", "PYROSCOPE_BASIC_AUTH_PASSWORD_SECRET_ARN", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL_SSM", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy",
+        "NO_PROXY", "no_proxy", "PYROSCOPE_CA_FILE", "SSL_CERT_FILE",
     ]
 
     public init(environment: [String: String]) {
@@ -87,22 +98,11 @@ public struct ExtensionSettings: Sendable {
             }
         }
 
-        var credentials = UpstreamCredentials.none
-        let token = reader.string("PYROSCOPE_AUTH_TOKEN")
-        let user = reader.string("PYROSCOPE_BASIC_AUTH_USER")
-        let password = reader.string("PYROSCOPE_BASIC_AUTH_PASSWORD")
-        if let token {
-            credentials = .bearer(token: token)
-        } else if let user, let password {
-            credentials = .basic(user: user, password: password)
-        } else if user != nil || password != nil {
-            let missing = user == nil ? "PYROSCOPE_BASIC_AUTH_USER" : "PYROSCOPE_BASIC_AUTH_PASSWORD"
-            let present = user == nil ? "PYROSCOPE_BASIC_AUTH_PASSWORD" : "PYROSCOPE_BASIC_AUTH_USER"
-            reader.warnings.append(
-                SettingsWarning(
-                    variable: present, value: present.hasSuffix("PASSWORD") ? "***" : user ?? "",
-                    fallback: "no basic auth", reason: "basic auth needs \(missing) too"))
-        }
+        // Plain values or AWS secrets (ExtensionSettings+Network.swift).
+        let authentication = Self.upstreamAuthentication(&reader)
+        let credentials = authentication.credentials
+        secrets = authentication.secrets
+        credentialSettings = authentication.settingsInUse
 
         let extraHeaders = reader.headers("PYROSCOPE_HTTP_HEADERS")
 
@@ -160,6 +160,9 @@ public struct ExtensionSettings: Sendable {
         }
         selfProfiling = reader.bool("PYROSCOPE_SELF_PROFILING")
         lambdaRuntimeAPI = reader.string("AWS_LAMBDA_RUNTIME_API")
+        network = Self.networkConfiguration(&reader, lambdaRuntimeAPI: lambdaRuntimeAPI)
+        relay.network = network
+        relay.credentialSettings = credentialSettings
         statsInterval = reader.duration("PYROSCOPE_STATS_INTERVAL", default: .seconds(60), mustBePositive: false)
         if statsInterval < .zero {
             reader.warnings.append(
@@ -205,9 +208,13 @@ public struct ExtensionSettings: Sendable {
                         variable: "PYROSCOPE_EMF_NAMESPACE", value: namespace, fallback: "", reason: "EMF needs PYROSCOPE_LOG_FORMAT=json"))
             }
         }
-        log.redactions =
-            relay.credentials.secrets + (remote?.userInfo.map { [$0.password] } ?? [])
-            + extraHeaders.filter { ["authorization", "x-api-key", "cookie"].contains($0.name.lowercased()) }.map(\.value)
+        var secretValues = relay.credentials.secrets + (remote?.userInfo.map { [$0.password] } ?? [])
+        secretValues += extraHeaders.filter { ["authorization", "x-api-key", "cookie"].contains($0.name.lowercased()) }.map(\.value)
+        secretValues += network.proxy.secrets
+        if case .environment(let keys) = secrets.awsCredentials { secretValues += keys.secrets }
+        if case .container(_, let token?) = secrets.awsCredentials { secretValues.append(token) }
+        // Fetched secrets are added to the same set once known (RelayApplication).
+        log.redactions = RedactionSet(secretValues)
         self.log = log
 
         warnings = reader.warnings

@@ -23,10 +23,16 @@ public struct RelayApplication: Sendable {
     /// Runs until SIGTERM/SIGINT (dev mode) or Lambda's SHUTDOWN, then drains within the
     /// deadline. Returns the process exit code.
     public func run() async -> Int32 {
-        (try? await Relay.with(settings.relay, logger: logger) { relay in await run(relay) }) ?? 1
+        let secrets = SecretsWiring.make(settings: settings, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+        let exitCode =
+            (try? await Relay.with(settings.relay, credentialSource: secrets.source, logger: logger) { relay in
+                await run(relay, secrets: secrets)
+            }) ?? 1
+        await secrets.shutdown()
+        return exitCode
     }
 
-    private func run(_ relay: Relay) async -> Int32 {
+    private func run(_ relay: Relay, secrets: SecretsWiring) async -> Int32 {
         let group = MultiThreadedEventLoopGroup.singleton
         var bindError: RelayError?
         do { try await relay.ingress.bind() } catch { bindError = error }
@@ -70,9 +76,14 @@ public struct RelayApplication: Sendable {
             return 1
         }
 
+        // Credentials kept in AWS: fetched once listening and registered, within a bounded time
+        // (init must not fail for it).
+        await secrets.fetchAtStart()
         let pipeline = relay.pipeline
         let stats = StatsReporter(pipeline: pipeline, interval: settings.statsInterval, emf: settings.emf, logger: logger)
         var services = relay.services + [.init(service: stats)]
+        // First in, last to stop: held uploads can still get their credential while draining.
+        if let secret = secrets.secret { services.insert(.init(service: secret), at: 0) }
         // Off: nothing is created, so no handler, timer or task exists.
         var selfProfiler: SelfProfiler?
         if settings.selfProfiling, settings.relay.remote != nil {
@@ -129,7 +140,9 @@ public struct RelayApplication: Sendable {
         // Last in, first to stop: its final window is queued before the forwarder drains.
         if let selfProfiler { services.append(.init(service: selfProfiler)) }
         if let remote = settings.relay.remote {
-            logger.info("Relaying uploads", metadata: ["remote": "\(remote.redactedDescription)", "workers": .stringConvertible(settings.relay.workers)])
+            var metadata: Logger.Metadata = ["remote": "\(remote.redactedDescription)", "workers": .stringConvertible(settings.relay.workers)]
+            if let proxy = relay.upstreamProxy { metadata["proxy"] = "\(proxy)" }
+            logger.info("Relaying uploads", metadata: metadata)
         }
         let serviceGroup = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

@@ -49,8 +49,9 @@ public struct LogConfiguration: Sendable {
     public var timeZone: GoTimeZone
     /// Secrets (tokens, passwords, Authorization values) replaced by `[REDACTED]`
     /// wherever they occur in a message, key or value. Empty strings are ignored
-    /// (they would match everywhere).
-    public var redactions: [String]
+    /// (they would match everywhere). Shared: values added later (secrets fetched after
+    /// start) are masked by every handler made from this configuration.
+    public var redactions: RedactionSet
 
     public init(
         format: LogFormat = .text,
@@ -60,7 +61,7 @@ public struct LogConfiguration: Sendable {
         fieldNames: LogFieldNames = LogFieldNames(),
         reportCaller: Bool = false,
         timeZone: GoTimeZone = .utc,
-        redactions: [String] = []
+        redactions: RedactionSet = []
     ) {
         self.format = format
         self.level = level

@@ -99,7 +99,7 @@ public struct LogrusFormatter: Sendable {
         let disableTimestamp: Bool
         let timeZone: GoTimeZone
         let names: LogFieldNames
-        let redactor: Redactor
+        let redactions: RedactionSet
         /// `fields.<resolved name>` for the clash rule.
         let movedTime, movedMessage, movedLevel, movedError, movedFunction, movedFile: String
         /// JSON: the distinct reserved names in byte order, each with the reserved
@@ -113,7 +113,7 @@ public struct LogrusFormatter: Sendable {
             disableTimestamp = c.disableTimestamp
             timeZone = c.timeZone
             names = c.fieldNames
-            redactor = Redactor(c.redactions)
+            redactions = c.redactions
             movedTime = "fields." + c.fieldNames.time
             movedMessage = "fields." + c.fieldNames.message
             movedLevel = "fields." + c.fieldNames.level
@@ -138,7 +138,8 @@ public struct LogrusFormatter: Sendable {
         func append(_ entry: LogEntry, to b: inout [UInt8]) {
             var message = entry.message
             var errorText = entry.errorText
-            var data = sortedFields(entry.fields)
+            let redactor = redactions.current
+            var data = sortedFields(entry.fields, redactor: redactor)
             if !redactor.isEmpty {
                 message = redactor.redact(message)
                 errorText = redactor.redact(errorText)
@@ -313,7 +314,7 @@ public struct LogrusFormatter: Sendable {
         // MARK: Field bookkeeping (sorted by UTF-8 bytes, like Go's sort.Strings
         // and encoding/json's map key order)
 
-        private func sortedFields(_ fields: [(key: String, value: LogFieldValue)]) -> [(key: String, slot: Slot)] {
+        private func sortedFields(_ fields: [(key: String, value: LogFieldValue)], redactor: Redactor) -> [(key: String, slot: Slot)] {
             var data: [(key: String, slot: Slot)] = []
             data.reserveCapacity(fields.count + 2)
             if redactor.isEmpty {

@@ -41,6 +41,7 @@ public final class RelayMetrics: Sendable {
     private struct AttemptKey: Hashable {
         var outcome: String
         var statusClass: String
+        var cause: String
     }
     public let process: ProcessMetrics
 
@@ -130,13 +131,17 @@ public final class RelayMetrics: Sendable {
     }
 
     /// Upload attempts to the remote by outcome (`success`, `error_status`, `timeout`,
-    /// `connection_error`) and status class (`2xx`, `4xx`, `5xx`, `none`).
-    public func upstreamAttempts(outcome: String, statusClass: String) -> Counter {
-        let key = AttemptKey(outcome: outcome, statusClass: statusClass)
+    /// `connection_error`), status class (`2xx`, `4xx`, `5xx`, `none`) and cause (`none`,
+    /// `dns`, `refused`, `timeout`, `tls`, `proxy`, `connection`, `unauthorized`, `not_found`,
+    /// `too_large`, `rate_limited`, `client_error`, `server_error`, `unexpected_status`:
+    /// RelayCore's `UpstreamAttemptCause`, a closed set).
+    public func upstreamAttempts(outcome: String, statusClass: String, cause: String) -> Counter {
+        let key = AttemptKey(outcome: outcome, statusClass: statusClass, cause: cause)
         if let counter = attemptCounters.withLock({ $0[key] }) { return counter }
         let counter = registry.makeCounter(
-            descriptor: Self.name("upstream_attempts", "total", "Upload attempts to the remote, by outcome and status class."),
-            labels: [("outcome", outcome), ("status_class", statusClass)])
+            descriptor: Self.name(
+                "upstream_attempts", "total", "Upload attempts to the remote, by outcome, status class and cause of failure."),
+            labels: [("outcome", outcome), ("status_class", statusClass), ("cause", cause)])
         attemptCounters.withLock { $0[key] = counter }
         return counter
     }

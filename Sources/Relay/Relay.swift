@@ -17,6 +17,8 @@ public struct Relay: Sendable {
     public let uploader: any Uploader
     /// The `__session_id__` of legacy uploads; renewed after a SnapStart restore.
     public let sessionIdentity: SessionIdentity
+    /// The proxy upstream requests go through, if any.
+    public let upstreamProxy: ProxyServer?
 
     public var counters: RelayCounters { pipeline.counters }
     public var clock: any RelayClock { pipeline.clock }
@@ -29,25 +31,31 @@ public struct Relay: Sendable {
 
     /// Builds the relay and runs `body` with it. The uploader (an HTTP client unless one is
     /// given) is shut down on every path. The listener is not bound yet: `ingress.bind()`.
+    /// - Parameter credentialSource: credentials fetched after start (Secrets Manager, SSM).
     public static func with<T: Sendable>(
         _ configuration: RelayConfiguration, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        uploader: (any Uploader)? = nil, clock: any RelayClock = SystemClock(), logger: Logger,
-        _ body: (Relay) async throws -> T
+        uploader: (any Uploader)? = nil, clock: any RelayClock = SystemClock(), credentialSource: (any UpstreamCredentialSource)? = nil,
+        logger: Logger, _ body: (Relay) async throws -> T
     ) async throws -> T {
+        var clientConfiguration = HTTPClientUploader.clientConfiguration(timeout: configuration.upstreamTimeout, workers: configuration.workers)
+        let proxy = configuration.network.apply(to: &clientConfiguration, reaching: configuration.remote)
         let uploader =
             uploader
             ?? HTTPClientUploader(
-                eventLoopGroup: group,
-                configuration: HTTPClientUploader.clientConfiguration(timeout: configuration.upstreamTimeout, workers: configuration.workers),
-                timeout: configuration.upstreamTimeout)
-        let relay = Relay(configuration: configuration, group: group, uploader: uploader, clock: clock, logger: logger)
+                eventLoopGroup: group, configuration: clientConfiguration, timeout: configuration.upstreamTimeout, proxyHost: proxy?.host)
+        let relay = Relay(
+            configuration: configuration, group: group, uploader: uploader, proxy: proxy, credentialSource: credentialSource, clock: clock,
+            logger: logger)
         let result: Result<T, any Error>
         do { result = .success(try await body(relay)) } catch { result = .failure(error) }
         await uploader.shutdown()
         return try result.get()
     }
 
-    private init(configuration: RelayConfiguration, group: any EventLoopGroup, uploader: any Uploader, clock: any RelayClock, logger: Logger) {
+    private init(
+        configuration: RelayConfiguration, group: any EventLoopGroup, uploader: any Uploader, proxy: ProxyServer?,
+        credentialSource: (any UpstreamCredentialSource)?, clock: any RelayClock, logger: Logger
+    ) {
         // The Go extension's component names, so existing log queries keep working.
         var ingressLogger = logger
         ingressLogger[metadataKey: "comp"] = "controller"
@@ -64,12 +72,18 @@ public struct Relay: Sendable {
             routes: [.healthz, .metrics(pipeline: pipeline)], maxBodyBytes: configuration.maxBodyBytes, logger: ingressLogger)
         drainDeadline = DrainDeadline()
         self.uploader = uploader
+        upstreamProxy = proxy
+        let failureReporter = UpstreamFailureReporter(
+            context: .init(
+                remote: configuration.remote, credentialSettings: configuration.credentialSettings, timeout: configuration.upstreamTimeout,
+                proxy: proxy, trust: configuration.network.trust))
         let session = SessionIdentity(configuration.sessionID)
         sessionIdentity = session
         forwarder = UploadForwarder(
             pipeline: pipeline, uploader: uploader,
             builder: configuration.remote.map { UpstreamRequestBuilder(configuration: configuration, remote: $0, session: session) },
             workers: configuration.workers, drainTimeout: configuration.drainTimeout, drainDeadline: drainDeadline,
-            retryPolicy: configuration.retryPolicy, clock: clock, senderLoops: group, logger: forwardLogger)
+            retryPolicy: configuration.retryPolicy, clock: clock, senderLoops: group, credentialSource: credentialSource,
+            failureReporter: failureReporter, logger: forwardLogger)
     }
 }

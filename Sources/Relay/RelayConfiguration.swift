@@ -28,6 +28,10 @@ public struct RelayConfiguration: Sendable {
     /// Where uploads go when the memory queue is full; nil: no spool (full means 503).
     public var spoolDirectory: String?
     public var spoolMaxBytes: Int
+    /// Proxy and trust roots for reaching the remote.
+    public var network: NetworkConfiguration = .direct
+    /// Names of the settings the credentials come from, for explaining 401/403 (never values).
+    public var credentialSettings: [String] = []
 
     /// Memory is the function's own: keep the relay's share small and spill to disk.
     public static let defaultQueueMaxBytes = 8 << 20

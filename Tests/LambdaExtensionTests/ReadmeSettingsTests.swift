@@ -10,10 +10,10 @@ import Testing
         String(decoding: try readFile(ClientFixture.repositoryRoot + "/" + path), as: UTF8.self)
     }
 
-    /// Variables named in reads of the environment in the settings source.
+    /// Variables named in reads of the environment in the settings sources.
     static func variablesReadInCode() throws -> Set<String> {
-        let text = try source("Sources/Extension/ExtensionSettings.swift")
-        let pattern = try NSRegularExpression(pattern: #"(?:string|bool|integer|duration|headers)\("([A-Z_]+)"|environment\["([A-Z_]+)"\]"#)
+        let text = try source("Sources/Extension/ExtensionSettings.swift") + source("Sources/Extension/ExtensionSettings+Network.swift")
+        let pattern = try NSRegularExpression(pattern: #"(?:string|bool|integer|duration|headers)\("([A-Za-z_]+)"|environment\["([A-Za-z_]+)"\]"#)
         var names = Set<String>()
         for match in pattern.matches(in: text, range: NSRange(text.startIndex..., in: text)) {
             for group in 1...2 {

@@ -185,21 +185,29 @@ import Testing
                 let client = HTTPClient(
                     eventLoopGroup: .singletonMultiThreadedEventLoopGroup,
                     configuration: .init(connectionPool: .init(idleTimeout: .seconds(5), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)))
-                let statuses = try await withThrowingTaskGroup(of: UInt.self) { group in
-                    for index in 0..<count {
-                        group.addTask {
-                            var request = HTTPClientRequest(url: "http://127.0.0.1:\(relay.port)/ingest?name=app&n=\(index)")
-                            request.method = .POST
-                            request.body = .bytes(ByteBuffer(string: "upload-\(index)"))
-                            let response = try await client.execute(request, timeout: .seconds(30))
-                            return response.status.code
-                        }
-                    }
-                    var statuses: [UInt] = []
-                    for try await status in group { statuses.append(status) }
-                    return statuses
+                // Shut down on every path: a client dropped unshut crashes the whole test process.
+                let outcome: Result<[UInt], any Error>
+                do {
+                    outcome = .success(
+                        try await withThrowingTaskGroup(of: UInt.self) { group in
+                            for index in 0..<count {
+                                group.addTask {
+                                    var request = HTTPClientRequest(url: "http://127.0.0.1:\(relay.port)/ingest?name=app&n=\(index)")
+                                    request.method = .POST
+                                    request.body = .bytes(ByteBuffer(string: "upload-\(index)"))
+                                    let response = try await client.execute(request, timeout: .seconds(30))
+                                    return response.status.code
+                                }
+                            }
+                            var statuses: [UInt] = []
+                            for try await status in group { statuses.append(status) }
+                            return statuses
+                        })
+                } catch {
+                    outcome = .failure(error)
                 }
                 try await client.shutdown()
+                let statuses = try outcome.get()
                 #expect(statuses.count == count && statuses.allSatisfy { $0 == 200 })
                 await relay.pipeline.flush()
                 let received = remote.received

@@ -20,6 +20,9 @@ import Testing
         }
         #expect(decide(.timeout) == .retry(after: .milliseconds(500)))
         #expect(decide(.connectionFailure) == .retry(after: .milliseconds(500)))
+        // DNS, refused, TLS verification: no immediate reconnect, counted and backed off.
+        #expect(decide(.unreachable, reconnects: 0) == .retry(after: .milliseconds(500)))
+        #expect(decide(.unreachable, attempt: 10) == .drop(.maxRetries))
     }
 
     @Test func backoffDoublesUpToTheCeilingWithBoundedJitter() {

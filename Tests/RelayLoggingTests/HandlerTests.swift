@@ -203,3 +203,18 @@ struct RedactionTests {
         #expect(h.lines == [#"level=info msg=m logrus_error="can not add field \"k[REDACTED]\"" n="1[REDACTED]5""# + "\n"])
     }
 }
+@Suite("Redaction of values learned after start")
+struct LearnedRedactionTests {
+    @Test("a secret added to the shared set is masked by loggers made before", arguments: [LogFormat.text, .json])
+    func addedLater(format: LogFormat) {
+        let configuration = LogConfiguration(format: format)
+        let h = Harness(configuration)
+        h.logger.info("fetched pw-learned-1 and pw-learned-2")
+        configuration.redactions.add(["pw-learned-1", "", "pw-learned-2"])
+        h.logger.info("fetched pw-learned-1", metadata: ["value": "pw-learned-2"])
+        #expect(h.lines.count == 2)
+        #expect(h.lines[0].contains("pw-learned-1"), "not masked before it was known")
+        #expect(!h.lines[1].contains("pw-learned") && h.lines[1].contains("[REDACTED]"))
+        #expect(configuration.redactions.contains("pw-learned-2") && !configuration.redactions.contains(""))
+    }
+}

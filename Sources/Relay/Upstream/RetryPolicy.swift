@@ -38,6 +38,9 @@ public struct RetryPolicy: Sendable, Equatable {
         case connectionFailure
         /// No answer within the timeout.
         case timeout
+        /// No connection could be made (DNS, refused, TLS verification, proxy): counted
+        /// and backed off, as reconnecting at once would fail the same way.
+        case unreachable
     }
 
     public enum Decision: Sendable, Equatable {
@@ -61,7 +64,7 @@ public struct RetryPolicy: Sendable, Equatable {
         case .connectionFailure:
             if reconnectsUsed < immediateReconnects, age < maxAge { return .retry(after: .zero) }
             retryAfter = nil
-        case .timeout:
+        case .timeout, .unreachable:
             retryAfter = nil
         }
         if attempt >= maxAttempts { return .drop(.maxRetries) }

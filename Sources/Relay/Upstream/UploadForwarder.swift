@@ -22,11 +22,16 @@ public struct UploadForwarder: Service, CustomStringConvertible {
     /// Loops the senders run on (spread over them); empty: the cooperative pool.
     let senderLoops: [any EventLoop]
     let logger: Logger
+    /// Credentials fetched after start (Secrets Manager, SSM); nil: they are settings.
+    let credentialSource: (any UpstreamCredentialSource)?
+    /// Explains failed attempts in the log: the first of each cause at once, then counts.
+    let failureReporter: UpstreamFailureReporter
 
     public init(
         pipeline: DeliveryPipeline, uploader: any Uploader, builder: UpstreamRequestBuilder?, workers: Int, drainTimeout: Duration,
         drainDeadline: DrainDeadline = DrainDeadline(), retryPolicy: RetryPolicy = RetryPolicy(), clock: any RelayClock = SystemClock(),
-        senderLoops: (any EventLoopGroup)? = nil, logger: Logger
+        senderLoops: (any EventLoopGroup)? = nil, credentialSource: (any UpstreamCredentialSource)? = nil,
+        failureReporter: UpstreamFailureReporter? = nil, logger: Logger
     ) {
         self.pipeline = pipeline
         self.uploader = uploader
@@ -38,6 +43,8 @@ public struct UploadForwarder: Service, CustomStringConvertible {
         self.clock = clock
         self.senderLoops = senderLoops.map { Array($0.makeIterator()) } ?? []
         self.logger = logger
+        self.credentialSource = credentialSource
+        self.failureReporter = failureReporter ?? UpstreamFailureReporter(context: .init(remote: builder?.remote))
     }
 
     /// ServiceLifecycle logs services by description: keep configuration (and its
@@ -109,123 +116,5 @@ public struct UploadForwarder: Service, CustomStringConvertible {
             }
             await pipeline.complete(delivery, outcome)
         }
-    }
-
-    /// How one upload's delivery ended; drops are already logged (rate-limited).
-    enum DeliveryResult: Equatable {
-        case delivered
-        case drop(DropReason)
-        /// The drain deadline cancelled it while it was in flight or waiting to retry.
-        case cutShort
-    }
-
-    /// - Parameter isCurrent: false once the upload must not be sent any more (accepted
-    ///   before a SnapStart restore): checked before each attempt.
-    func deliver(_ upload: Upload, isCurrent: () -> Bool = { true }) async -> DeliveryResult {
-        // Built only for a log line: most uploads log nothing.
-        func uploadLogger() -> Logger {
-            var logger = logger
-            logger[metadataKey: "path"] = "\(upload.path)"
-            return logger
-        }
-        guard let builder else {
-            logDrop(.misconfigured, logger: uploadLogger(), "Dropped upload: the remote address is unusable")
-            return .drop(.misconfigured)
-        }
-        let request = builder.build(upload)
-        var attempt = 0
-        var reconnects = 0
-        var random = SystemRandomNumberGenerator()
-        while true {
-            guard isCurrent() else {
-                logDrop(.snapshot, logger: uploadLogger(), "Dropped upload accepted before the SnapStart restore: every restored copy would send it")
-                return .drop(.snapshot)
-            }
-            attempt += 1
-            let started = ContinuousClock.now
-            let result: RetryPolicy.AttemptResult
-            var detail: Logger.Metadata = [:]
-            var statusCode: UInt = 0
-            do {
-                let response = try await uploader.send(request)
-                result = .status(
-                    code: response.status.code,
-                    retryAfter: response.retryAfter.flatMap {
-                        RetryPolicy.parseRetryAfter($0, nowUnixSeconds: clock.wallClockMilliseconds / 1000)
-                    })
-                statusCode = response.status.code
-                if !(200..<300).contains(statusCode) {
-                    detail = ["status": .stringConvertible(statusCode)]
-                    if !response.bodyExcerpt.isEmpty { detail["body"] = "\(response.bodyExcerpt)" }
-                }
-            } catch let failure as UploadFailure {
-                if Task.isCancelled { return .cutShort }
-                switch failure {
-                case .timeout: result = .timeout
-                case .connection: result = .connectionFailure
-                }
-                detail = ["error": "\(failure)"]
-            } catch {
-                // Cancellation: the drain deadline passed while this upload was in flight.
-                return .cutShort
-            }
-            let elapsed = ContinuousClock.now - started
-            recordAttempt(result, duration: elapsed)
-            let decision = retryPolicy.decide(
-                result, attempt: attempt, reconnectsUsed: reconnects, age: clock.now - upload.receivedAt,
-                // The jitter only matters for a retry; drawing it costs a getrandom syscall.
-                random: (200..<300).contains(statusCode) ? 0 : Double.random(in: 0..<1, using: &random))
-            switch decision {
-            case .delivered:
-                if logger.logLevel <= .trace {
-                    uploadLogger().trace(
-                        "Relayed upload",
-                        metadata: [
-                            "status": .stringConvertible(statusCode), "bytes": .stringConvertible(upload.body.readableBytes),
-                            "duration_ms": .stringConvertible(elapsed.wholeMilliseconds), "attempt": .stringConvertible(attempt),
-                        ])
-                }
-                return .delivered
-            case .drop(let reason):
-                detail["attempt"] = .stringConvertible(attempt)
-                logDrop(reason, logger: uploadLogger(), "Failed to relay request", metadata: detail)
-                return .drop(reason)
-            case .retry(let delay):
-                pipeline.counters.recordRetry()
-                if delay == .zero {
-                    // A dead pooled connection: not the remote's fault, not a try.
-                    reconnects += 1
-                    attempt -= 1
-                }
-                uploadLogger().debug(
-                    "Retrying upload",
-                    metadata: detail.merging([
-                        "attempt": .stringConvertible(attempt), "retry_in_ms": .stringConvertible(delay.wholeMilliseconds),
-                    ]) { $1 })
-                do { try await clock.sleep(for: delay) } catch { return .cutShort }
-            }
-        }
-    }
-
-    private func recordAttempt(_ result: RetryPolicy.AttemptResult, duration: Duration) {
-        let counters = pipeline.counters
-        counters.recordUpstream(duration)
-        switch result {
-        case .status(let code, _):
-            let statusClass = "\(code / 100)xx"
-            counters.metrics.upstreamAttempts(outcome: (200..<300).contains(code) ? "success" : "error_status", statusClass: statusClass)
-                .increment()
-        case .timeout: counters.metrics.upstreamAttempts(outcome: "timeout", statusClass: "none").increment()
-        case .connectionFailure: counters.metrics.upstreamAttempts(outcome: "connection_error", statusClass: "none").increment()
-        }
-    }
-
-    /// Logs a drop, at most a few lines per reason and window; counting is the pipeline's.
-    private func logDrop(_ reason: DropReason, logger: Logger, _ message: Logger.Message, metadata: Logger.Metadata = [:]) {
-        guard let suppressed = dropLogLimiter.admit(reason.rawValue, now: clock.now) else { return }
-        var metadata = metadata
-        metadata["reason"] = "\(reason.rawValue)"
-        if suppressed > 0 { metadata["suppressed"] = .stringConvertible(suppressed) }
-        logger.error(message, metadata: metadata)
     }
 }

@@ -24,11 +24,15 @@ public struct UpstreamResponse: Sendable {
 public enum UploadFailure: Error, Sendable, Equatable, CustomStringConvertible {
     case timeout(String)
     case connection(String)
+    /// No connection could be made (DNS, refused, TLS verification, proxy): see
+    /// `UploadFailure(classifying:proxyHost:)`.
+    case unreachable(UpstreamAttemptCause, String)
 
     public var description: String {
         switch self {
         case .timeout(let detail): "timeout: \(detail)"
         case .connection(let detail): "connection failed: \(detail)"
+        case .unreachable(let cause, let detail): "\(cause.rawValue): \(detail)"
         }
     }
 }
@@ -76,11 +80,15 @@ public final class HTTPClientUploader: Uploader {
         var url: String
     }
 
-    public init(eventLoopGroup: any EventLoopGroup, configuration: HTTPClient.Configuration, timeout: Duration) {
+    /// The proxy's host, when requests go through one: its failures are told apart.
+    let proxyHost: String?
+
+    public init(eventLoopGroup: any EventLoopGroup, configuration: HTTPClient.Configuration, timeout: Duration, proxyHost: String? = nil) {
         self.eventLoopGroup = eventLoopGroup
         self.configuration = configuration
         self.current = Mutex(HTTPClient(eventLoopGroup: eventLoopGroup, configuration: configuration))
         self.timeout = timeout
+        self.proxyHost = proxyHost
         self.clientLoops = Set(eventLoopGroup.makeIterator().map { ObjectIdentifier($0) })
     }
 
@@ -107,6 +115,10 @@ public final class HTTPClientUploader: Uploader {
         configuration.decompression = .disabled
         configuration.timeout = .init(connect: .init(timeout), read: .init(timeout))
         configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = max(1, workers)
+        // A failed connect (DNS, refused, TLS verification) fails the attempt at once, so it
+        // is counted, explained and backed off by the relay's retry policy; the client's own
+        // default retries it silently until the request deadline.
+        configuration.connectionPool.retryConnectionEstablishment = false
         // No tracing is bootstrapped: without this each request still starts a no-op span
         // and formats its attributes.
         configuration.tracing.tracer = nil
@@ -125,7 +137,7 @@ public final class HTTPClientUploader: Uploader {
         } catch let failure as UploadFailure {
             throw failure
         } catch {
-            throw UploadFailure.connection("\(error)")
+            throw UploadFailure(classifying: error, proxyHost: proxyHost)
         }
     }
 
