@@ -389,6 +389,11 @@ public final class DeliveryPipeline: Sendable {
 
     public var isClosed: Bool { state.withLock { $0.closed } }
 
+    /// After the drain: the spool folder is free for another relay (its records stay).
+    public func releaseSpoolFolder() {
+        spool?.releaseFolder()
+    }
+
     public var snapshot: Snapshot {
         let spoolUsage = spool?.usage ?? (items: 0, bytes: 0)
         return state.withLock { state in

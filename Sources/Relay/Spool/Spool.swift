@@ -19,20 +19,21 @@ final class Spool: Sendable {
     /// Records found on disk at start, oldest first (uploads an earlier run journaled
     /// without an end among them).
     let recovered: [UInt64]
-    /// The folder's lock, held for the process's life.
-    private let lock: Int32
+    /// The folder's lock: held until the relay stopped (`releaseFolder`) or the process ended.
+    private let lock: Mutex<Int32>
 
     /// Opens the folder: takes it for this process, turns what an earlier run's journal holds
     /// without an end into records, then indexes the records.
     init(directory: String, maxBytes: Int, logger: Logger, sync: Bool = false) throws(SpoolError) {
         files = try SpoolFiles(directory: directory, sync: sync)
-        lock = try files.lockForThisProcess()
+        let descriptor = try files.lockForThisProcess()
+        lock = Mutex(descriptor)
         self.maxBytes = maxBytes
         self.logger = logger
         _ = UploadJournal.recover(into: files, logger: logger)
         let scan: (records: [SpoolFiles.ScannedRecord], deletedLeftovers: [String])
         do { scan = try files.scan() } catch {
-            close(lock)
+            close(descriptor)
             throw error
         }
         for name in scan.deletedLeftovers {
@@ -45,7 +46,15 @@ final class Spool: Sendable {
         highestRecoveredSequence = scan.records.last?.sequence ?? 0
     }
 
-    deinit { close(lock) }
+    /// Lets another relay use the folder: this one stopped (its senders are done).
+    func releaseFolder() {
+        lock.withLock { descriptor in
+            if descriptor >= 0 { close(descriptor) }
+            descriptor = -1
+        }
+    }
+
+    deinit { releaseFolder() }
 
     /// Records on disk (checked out ones included) and the disk they take, reservations of
     /// appends in flight included.

@@ -6,8 +6,9 @@ extension UploadForwarder {
     enum DeliveryResult: Equatable {
         case delivered
         case drop(DropReason)
-        /// The drain deadline cancelled it while it was in flight or waiting to retry.
-        case cutShort
+        /// The drain deadline cancelled it while it was in flight or waiting to retry
+        /// (`logged`: the line saying so is written already).
+        case cutShort(logged: Bool = false)
     }
 
     /// One upload's tries until it is delivered or dropped: credentials, attempts, their
@@ -30,7 +31,9 @@ extension UploadForwarder {
         if let credentialSource {
             switch await credentials(for: upload, from: credentialSource) {
             case .ready(let credentials): builder.credentials = credentials
-            case .drop(.shutdownDeadline, _): return .cutShort
+            case .drop(.shutdownDeadline, let message):
+                logDrop(.shutdownDeadline, logger: uploadLogger(), "\(message)")
+                return .cutShort(logged: true)
             case .drop(let reason, let message):
                 logDrop(reason, logger: uploadLogger(), "\(message)")
                 return .drop(reason)
@@ -66,7 +69,7 @@ extension UploadForwarder {
                     if !response.bodyExcerpt.isEmpty { detail["body"] = "\(response.bodyExcerpt)" }
                 }
             } catch let failure as UploadFailure {
-                if Task.isCancelled { return .cutShort }
+                if Task.isCancelled { return .cutShort() }
                 switch failure {
                 case .timeout: result = .timeout
                 case .connection: result = .connectionFailure
@@ -76,7 +79,7 @@ extension UploadForwarder {
                 detail = ["error": "\(failure)"]
             } catch {
                 // Cancellation: the drain deadline passed while this upload was in flight.
-                return .cutShort
+                return .cutShort()
             }
             let elapsed = ContinuousClock.now - started
             recordAttempt(result, cause: cause, duration: elapsed)
@@ -127,7 +130,7 @@ extension UploadForwarder {
                     metadata: detail.merging([
                         "attempt": .stringConvertible(attempt), "retry_in_ms": .stringConvertible(delay.wholeMilliseconds),
                     ]) { $1 })
-                do { try await clock.sleep(for: delay) } catch { return .cutShort }
+                do { try await clock.sleep(for: delay) } catch { return .cutShort() }
             }
         }
     }

@@ -85,6 +85,7 @@ public struct UploadForwarder: Service, CustomStringConvertible {
             group.cancelAll()
         }
         let (dropped, kept) = pipeline.abandon()
+        defer { pipeline.releaseSpoolFolder() }
         if dropped > 0 {
             logger.error(
                 "Dropped queued uploads at shutdown: drain deadline passed",
@@ -106,11 +107,11 @@ public struct UploadForwarder: Service, CustomStringConvertible {
             switch await deliver(delivery.upload, isCurrent: { pipeline.isCurrent(delivery) }) {
             case .delivered: outcome = .delivered
             case .drop(let reason): outcome = .dropped(reason)
-            case .cutShort:
+            case .cutShort(let logged):
                 if delivery.isFromSpool {
                     outcome = .keptInSpool
                 } else {
-                    logDrop(.shutdownDeadline, logger: logger, "Dropped upload in flight: drain deadline passed")
+                    if !logged { logDrop(.shutdownDeadline, logger: logger, "Dropped upload in flight: drain deadline passed") }
                     outcome = .dropped(.shutdownDeadline)
                 }
             }

@@ -130,9 +130,12 @@ public final class HTTPClientUploader: Uploader {
             return try await attempt(request)
         } catch let error as HTTPClientError where [.deadlineExceeded, .readTimeout, .connectTimeout].contains(error) {
             throw UploadFailure.timeout("\(error)")
+        } catch let error as HTTPClientError where error == .cancelled || error == .alreadyShutdown {
+            // The caller's cancellation (the drain deadline), or the client closed under the
+            // request (`discardConnections` after a SnapStart restore): a connection lost.
+            if Task.isCancelled { throw CancellationError() }
+            throw UploadFailure.connection("\(error): its connection was closed")
         } catch is CancellationError {
-            throw CancellationError()
-        } catch let error as HTTPClientError where error == .cancelled {
             throw CancellationError()
         } catch let failure as UploadFailure {
             throw failure
