@@ -648,11 +648,14 @@ enum SpoolCRC32 {
                 let hi =
                     UInt32(bytes[i + 4]) | UInt32(bytes[i + 5]) << 8
                     | UInt32(bytes[i + 6]) << 16 | UInt32(bytes[i + 7]) << 24
-                crc =
+                // Two halves: Swift 6.2's type checker gives up on the eight terms in one.
+                let fromLow: UInt32 =
                     t[7 * 256 + Int(lo & 0xFF)] ^ t[6 * 256 + Int((lo >> 8) & 0xFF)]
                     ^ t[5 * 256 + Int((lo >> 16) & 0xFF)] ^ t[4 * 256 + Int(lo >> 24)]
-                    ^ t[3 * 256 + Int(hi & 0xFF)] ^ t[2 * 256 + Int((hi >> 8) & 0xFF)]
+                let fromHigh: UInt32 =
+                    t[3 * 256 + Int(hi & 0xFF)] ^ t[2 * 256 + Int((hi >> 8) & 0xFF)]
                     ^ t[1 * 256 + Int((hi >> 16) & 0xFF)] ^ t[Int(hi >> 24)]
+                crc = fromLow ^ fromHigh
                 i += 8
             }
             while i < n {
