@@ -107,8 +107,8 @@ binary="$STAGE/extensions/$PRODUCT"
 strip_debug "$built" "$binary"
 chmod 0755 "$binary"
 
-echo "checking $binary against glibc $MAX_GLIBC:"
-"$PYTHON" layer/check_binary.py --max-glibc "$MAX_GLIBC" "$binary"
+echo "checking $binary ($ARCH, glibc $MAX_GLIBC):"
+"$PYTHON" layer/check_binary.py --arch "$ARCH" --max-glibc "$MAX_GLIBC" "$binary"
 
 (cd "$STAGE" && zip -q -X -r "../$(basename "$ZIP")" extensions)
 
