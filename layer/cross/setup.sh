@@ -6,8 +6,10 @@
 #                        with Debian's Swift 6.2.3 (amd64) and the arm64 C libraries, the arm64
 #                        Swift runtime extracted from Debian's arm64 swiftlang package, and a
 #                        Swift SDK bundle for aarch64-unknown-linux-gnu that points at both
-#   setup.sh runner      qemu-aarch64 (trixie's qemu-user package) and an arm64 glibc root
-#                        (bookworm's libc6 and libgcc-s1) to run arm64 binaries here
+#   setup.sh runner      qemu-aarch64 (trixie's qemu-user package) and arm64 glibc roots
+#                        (bookworm's libc6 and libgcc-s1 for the tests, bullseye's for
+#                        make test-compat) to run arm64 binaries here
+#   setup.sh env         where these are, as shell assignments
 #
 # Why sid: the host's Swift 6.3.1 has no aarch64 Linux runtime, PyPI has no Swift SDK, and a
 # compiler can only import modules built by its own version; Debian sid has swiftlang 6.2.3
@@ -40,6 +42,11 @@ GLIBC_ARM64_DEBS=(
   "pool/main/g/glibc/libc6_2.36-9+deb12u14_arm64.deb 01f4330719fd4f65580e16ea5a0527f372fca750e8f588d26deaf09f2d3b1cf4"
   "pool/main/g/gcc-12/libgcc-s1_12.2.0-14+deb12u1_arm64.deb 576926b283613db80168ddf76380a3bd877602778cf0d226caa7bfbfa71eacf3"
 )
+# An older one for make test-compat ARCH=arm64: bullseye's glibc 2.31.
+GLIBC_ARM64_BULLSEYE_DEBS=(
+  "pool/main/g/glibc/libc6_2.31-13+deb11u11_arm64.deb baaa9aa184e2f21738c5819055e6740cc5b22f198e3f416e33f82b40ff6933d8"
+  "pool/main/g/gcc-10/libgcc-s1_10.2.1-6_arm64.deb e2fcdb378d3c1ad1bcb64d4fb6b37aab44011152beca12a4944f435a2582df1f"
+)
 # Installed in the sid root with apt (apt checks them against the signed index). libc6-dev
 # (amd64) links the build's host programs (Package.swift manifests). The arm64
 # C side: headers and crt files (libc6-dev), libgcc.a/libgcc_eh.a (the unwinder linked into
@@ -56,6 +63,7 @@ SDK_BUNDLE="$CACHE/swift-sdks/swift-${SWIFT_VERSION%%-*}-debian-aarch64.artifact
 SDK_ID="swift-${SWIFT_VERSION%%-*}-debian_aarch64"
 QEMU_DIR="$CACHE/qemu"
 GLIBC_ROOT="$CACHE/glibc-arm64-bookworm"
+GLIBC_ROOT_BULLSEYE="$CACHE/glibc-arm64-bullseye"
 
 step() { echo "== arm64 setup: $*"; }
 
@@ -234,6 +242,20 @@ JSON
 JSON
 }
 
+# glibc_root DIR DESCRIPTION DEB...: the packages unpacked into DIR, a root for qemu -L.
+glibc_root() {
+  local dir="$1" description="$2" entry deb
+  shift 2
+  [ -f "$dir/.done" ] && return
+  step "arm64 glibc root for qemu: $description"
+  rm -rf "$dir"
+  for entry in "$@"; do
+    deb="$(download "$entry")"
+    extract "$deb" "$dir" '*'
+  done
+  touch "$dir/.done"
+}
+
 runner() {
   command -v dpkg-deb curl >/dev/null || { echo "error: the arm64 runner setup needs dpkg-deb and curl" >&2; exit 1; }
   if [ ! -x "$QEMU_DIR/qemu-aarch64" ]; then
@@ -247,25 +269,18 @@ runner() {
     mv "$scratch/usr/bin/qemu-aarch64" "$QEMU_DIR/qemu-aarch64"
     rm -rf "$scratch" "$CACHE/downloads/$(basename "${QEMU_DEB% *}")"
   fi
-  if [ ! -f "$GLIBC_ROOT/.done" ]; then
-    # Without libgcc_s, glibc aborts at thread exit (pthread_exit unwinds with it); every
-    # Lambda image has it.
-    step "arm64 glibc root for qemu: bookworm's libc6 2.36 and libgcc-s1"
-    rm -rf "$GLIBC_ROOT"
-    local entry deb
-    for entry in "${GLIBC_ARM64_DEBS[@]}"; do
-      deb="$(download "$entry")"
-      extract "$deb" "$GLIBC_ROOT" '*'
-    done
-    touch "$GLIBC_ROOT/.done"
-  fi
+  # Without libgcc_s, glibc aborts at thread exit (pthread_exit unwinds with it); every
+  # Lambda image has it.
+  glibc_root "$GLIBC_ROOT" "bookworm's libc6 2.36 and libgcc-s1" "${GLIBC_ARM64_DEBS[@]}"
+  glibc_root "$GLIBC_ROOT_BULLSEYE" "bullseye's libc6 2.31 and libgcc-s1 (make test-compat)" \
+    "${GLIBC_ARM64_BULLSEYE_DEBS[@]}"
   echo "arm64 runner ready: $QEMU_DIR/qemu-aarch64 -L $GLIBC_ROOT"
 }
 
 # Where things are, as shell assignments (for eval) for the build and the tests.
 paths() {
-  printf 'CROSS_SID=%q\nCROSS_SDKS=%q\nCROSS_SDK_ID=%q\nCROSS_SWIFT_VERSION=%q\nCROSS_QEMU=%q\nCROSS_GLIBC_ROOT=%q\n' \
-    "$SID" "$CACHE/swift-sdks" "$SDK_ID" "${SWIFT_VERSION%%-*}" "$QEMU_DIR/qemu-aarch64" "$GLIBC_ROOT"
+  printf 'CROSS_SID=%q\nCROSS_SDKS=%q\nCROSS_SDK_ID=%q\nCROSS_SWIFT_VERSION=%q\nCROSS_QEMU=%q\nCROSS_GLIBC_ROOT=%q\nCROSS_GLIBC_ROOT_BULLSEYE=%q\n' \
+    "$SID" "$CACHE/swift-sdks" "$SDK_ID" "${SWIFT_VERSION%%-*}" "$QEMU_DIR/qemu-aarch64" "$GLIBC_ROOT" "$GLIBC_ROOT_BULLSEYE"
 }
 
 case "${1:-}" in
