@@ -117,7 +117,7 @@ test-layer: venv layer layer-runner ## Layer tests per ARCH: zip layout and star
 test-layers: ## test-layer for both architectures
 	@$(MAKE) --no-print-directory test-layer ARCH="$(ARCHS)"
 
-test-compat: layer ## The layer binary in a Debian bullseye chroot (glibc 2.31, debootstrap, cached in .build-compat/)
+test-compat: layer layer-runner ## The layer binary on Debian bullseye's glibc 2.31 per ARCH: x86_64 in a chroot (debootstrap, cached in .build-compat/), arm64 under qemu
 	LAYER_ARCH="$(ARCH)" $(LAYER_PY) -m pytest -q layer/tests/test_compat.py
 
 clean: ## Remove build products and the venvs

@@ -62,8 +62,15 @@ if [ "$ARCH" = "$HOST" ]; then
   for archive in "$libstdcxx" "$libz"; do
     [ -f "$archive" ] || { echo "error: $(basename "$archive") not found: install g++ and zlib1g-dev" >&2; exit 1; }
   done
+  # The unwinder: zig's libunwind on x86_64; libgcc's on arm64, as in the cross build
+  # below (the one shown to cross a signal frame there, README "Self-profiling").
+  unwinder=-lunwind
+  if [ "$ARCH" = arm64 ]; then
+    unwinder="$(gcc -print-file-name=libgcc_eh.a)"
+    [ -f "$unwinder" ] || { echo "error: libgcc_eh.a not found: install gcc" >&2; exit 1; }
+  fi
   export LAYER_ZIG="$PYTHON -m ziglang"
-  export LAYER_STATIC_LIBS="stdc++=$libstdcxx,-lunwind z=$libz"
+  export LAYER_STATIC_LIBS="stdc++=$libstdcxx,$unwinder z=$libz"
   # The link is redone on every call: the same output path may hold a normally linked
   # binary from another `swift build -c release`, which swift build would call up to date.
   bin_path="$("$SWIFT" build -c release --show-bin-path)"
@@ -80,11 +87,11 @@ elif [ "$ARCH" = arm64 ] && [ "$HOST" = x86_64 ]; then
   # Inside the sid root, zig is called directly: its PyPI wheel holds one static binary.
   zig="$("$PYTHON" -c 'import os, ziglang; print(os.path.join(os.path.dirname(ziglang.__file__), "zig"))')"
   # The arm64 archives of the sid root: libstdc++ (GCC 16), libgcc's unwinder (libgcc_eh:
-  # zig's libunwind crashes unwinding through qemu's signal frame; libgcc's does not,
-  # README "Self-profiling on arm64"), zlib.
+  # zig's libunwind crashed unwinding through qemu's signal frame, libgcc's does not; README
+  # "Self-profiling"), zlib.
   gcc_dir=/usr/lib/gcc/aarch64-linux-gnu/16
   static_libs="stdc++=$gcc_dir/libstdc++.a,$gcc_dir/libgcc_eh.a z=/usr/lib/aarch64-linux-gnu/libz.a"
-  rm -f ".build-arm64/aarch64-unknown-linux-gnu/release/$PRODUCT"
+  # .build-arm64 holds this build only: an up-to-date binary there is the layer's.
   echo "== swift build -c release --swift-sdk $CROSS_SDK_ID --static-swift-stdlib, Swift $CROSS_SWIFT_VERSION in the sid root (link: zig cc -target $LAYER_ZIG_TARGET; log: $LOG)"
   run_build layer/cross/in-root.sh "$CROSS_SID" env SWIFT_DRIVER_CLANG_EXEC="$PWD/layer/toolchain/clang" \
     LAYER_ZIG="$zig" LAYER_ZIG_TARGET="$LAYER_ZIG_TARGET" LAYER_STATIC_LIBS="$static_libs" \
