@@ -134,11 +134,16 @@ toolchain() {
     local release_date
     release_date="$(curl -fsSL "$MIRROR/dists/sid/Release" | sed -n 's/^Date: //p')"
     echo "   sid Release of $release_date"
-    # debootstrap's I: lines (retrieving, unpacking, configuring ...) are its progress.
+    # debootstrap's I: lines are its progress: the first of each phase (retrieving,
+    # validating, extracting, unpacking, configuring) and how many followed.
     if ! DEBOOTSTRAP_DIR="$CACHE/debootstrap/usr/share/debootstrap" \
         "$CACHE/debootstrap/usr/sbin/debootstrap" --variant=minbase --arch=amd64 sid "$SID" "$MIRROR" \
-        2>&1 | tee "$CACHE/debootstrap.log" | grep --line-buffered -E '^I: (Retrieving Packages|Validating|Extracting|Installing|Configuring|Base system)' |
-        awk '{ print "   " $0; fflush() }'; then
+        2>&1 | tee "$CACHE/debootstrap.log" | awk '
+          /^I: / {
+            if ($2 != phase) { if (count) printf "   ... and %d more\n", count; print "   " $0; phase = $2; count = 0 }
+            else count++
+            fflush()
+          }'; then
       echo "error: debootstrap failed (log: $CACHE/debootstrap.log)" >&2
       exit 1
     fi
@@ -160,8 +165,13 @@ toolchain() {
       { tail -20 "$CACHE/apt.log" >&2; exit 1; }
     echo "   apt-get install ${SID_PACKAGES[*]}"
     if ! layer/cross/in-root.sh "$SID" env DEBIAN_FRONTEND=noninteractive apt-get install -y -o Dpkg::Use-Pty=0 \
-        "${SID_PACKAGES[@]}" 2>&1 | tee -a "$CACHE/apt.log" | grep --line-buffered -E '^(Get:|Setting up (swiftlang|libswiftlang|libc6-dev|libgcc-16|libstdc|zlib1g-dev|git |python3))' |
-        awk '{ print "   " substr($0, 1, 100); fflush() }'; then
+        "${SID_PACKAGES[@]}" 2>&1 | tee -a "$CACHE/apt.log" | awk '
+          # Progress: downloads of a megabyte or more, the total, and the packages asked for
+          # as they are set up.
+          /^Get:/ && / MB\]$/ || /^Fetched / ||
+            /^Setting up (swiftlang|libswiftlang|libc6-dev|libgcc-16-dev|libstdc\+\+-16-dev|zlib1g-dev|git|python3-minimal)[: ]/ {
+            print "   " substr($0, 1, 110); fflush()
+          }'; then
       echo "error: apt-get install failed (log: $CACHE/apt.log)" >&2
       exit 1
     fi
