@@ -18,8 +18,8 @@
 #
 # Every version is pinned below; the .deb files fetched directly are checked by SHA256. The
 # mirror is the one apt uses on this machine (LAYER_DEBIAN_MIRROR overrides it); the pinned
-# versions are those of the Debian archive of 2026-10-30, sid moving on removes them from a
-# live mirror: then use http://snapshot.debian.org/archive/debian/20261030T080801Z/.
+# versions are those of the Debian archive of 2026-10-30 (SID_RELEASE_DATE), and sid moving
+# on removes them from a live mirror: then use SNAPSHOT_URL.
 # Each step is skipped once its stamp file exists; delete the cache folder to start over.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -32,7 +32,10 @@ case "$CACHE" in
   *) echo "error: LAYER_CROSS_CACHE=$CACHE: keep it inside the project (the build sees only the project in the sid root)" >&2; exit 2 ;;
 esac
 
-# The pins. Debian version, pool path and SHA256 of each .deb fetched directly.
+# The pins. The archive they come from (sid's Release date), then the Debian version, pool
+# path and SHA256 of each .deb fetched directly.
+SID_RELEASE_DATE="Fri, 30 Oct 2026 08:08:01 UTC"
+SNAPSHOT_URL="http://snapshot.debian.org/archive/debian/20261030T080801Z"
 SWIFT_VERSION=6.2.3-1+b1
 DEBOOTSTRAP_DEB="pool/main/d/debootstrap/debootstrap_1.0.141_all.deb 8c02cb8ad712eb67afb0d23fab175c562804cc97eda70b70cb0f3bc2a21732d7"
 SWIFT_ARM64_DEB="pool/main/s/swiftlang/swiftlang_${SWIFT_VERSION}_arm64.deb bda5df23d26eec0cc7058924611b42bb27667252a0280fb490e4969dbbd975df"
@@ -134,6 +137,10 @@ toolchain() {
     local release_date
     release_date="$(curl -fsSL "$MIRROR/dists/sid/Release" | sed -n 's/^Date: //p')"
     echo "   sid Release of $release_date"
+    if [ "$release_date" != "$SID_RELEASE_DATE" ]; then
+      echo "warning: the pinned versions are those of sid's Release of $SID_RELEASE_DATE; where they are gone," >&2
+      echo "  use LAYER_DEBIAN_MIRROR=$SNAPSHOT_URL" >&2
+    fi
     # debootstrap's I: lines are its progress: the first of each phase (retrieving,
     # validating, extracting, unpacking, configuring) and how many followed.
     if ! DEBOOTSTRAP_DIR="$CACHE/debootstrap/usr/share/debootstrap" \
