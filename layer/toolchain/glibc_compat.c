@@ -59,8 +59,9 @@ size_t strlcpy(char *destination, const char *source, size_t size) {
  * glibc 2.35: libgcc's unwinder (GCC 12 and later, built against glibc 2.35 or later) finds
  * the unwind tables of the object holding an address with _dl_find_object only. The same
  * answer from dl_iterate_phdr (glibc 2.2.4), which is what libgcc itself did before: the
- * object whose loaded segment holds the address, and its PT_GNU_EH_FRAME segment. (zig's
- * glibc headers declare struct dl_find_object whatever the target version.)
+ * object whose loaded segment holds the address, and its PT_GNU_EH_FRAME segment; zig's
+ * libunwind (the x86_64 layer's) finds them the same way. (zig's glibc headers declare
+ * struct dl_find_object whatever the target version.)
  */
 struct layer_find_request {
     uintptr_t address;
