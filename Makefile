@@ -103,6 +103,8 @@ layer-runner:
 	@$(if $(NEEDS_QEMU),layer/cross/setup.sh runner,true)
 
 publish-layer: layer-tools ## aws lambda publish-layer-version per ARCH: LAYER_NAME (published as LAYER_NAME-ARCH), REGIONS="a b", PUBLIC=1, DRY_RUN=1
+	@for arch in $(ARCH); do [ -f dist/$(RELAY)-$$arch.zip ] || \
+		{ echo "error: dist/$(RELAY)-$$arch.zip not found: run make layer ARCH=$$arch first (nothing published)" >&2; exit 1; }; done
 	@for arch in $(ARCH); do \
 		PATH="$(abspath $(LAYER_VENV))/bin:$$PATH" LAYER_NAME="$(LAYER_NAME)-$$arch" REGIONS="$(REGIONS)" ARCH="$$arch" \
 			PUBLIC="$(PUBLIC)" DRY_RUN="$(DRY_RUN)" layer/publish.sh dist/$(RELAY)-$$arch.zip || exit 1; \
