@@ -23,7 +23,8 @@ uint32_t arc4random(void) {
 /*
  * The arm64 layer is built from Debian sid's archives (Swift 6.2.3's runtime, GCC 16's
  * libstdc++ and libgcc_eh), compiled against glibc 2.43. They reference the following,
- * which glibc 2.26 lacks.
+ * which glibc 2.26 lacks. Weak: where an archive brings its own (the x86_64 toolchain's
+ * libdispatch.a has a strlcpy), that one is taken.
  */
 #include <link.h>
 #include <stdarg.h>
@@ -31,12 +32,14 @@ uint32_t arc4random(void) {
 #include <stdlib.h>
 #include <string.h>
 
+#define LAYER_WEAK __attribute__((weak))
+
 /* glibc 2.38: the C23 forms of strto* and sscanf only add binary (0b) input. */
-long __isoc23_strtol(const char *text, char **end, int base) { return strtol(text, end, base); }
-long long __isoc23_strtoll(const char *text, char **end, int base) { return strtoll(text, end, base); }
-unsigned long __isoc23_strtoul(const char *text, char **end, int base) { return strtoul(text, end, base); }
-unsigned long long __isoc23_strtoull(const char *text, char **end, int base) { return strtoull(text, end, base); }
-int __isoc23_sscanf(const char *text, const char *format, ...) {
+LAYER_WEAK long __isoc23_strtol(const char *text, char **end, int base) { return strtol(text, end, base); }
+LAYER_WEAK long long __isoc23_strtoll(const char *text, char **end, int base) { return strtoll(text, end, base); }
+LAYER_WEAK unsigned long __isoc23_strtoul(const char *text, char **end, int base) { return strtoul(text, end, base); }
+LAYER_WEAK unsigned long long __isoc23_strtoull(const char *text, char **end, int base) { return strtoull(text, end, base); }
+LAYER_WEAK int __isoc23_sscanf(const char *text, const char *format, ...) {
     va_list arguments;
     va_start(arguments, format);
     int count = vsscanf(text, format, arguments);
@@ -45,7 +48,7 @@ int __isoc23_sscanf(const char *text, const char *format, ...) {
 }
 
 /* glibc 2.38 */
-size_t strlcpy(char *destination, const char *source, size_t size) {
+LAYER_WEAK size_t strlcpy(char *destination, const char *source, size_t size) {
     size_t length = strlen(source);
     if (size > 0) {
         size_t copied = length < size - 1 ? length : size - 1;
@@ -95,7 +98,7 @@ static int layer_find_object(struct dl_phdr_info *info, size_t size, void *data)
     return 1;
 }
 
-int _dl_find_object(void *address, struct dl_find_object *result) {
+LAYER_WEAK int _dl_find_object(void *address, struct dl_find_object *result) {
     struct layer_find_request request = {(uintptr_t)address, result, 0};
     dl_iterate_phdr(layer_find_object, &request);
     return request.found ? 0 : -1;
