@@ -91,14 +91,16 @@ elif [ "$ARCH" = arm64 ] && [ "$HOST" = x86_64 ]; then
   # "Self-profiling"), zlib.
   gcc_dir=/usr/lib/gcc/aarch64-linux-gnu/16
   static_libs="stdc++=$gcc_dir/libstdc++.a,$gcc_dir/libgcc_eh.a z=/usr/lib/aarch64-linux-gnu/libz.a"
-  # .build-arm64 holds this build only: an up-to-date binary there is the layer's.
+  # .build-arm64 holds this build only: an up-to-date binary there is the layer's, unless
+  # the link itself (layer/toolchain) changed since.
+  built=".build-arm64/aarch64-unknown-linux-gnu/release/$PRODUCT"
+  if [ -f "$built" ] && [ -n "$(find layer/toolchain -newer "$built" -type f)" ]; then rm -f "$built"; fi
   echo "== swift build -c release --swift-sdk $CROSS_SDK_ID --static-swift-stdlib, Swift $CROSS_SWIFT_VERSION in the sid root (link: zig cc -target $LAYER_ZIG_TARGET; log: $LOG)"
   run_build layer/cross/in-root.sh "$CROSS_SID" env SWIFT_DRIVER_CLANG_EXEC="$PWD/layer/toolchain/clang" \
     LAYER_ZIG="$zig" LAYER_ZIG_TARGET="$LAYER_ZIG_TARGET" LAYER_STATIC_LIBS="$static_libs" \
     LAYER_HOST_CLANG=/usr/libexec/swift/bin/clang \
     swift build -c release --scratch-path .build-arm64 --swift-sdks-path "$CROSS_SDKS" \
     --swift-sdk "$CROSS_SDK_ID" --static-swift-stdlib --product "$PRODUCT"
-  built=".build-arm64/aarch64-unknown-linux-gnu/release/$PRODUCT"
   # The host's binutils cannot read aarch64 files; the Swift toolchain's llvm-objcopy can.
   objcopy="$(dirname "$(readlink -f "$(command -v "$SWIFT")")")/llvm-objcopy"
   [ -x "$objcopy" ] || { echo "error: $objcopy not found (llvm-objcopy of the Swift toolchain)" >&2; exit 1; }
