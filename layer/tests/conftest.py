@@ -15,6 +15,7 @@ import shlex
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -137,6 +138,19 @@ def http_post(url: str, body: bytes, timeout: float = 5) -> int:
                                      headers={"Content-Type": "binary/octet-stream"})
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return response.status
+
+
+def http_post_accepted(url: str, body: bytes, patience: float = 20) -> int:
+    """POST until accepted: a 503 is the relay saying its queue is full (on a loaded machine
+    the sink may fall behind a burst), so wait a little and send again, as a client would."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return http_post(url, body)
+        except urllib.error.HTTPError as error:
+            if error.code != 503 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 class Sink:

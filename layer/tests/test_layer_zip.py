@@ -9,7 +9,7 @@ import subprocess
 import sys
 import zipfile
 
-from conftest import PRODUCT, ROOT, Relay, dev_mode_environment, http_post, relay_and_check
+from conftest import PRODUCT, ROOT, Relay, dev_mode_environment, http_post_accepted, relay_and_check
 
 
 # readelf's names of the ELF machines.
@@ -84,7 +84,7 @@ def test_layer_binary_profiles_itself_with_the_unwinder_it_was_linked_with(layer
         port = relay.port()
         relay.wait_for_line("msg=Self-profiling")
         for _ in range(1500):
-            assert http_post(f"http://127.0.0.1:{port}/ingest?name=load&format=folded", b"main;work 1\n") == 200
+            assert http_post_accepted(f"http://127.0.0.1:{port}/ingest?name=load&format=folded", b"main;work 1\n") == 200
     finally:
         assert relay.stop() == 0, relay.lines[-20:]
     profiles = [body for path, body in sink.wait_for(1501) if path.startswith("/ingest?name=pyroscope.lambda.extension")]
