@@ -89,7 +89,7 @@ $(LAYER_VENV)/.installed:
 	@touch $@
 
 layer-tools: $(LAYER_VENV)/.installed
-	@{ [ -f "$$(gcc -print-file-name=libstdc++.a)" ] && [ -f "$$(gcc -print-file-name=libz.a)" ] && for tool in zip unzip debootstrap; do command -v $$tool >/dev/null || exit 1; done; } || \
+	@{ [ -f "$$(gcc -print-file-name=libstdc++.a)" ] && [ -f "$$(gcc -print-file-name=libz.a)" ] && command -v zip >/dev/null && command -v unzip >/dev/null && command -v debootstrap >/dev/null; } || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends g++ zlib1g-dev zip unzip debootstrap; }
 
 layer: layer-tools ## Layer zip dist/pyroscope-lambda-extension-ARCH.zip (ARCH=x86_64|arm64|"x86_64 arm64"): static Swift runtime, glibc <= 2.26
