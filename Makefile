@@ -32,12 +32,16 @@ VENV_PINS  := "pyroscope-io==$(PYROSCOPE_IO_VERSION)" "awslambdaric==$(AWSLAMBDA
 	"moto[server]==$(MOTO_VERSION)" "boto3==$(BOTOCORE_VERSION)" "botocore==$(BOTOCORE_VERSION)"
 # The stamp names the pinned versions, so a change installs again.
 VENV_STAMP := $(VENV)/.installed-$(PYROSCOPE_IO_VERSION)-$(AWSLAMBDARIC_VERSION)-$(PROTOBUF_VERSION)-$(PYINFERNO_VERSION)-$(MATPLOTLIB_VERSION)-$(PYTEST_VERSION)-$(MOTO_VERSION)-$(BOTOCORE_VERSION)
-# The layer: architecture, and what make publish-layer publishes where.
+# The layer: its architectures (ARCH: one, or both space-separated), and what make
+# publish-layer publishes where: one layer per architecture, named LAYER_NAME-ARCH.
 ARCH       ?= x86_64
-LAYER_NAME ?= pyroscope-lambda-extension-$(ARCH)
+ARCHS      := x86_64 arm64
+LAYER_NAME ?= pyroscope-lambda-extension
 REGIONS    ?= us-east-1
 LAYER_VENV := .venv-layer
 LAYER_PY   := $(LAYER_VENV)/bin/python
+# arm64 on an x86_64 machine: the binary runs under qemu-aarch64 in the tests.
+NEEDS_QEMU := $(and $(filter arm64,$(ARCH)),$(filter x86_64,$(shell uname -m)))
 
 # Prometheus and promtool, Debian's package unpacked here (no service enabled).
 TOOLS_DIR  := .build-tools
@@ -51,10 +55,11 @@ MODE       ?= on-demand
 RELAY_TO_RUN = $(or $(RELAY_BINARY),$(BIN_DIR)/$(RELAY))
 BUILD_RELAY  = $(if $(RELAY_BINARY),,$(SWIFT) build --product $(RELAY))
 
-.PHONY: help build test run demo observe lambda-local lint bench clean venv tools layer layer-tools publish-layer test-layer test-compat
+.PHONY: help build test run demo observe lambda-local lint bench clean venv tools layer layers layer-tools layer-runner \
+	publish-layer publish-layers test-layer test-layers test-compat
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 build: ## Debug build of the extension and its tests
 	$(SWIFT) build --build-tests
@@ -111,7 +116,7 @@ lambda-local: venv ## A local Lambda (MODE=on-demand|provisioned-concurrency|sna
 lint: ## swift format lint --strict (config: .swift-format) and Python syntax
 	$(SWIFT) format lint --strict --recursive Sources Tests Benchmarks Package.swift
 	$(PYTHON) -m py_compile scripts/*.py scripts/tests/*.py layer/*.py layer/toolchain/clang layer/tests/*.py examples/python-function/*.py
-	bash -n layer/build.sh && bash -n layer/publish.sh
+	for script in layer/build.sh layer/publish.sh layer/cross/*.sh; do bash -n "$$script" || exit 1; done
 
 bench: venv ## Relay vs nginx, A B A B: ack latency, delivered rate, memory, start-up, CPU, LogBench, self-profiling overhead (BENCH_QUICK=1: one short round)
 	@command -v wrk >/dev/null && command -v nginx >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light curl gcc; }
@@ -134,21 +139,38 @@ $(LAYER_VENV)/.installed:
 	@touch $@
 
 layer-tools: $(LAYER_VENV)/.installed
-	@{ [ -f "$$(gcc -print-file-name=libstdc++.a)" ] && [ -f "$$(gcc -print-file-name=libz.a)" ] && command -v zip unzip debootstrap >/dev/null; } || \
+	@{ [ -f "$$(gcc -print-file-name=libstdc++.a)" ] && [ -f "$$(gcc -print-file-name=libz.a)" ] && command -v zip >/dev/null && command -v unzip >/dev/null && command -v debootstrap >/dev/null; } || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends g++ zlib1g-dev zip unzip debootstrap; }
 
-layer: layer-tools ## Layer zip dist/pyroscope-lambda-extension-ARCH.zip (ARCH=x86_64|arm64): static Swift runtime, glibc <= 2.26
-	@layer/build.sh $(ARCH) $(abspath $(LAYER_PY))
+layer: layer-tools ## Layer zip dist/pyroscope-lambda-extension-ARCH.zip (ARCH=x86_64|arm64|"x86_64 arm64"): static Swift runtime, glibc <= 2.26
+	@for arch in $(ARCH); do layer/build.sh $$arch $(abspath $(LAYER_PY)) || exit 1; done
 
-publish-layer: layer-tools ## aws lambda publish-layer-version: LAYER_NAME, REGIONS="a b", ARCH, PUBLIC=1, DRY_RUN=1
-	@PATH="$(abspath $(LAYER_VENV))/bin:$$PATH" LAYER_NAME="$(LAYER_NAME)" REGIONS="$(REGIONS)" ARCH="$(ARCH)" \
-		PUBLIC="$(PUBLIC)" DRY_RUN="$(DRY_RUN)" layer/publish.sh dist/$(RELAY)-$(ARCH).zip
+layers: ## Both layer zips (x86_64, and arm64 cross-built in a Debian sid root on x86_64; cached in .build-cross/)
+	@$(MAKE) --no-print-directory layer ARCH="$(ARCHS)"
 
-test-layer: venv layer ## Layer tests: zip layout and start-up, publishing (dry run, moto), example (cfn-lint, local Lambda)
-	PYROSCOPE_TEST_PYTHON="$(abspath $(VENV_PY))" $(LAYER_PY) -m pytest -q layer/tests --ignore=layer/tests/test_compat.py
+# qemu-aarch64 and an arm64 glibc root, for running the arm64 binary on x86_64.
+layer-runner:
+	@$(if $(NEEDS_QEMU),layer/cross/setup.sh runner,true)
 
-test-compat: layer ## The layer binary in a Debian bullseye chroot (glibc 2.31, debootstrap, cached in .build-compat/)
-	$(LAYER_PY) -m pytest -q layer/tests/test_compat.py
+publish-layer: layer-tools ## aws lambda publish-layer-version per ARCH: LAYER_NAME (published as LAYER_NAME-ARCH), REGIONS="a b", PUBLIC=1, DRY_RUN=1
+	@for arch in $(ARCH); do [ -f dist/$(RELAY)-$$arch.zip ] || \
+		{ echo "error: dist/$(RELAY)-$$arch.zip not found: run make layer ARCH=$$arch first (nothing published)" >&2; exit 1; }; done
+	@for arch in $(ARCH); do \
+		PATH="$(abspath $(LAYER_VENV))/bin:$$PATH" LAYER_NAME="$(LAYER_NAME)-$$arch" REGIONS="$(REGIONS)" ARCH="$$arch" \
+			PUBLIC="$(PUBLIC)" DRY_RUN="$(DRY_RUN)" layer/publish.sh dist/$(RELAY)-$$arch.zip || exit 1; \
+	done
+
+publish-layers: ## publish-layer for both architectures (the zips of make layers)
+	@$(MAKE) --no-print-directory publish-layer ARCH="$(ARCHS)"
+
+test-layer: venv layer layer-runner ## Layer tests per ARCH: zip layout and start-up (arm64: under qemu), self-profiling, publishing (dry run, moto), example (cfn-lint, local Lambda)
+	LAYER_ARCH="$(ARCH)" PYROSCOPE_TEST_PYTHON="$(abspath $(VENV_PY))" $(LAYER_PY) -m pytest -q layer/tests --ignore=layer/tests/test_compat.py
+
+test-layers: ## test-layer for both architectures
+	@$(MAKE) --no-print-directory test-layer ARCH="$(ARCHS)"
+
+test-compat: layer layer-runner ## The layer binary on Debian bullseye's glibc 2.31 per ARCH: x86_64 in a chroot (debootstrap, cached in .build-compat/), arm64 under qemu
+	LAYER_ARCH="$(ARCH)" $(LAYER_PY) -m pytest -q layer/tests/test_compat.py
 
 clean: ## Remove build products and the venvs
 	rm -rf .build .build-* $(VENV) $(LAYER_VENV) dist

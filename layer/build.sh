@@ -3,9 +3,12 @@
 # holding extensions/pyroscope-lambda-extension (Lambda starts every executable in
 # /opt/extensions). Usage: layer/build.sh ARCH PYTHON   (ARCH: x86_64 | arm64)
 #
-# x86_64 on an x86_64 host: swift build as usual (Swift runtime linked statically), but
-# the final link goes through layer/toolchain/clang, i.e. zig cc against glibc 2.26 with
-# libstdc++, libunwind and zlib linked in. Other architectures: a Swift SDK for them.
+# Native (x86_64 here, or arm64 on an arm64 machine): swift build as usual (Swift runtime
+# linked statically), but the final link goes through layer/toolchain/clang, i.e. zig cc
+# against glibc 2.26 with libstdc++, the unwinder and zlib linked in.
+# arm64 on x86_64: the same with Debian sid's Swift 6.2.3 as cross compiler, run inside a sid
+# root with a Swift SDK bundle for aarch64 (layer/cross/setup.sh installs both into
+# .build-cross/; the build's own folder is .build-arm64/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +33,27 @@ STAGE="dist/$ARCH"
 ZIP="dist/$PRODUCT-$ARCH.zip"
 rm -rf "$STAGE" "$ZIP"
 mkdir -p "$STAGE/extensions" .build
+zig_arch=$([ "$ARCH" = arm64 ] && echo aarch64 || echo x86_64)
+export LAYER_ZIG_TARGET="$zig_arch-linux-gnu.$MAX_GLIBC"
+LOG=".build/layer-$ARCH.log"
+
+# swift build with its output in $LOG; on the terminal, one line per tenth of the build's
+# steps and the last lines when it fails.
+run_build() {
+  local started=$SECONDS
+  if ! "$@" 2>&1 | tee "$LOG" | awk '
+      match($0, /^\[[0-9]+\/[0-9]+\]/) {
+        split(substr($0, 2, RLENGTH - 2), step, "/")
+        tenth = int(10 * step[1] / step[2])
+        if (tenth > shown) { shown = tenth; printf "   %s\n", substr($0, 1, 100); fflush() }
+      }
+      /^Build (complete|of product)/ { print "   " $0; fflush() }'; then
+    tail -40 "$LOG" >&2
+    echo "error: the release build failed (full log: $LOG)" >&2
+    exit 1
+  fi
+  echo "   $((SECONDS - started)) s"
+}
 
 if [ "$ARCH" = "$HOST" ]; then
   # The static archives replacing shared libraries outside glibc (g++ and zlib1g-dev).
@@ -38,55 +62,62 @@ if [ "$ARCH" = "$HOST" ]; then
   for archive in "$libstdcxx" "$libz"; do
     [ -f "$archive" ] || { echo "error: $(basename "$archive") not found: install g++ and zlib1g-dev" >&2; exit 1; }
   done
-  zig_arch=$([ "$ARCH" = arm64 ] && echo aarch64 || echo x86_64)
+  # The unwinder: zig's libunwind on x86_64; libgcc's on arm64, as in the cross build
+  # below (the one shown to cross a signal frame there, README "Self-profiling").
+  unwinder=-lunwind
+  if [ "$ARCH" = arm64 ]; then
+    unwinder="$(gcc -print-file-name=libgcc_eh.a)"
+    [ -f "$unwinder" ] || { echo "error: libgcc_eh.a not found: install gcc" >&2; exit 1; }
+  fi
   export LAYER_ZIG="$PYTHON -m ziglang"
-  export LAYER_ZIG_TARGET="$zig_arch-linux-gnu.$MAX_GLIBC"
-  export LAYER_STATIC_LIBS="stdc++=$libstdcxx,-lunwind z=$libz"
+  export LAYER_STATIC_LIBS="stdc++=$libstdcxx,$unwinder z=$libz"
   # The link is redone on every call: the same output path may hold a normally linked
   # binary from another `swift build -c release`, which swift build would call up to date.
   bin_path="$("$SWIFT" build -c release --show-bin-path)"
   rm -f "$bin_path/$PRODUCT"
-  echo "swift build -c release --static-swift-stdlib (link: zig cc -target $LAYER_ZIG_TARGET; log: .build/layer-$ARCH.log)"
-  if ! SWIFT_DRIVER_CLANG_EXEC="$PWD/layer/toolchain/clang" \
-      "$SWIFT" build -c release --static-swift-stdlib --product "$PRODUCT" >".build/layer-$ARCH.log" 2>&1; then
-    tail -40 ".build/layer-$ARCH.log" >&2
-    echo "error: the release build failed (full log: .build/layer-$ARCH.log)" >&2
-    exit 1
-  fi
+  echo "== swift build -c release --static-swift-stdlib (link: zig cc -target $LAYER_ZIG_TARGET; log: $LOG)"
+  SWIFT_DRIVER_CLANG_EXEC="$PWD/layer/toolchain/clang" \
+    run_build "$SWIFT" build -c release --static-swift-stdlib --product "$PRODUCT"
   built="$bin_path/$PRODUCT"
+  strip_debug() { strip --strip-debug -o "$2" "$1"; }
+  strip_all() { strip --strip-all -o "$2" "$1"; }
+elif [ "$ARCH" = arm64 ] && [ "$HOST" = x86_64 ]; then
+  layer/cross/setup.sh toolchain
+  eval "$(layer/cross/setup.sh env)"
+  # Inside the sid root, zig is called directly: its PyPI wheel holds one static binary.
+  zig="$("$PYTHON" -c 'import os, ziglang; print(os.path.join(os.path.dirname(ziglang.__file__), "zig"))')"
+  # The arm64 archives of the sid root: libstdc++ (GCC 16), libgcc's unwinder (libgcc_eh:
+  # zig's libunwind crashed unwinding through qemu's signal frame, libgcc's does not; README
+  # "Self-profiling"), zlib.
+  gcc_dir=/usr/lib/gcc/aarch64-linux-gnu/16
+  static_libs="stdc++=$gcc_dir/libstdc++.a,$gcc_dir/libgcc_eh.a z=/usr/lib/aarch64-linux-gnu/libz.a"
+  # .build-arm64 holds this build only: an up-to-date binary there is the layer's, unless
+  # the link itself (layer/toolchain) changed since.
+  built=".build-arm64/aarch64-unknown-linux-gnu/release/$PRODUCT"
+  if [ -f "$built" ] && [ -n "$(find layer/toolchain -newer "$built" -type f)" ]; then rm -f "$built"; fi
+  echo "== swift build -c release --swift-sdk $CROSS_SDK_ID --static-swift-stdlib, Swift $CROSS_SWIFT_VERSION in the sid root (link: zig cc -target $LAYER_ZIG_TARGET; log: $LOG)"
+  run_build layer/cross/in-root.sh "$CROSS_SID" env SWIFT_DRIVER_CLANG_EXEC="$PWD/layer/toolchain/clang" \
+    LAYER_ZIG="$zig" LAYER_ZIG_TARGET="$LAYER_ZIG_TARGET" LAYER_STATIC_LIBS="$static_libs" \
+    LAYER_HOST_CLANG=/usr/libexec/swift/bin/clang \
+    swift build -c release --scratch-path .build-arm64 --swift-sdks-path "$CROSS_SDKS" \
+    --swift-sdk "$CROSS_SDK_ID" --static-swift-stdlib --product "$PRODUCT"
+  # The host's binutils cannot read aarch64 files; the Swift toolchain's llvm-objcopy can.
+  objcopy="$(dirname "$(readlink -f "$(command -v "$SWIFT")")")/llvm-objcopy"
+  [ -x "$objcopy" ] || { echo "error: $objcopy not found (llvm-objcopy of the Swift toolchain)" >&2; exit 1; }
+  strip_debug() { "$objcopy" --strip-debug "$1" "$2"; }
+  strip_all() { "$objcopy" --strip-all "$1" "$2"; }
 else
-  # Cross builds need a Swift SDK for the target; the Static Linux SDK (musl) gives a
-  # fully static binary, which needs no glibc at all.
-  sdks="$("$SWIFT" sdk list 2>&1 || true)"
-  if [ -z "$sdks" ] || grep -qi "no swift sdks" <<<"$sdks"; then
-    cat >&2 <<MSG
-error: ARCH=$ARCH needs a Swift SDK for $ARCH Linux, and \`swift sdk list\` shows none.
-Install the Swift Static Linux SDK for this toolchain ($("$SWIFT" --version 2>/dev/null | head -1)):
-  swift sdk install <URL of swift-<version>-RELEASE_static-linux-<n>.artifactbundle.tar.gz> --checksum <sha256>
-(the URL and checksum are on swift.org, Install > Static Linux SDK), or build on an arm64
-machine (Graviton), where \`make layer ARCH=arm64\` takes the native path.
-Then: make layer ARCH=$ARCH [SWIFT_SDK=<id or triple from swift sdk list>]
-MSG
-    exit 2
-  fi
-  sdk="${SWIFT_SDK:-aarch64-swift-linux-musl}"
-  echo "swift build -c release --swift-sdk $sdk (log: .build/layer-$ARCH.log)"
-  if ! "$SWIFT" build -c release --swift-sdk "$sdk" --static-swift-stdlib --product "$PRODUCT" \
-      >".build/layer-$ARCH.log" 2>&1; then
-    tail -40 ".build/layer-$ARCH.log" >&2
-    echo "error: the cross build with SDK $sdk failed (full log: .build/layer-$ARCH.log)" >&2
-    exit 1
-  fi
-  built="$("$SWIFT" build -c release --swift-sdk "$sdk" --show-bin-path)/$PRODUCT"
+  echo "error: ARCH=$ARCH on a $HOST machine: build on $ARCH, or arm64 on x86_64" >&2
+  exit 2
 fi
 
 # Debug info goes; the symbol table (.symtab) stays, for self-profiling's symbolization.
 binary="$STAGE/extensions/$PRODUCT"
-strip --strip-debug -o "$binary" "$built"
+strip_debug "$built" "$binary"
 chmod 0755 "$binary"
 
-echo "checking $binary against glibc $MAX_GLIBC:"
-"$PYTHON" layer/check_binary.py --max-glibc "$MAX_GLIBC" "$binary"
+echo "checking $binary ($ARCH, glibc $MAX_GLIBC):"
+"$PYTHON" layer/check_binary.py --arch "$ARCH" --max-glibc "$MAX_GLIBC" "$binary"
 
 (cd "$STAGE" && zip -q -X -r "../$(basename "$ZIP")" extensions)
 
@@ -94,7 +125,7 @@ echo "checking $binary against glibc $MAX_GLIBC:"
 nosym="$(mktemp)"
 nosym_dir="$(mktemp -d)"
 trap 'rm -rf "$nosym" "$nosym_dir"' EXIT
-strip --strip-all -o "$nosym" "$binary"
+strip_all "$binary" "$nosym"
 mkdir -p "$nosym_dir/extensions" && cp "$nosym" "$nosym_dir/extensions/$PRODUCT"
 (cd "$nosym_dir" && zip -q -X -r layer.zip extensions)
 size() { stat -c %s "$1" | awk '{printf "%.1f MB (%d bytes)", $1 / 1048576, $1}'; }

@@ -1,28 +1,83 @@
-"""Shared helpers of the layer tests: the built zip, the relay as a child process, and a
-recording stand-in for the Pyroscope server. Everything binds 127.0.0.1 port 0."""
+"""Shared helpers of the layer tests: the built zips, the relay as a child process, and a
+recording stand-in for the Pyroscope server. Everything binds 127.0.0.1 port 0.
+
+LAYER_ARCH names the architectures under test ("x86_64", "arm64" or both, space-separated;
+make test-layer sets it from ARCH): every test that takes `layer_zip` runs once for each. An
+arm64 binary on an x86_64 machine runs under qemu-aarch64 with an arm64 glibc root, both
+installed by layer/cross/setup.sh runner (make test-layer does it)."""
 
 import http.server
 import os
 import pathlib
+import platform
 import re
+import shlex
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-ARCH = os.environ.get("LAYER_ARCH", "x86_64")
+ARCHS = os.environ.get("LAYER_ARCH", "x86_64").split()
 PRODUCT = "pyroscope-lambda-extension"
-ZIP = ROOT / "dist" / f"{PRODUCT}-{ARCH}.zip"
+HOST_ARCH = {"aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), platform.machine())
+
+
+def zip_path(arch: str) -> pathlib.Path:
+    return ROOT / "dist" / f"{PRODUCT}-{arch}.zip"
+
+
+@pytest.fixture(scope="session", params=ARCHS)
+def arch(request) -> str:
+    return request.param
 
 
 @pytest.fixture(scope="session")
-def layer_zip() -> pathlib.Path:
-    if not ZIP.is_file():
-        pytest.fail(f"{ZIP} is missing: run make layer first (make test-layer does)")
-    return ZIP
+def layer_zip(arch) -> pathlib.Path:
+    path = zip_path(arch)
+    if not path.is_file():
+        pytest.fail(f"{path} is missing: run make layer ARCH={arch} first (make test-layer does)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def layer_zips() -> dict[str, pathlib.Path]:
+    """Every architecture's zip at once (publishing them with one command)."""
+    missing = [str(zip_path(arch)) for arch in ARCHS if not zip_path(arch).is_file()]
+    if missing:
+        pytest.fail(f"missing: {', '.join(missing)}: run make layer ARCH=\"{' '.join(ARCHS)}\" first")
+    return {arch: zip_path(arch) for arch in ARCHS}
+
+
+def cross_paths() -> dict[str, str]:
+    """Where layer/cross/setup.sh puts the cross toolchain and the arm64 runners."""
+    assignments = subprocess.run([str(ROOT / "layer" / "cross" / "setup.sh"), "env"], check=True,
+                                 capture_output=True, text=True).stdout
+    return {key: shlex.split(value)[0] for key, _, value in (line.partition("=") for line in assignments.splitlines())}
+
+
+def runner_for(arch: str) -> list[str]:
+    """The command prefix that runs a Linux binary of `arch` on this machine: nothing when
+    native; for arm64 on x86_64, qemu-aarch64 with the arm64 glibc root (-L) of
+    layer/cross/setup.sh, as on Lambda: glibc and libgcc_s, nothing else."""
+    if arch == HOST_ARCH:
+        return []
+    if (HOST_ARCH, arch) != ("x86_64", "arm64"):
+        pytest.fail(f"no way to run {arch} binaries on {HOST_ARCH}")
+    paths = cross_paths()
+    qemu, glibc_root = paths["CROSS_QEMU"], paths["CROSS_GLIBC_ROOT"]
+    if not (os.access(qemu, os.X_OK) and os.path.isfile(os.path.join(glibc_root, ".done"))):
+        pytest.fail(f"{qemu} or {glibc_root} is missing: run layer/cross/setup.sh runner "
+                    "(make test-layer ARCH=arm64 does)")
+    return [qemu, "-L", glibc_root]
+
+
+@pytest.fixture(scope="session")
+def runner(arch) -> list[str]:
+    return runner_for(arch)
 
 
 class Relay:
@@ -83,6 +138,19 @@ def http_post(url: str, body: bytes, timeout: float = 5) -> int:
                                      headers={"Content-Type": "binary/octet-stream"})
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return response.status
+
+
+def http_post_accepted(url: str, body: bytes, patience: float = 20) -> int:
+    """POST until accepted: a 503 is the relay saying its queue is full (on a loaded machine
+    the sink may fall behind a burst), so wait a little and send again, as a client would."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return http_post(url, body)
+        except urllib.error.HTTPError as error:
+            if error.code != 503 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 class Sink:

@@ -1,6 +1,11 @@
-"""The layer binary inside an older userland: Debian bullseye (glibc 2.31), made with
-debootstrap from Debian's archive and cached in .build-compat/, entered with chroot (root
-only). Loopback is shared with the chroot, so the stand-in Pyroscope server runs here."""
+"""The layer binary on an older glibc than this machine's: Debian bullseye (glibc 2.31).
+
+x86_64: a bullseye root made with debootstrap from Debian's archive, cached in
+.build-compat/, entered with chroot (root only). Loopback is shared with the chroot, so the
+stand-in Pyroscope server runs here.
+arm64 on x86_64: qemu-aarch64 with bullseye's arm64 glibc and libgcc_s as its root (-L),
+unpacked by layer/cross/setup.sh runner; the control binary is linked in the sid root that
+built the layer (glibc 2.43)."""
 
 import os
 import re
@@ -11,66 +16,118 @@ import zipfile
 
 import pytest
 
-from conftest import PRODUCT, ROOT, Relay, dev_mode_environment, relay_and_check
+from conftest import HOST_ARCH, PRODUCT, ROOT, Relay, cross_paths, dev_mode_environment, relay_and_check, runner_for
 
 SUITE = "bullseye"
 GLIBC = "2.31"
 CACHE = ROOT / ".build-compat" / SUITE
 MIRROR = os.environ.get("LAYER_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+HELLO = '#include <stdio.h>\nint main(void) { puts("hello"); return 0; }\n'
+
+
+class ChrootBullseye:
+    """A debootstrap root of this machine's architecture, entered with chroot."""
+
+    libc = "/lib/x86_64-linux-gnu/libc.so.6"
+
+    def __init__(self):
+        if os.geteuid() != 0:
+            pytest.fail("chroot and debootstrap need root (CI runs as root)")
+        for tool in ("debootstrap", "chroot", "unshare", "mount"):
+            if not shutil.which(tool):
+                pytest.fail(f"{tool} not found: make test-compat installs debootstrap (util-linux has the others)")
+        if not (CACHE / "etc" / "debian_version").is_file():
+            partial = CACHE.with_name(SUITE + ".partial")
+            shutil.rmtree(partial, ignore_errors=True)
+            started = time.monotonic()
+            subprocess.run(["debootstrap", "--variant=minbase", SUITE, str(partial), MIRROR], check=True,
+                           stdout=subprocess.DEVNULL, timeout=1200)
+            partial.rename(CACHE)
+            print(f"debootstrap {SUITE}: {time.monotonic() - started:.0f} s")
+        self.root = CACHE
+
+    def command(self, *command: str) -> list[str]:
+        """`command` (a path inside the root) in the chroot with /proc mounted in a private
+        mount namespace (the mount goes away with the process)."""
+        inner = (f'"{shutil.which("mount")}" -t proc proc "{self.root}/proc" && '
+                 f'exec "{shutil.which("chroot")}" "{self.root}" "$@"')
+        return [shutil.which("unshare"), "--mount", "--propagation", "private", "/bin/sh", "-c", inner, "sh", *command]
+
+    def control_binary(self, tmp_path) -> str:
+        """A C program linked normally on this machine (glibc 2.36), placed in the root."""
+        source = tmp_path / "hello.c"
+        source.write_text(HELLO)
+        subprocess.run(["cc", "-o", str(self.root / "tmp" / "hello-host"), str(source)], check=True)
+        return "/tmp/hello-host"
+
+
+class QemuBullseye:
+    """arm64 on x86_64: qemu-aarch64 with bullseye's arm64 glibc as its root."""
+
+    libc = "/lib/aarch64-linux-gnu/libc.so.6"
+
+    def __init__(self):
+        self.qemu = runner_for("arm64")[0]
+        paths = cross_paths()
+        self.root, self.sid = paths["CROSS_GLIBC_ROOT_BULLSEYE"], paths["CROSS_SID"]
+        if not os.path.isfile(os.path.join(self.root, ".done")):
+            pytest.fail(f"{self.root} is missing: run layer/cross/setup.sh runner (make test-compat ARCH=arm64 does)")
+
+    def command(self, *command: str) -> list[str]:
+        # Absolute paths are the root's (qemu -L maps them), as in a chroot.
+        first = command[0]
+        if first.startswith("/") and os.path.exists(self.root + first):
+            first = self.root + first
+        return [self.qemu, "-L", self.root, first, *command[1:]]
+
+    def control_binary(self, tmp_path) -> str:
+        """A C program linked normally for arm64 in the sid root (glibc 2.43)."""
+        if not os.path.isfile(os.path.join(self.sid, ".packages-done")):
+            pytest.fail(f"the sid root {self.sid} is missing: make layer ARCH=arm64 makes it")
+        work = ROOT / ".build" / "compat-arm64"
+        work.mkdir(parents=True, exist_ok=True)
+        (work / "hello.c").write_text(HELLO)
+        subprocess.run([str(ROOT / "layer" / "cross" / "in-root.sh"), self.sid, "/usr/libexec/swift/bin/clang",
+                        "--target=aarch64-linux-gnu", "-fuse-ld=lld", "-o", str(work / "hello-sid"),
+                        str(work / "hello.c")], check=True)
+        return str(work / "hello-sid")
 
 
 @pytest.fixture(scope="module")
-def rootfs():
-    if os.geteuid() != 0:
-        pytest.fail("chroot and debootstrap need root (CI runs as root)")
-    for tool in ("debootstrap", "chroot", "unshare", "mount"):
-        if not shutil.which(tool):
-            pytest.fail(f"{tool} not found: make test-compat installs debootstrap (util-linux has the others)")
-    if not (CACHE / "etc" / "debian_version").is_file():
-        partial = CACHE.with_name(SUITE + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        started = time.monotonic()
-        subprocess.run(["debootstrap", "--variant=minbase", SUITE, str(partial), MIRROR], check=True,
-                       stdout=subprocess.DEVNULL, timeout=1200)
-        partial.rename(CACHE)
-        print(f"debootstrap {SUITE}: {time.monotonic() - started:.0f} s")
-    return CACHE
+def bullseye(arch):
+    if arch == HOST_ARCH == "x86_64":
+        return ChrootBullseye()
+    if (HOST_ARCH, arch) == ("x86_64", "arm64"):
+        return QemuBullseye()
+    pytest.fail(f"no bullseye test for {arch} on {HOST_ARCH}")
 
 
-def in_chroot(root, *command: str) -> list[str]:
-    """`command` in the chroot with /proc mounted in a private mount namespace (the mount
-    goes away with the process)."""
-    inner = f'"{shutil.which("mount")}" -t proc proc "{root}/proc" && exec "{shutil.which("chroot")}" "{root}" "$@"'
-    return [shutil.which("unshare"), "--mount", "--propagation", "private", "/bin/sh", "-c", inner, "sh", *command]
-
-
-def test_the_root_has_the_old_glibc(rootfs):
-    banner = subprocess.run(in_chroot(rootfs, "/lib/x86_64-linux-gnu/libc.so.6"), capture_output=True,
-                            text=True, check=True).stdout
+def test_the_root_has_the_old_glibc(bullseye):
+    banner = subprocess.run(bullseye.command(bullseye.libc), capture_output=True, text=True, check=True).stdout
     assert re.search(rf"release version {re.escape(GLIBC)}\b", banner), banner
 
 
-def test_a_binary_linked_normally_here_does_not_start_there(rootfs, tmp_path):
-    # The control: what the layer build avoids. A C program linked against this machine's
-    # glibc needs GLIBC_2.34.
-    source = tmp_path / "hello.c"
-    source.write_text('#include <stdio.h>\nint main(void) { puts("hello"); return 0; }\n')
-    target = rootfs / "tmp" / "hello-host"
-    subprocess.run(["cc", "-o", str(target), str(source)], check=True)
-    result = subprocess.run(in_chroot(rootfs, "/tmp/hello-host"), capture_output=True, text=True)
-    target.unlink()
+def test_a_binary_linked_normally_does_not_start_there(bullseye, tmp_path):
+    # The control: what the layer build avoids. A C program linked against a newer glibc
+    # needs GLIBC_2.34 (__libc_start_main).
+    binary = bullseye.control_binary(tmp_path)
+    result = subprocess.run(bullseye.command(binary), capture_output=True, text=True)
     assert result.returncode != 0
     assert "GLIBC_2.34' not found" in result.stderr, result.stderr
 
 
-def test_layer_binary_starts_and_relays_in_bullseye(rootfs, layer_zip, sink):
-    extensions = rootfs / "opt" / "extensions"
+def test_layer_binary_starts_and_relays_in_bullseye(bullseye, layer_zip, sink):
+    extensions = pathlib_join(bullseye.root, "opt", "extensions")
     shutil.rmtree(extensions, ignore_errors=True)
     with zipfile.ZipFile(layer_zip) as archive:
-        archive.extract(f"extensions/{PRODUCT}", rootfs / "opt")
-    (extensions / PRODUCT).chmod(0o755)
-    relay = Relay(in_chroot(rootfs, f"/opt/extensions/{PRODUCT}"), dev_mode_environment(sink.url))
+        archive.extract(f"extensions/{PRODUCT}", pathlib_join(bullseye.root, "opt"))
+    os.chmod(os.path.join(extensions, PRODUCT), 0o755)
+    relay = Relay(bullseye.command(f"/opt/extensions/{PRODUCT}"), dev_mode_environment(sink.url))
     try:
-        relay_and_check(relay, sink, "compat.bullseye")
+        relay_and_check(relay, sink, f"compat.{SUITE}")
     finally:
         relay.stop()
+
+
+def pathlib_join(*parts) -> str:
+    return os.path.join(*(str(part) for part in parts))

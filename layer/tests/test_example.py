@@ -7,6 +7,7 @@ import json
 import os
 import pathlib
 import re
+import shlex
 import subprocess
 import sys
 import zipfile
@@ -51,7 +52,7 @@ def test_template_sets_only_documented_settings():
     assert variables - FUNCTION_OWN <= readme_settings()
 
 
-def test_example_function_profiled_through_the_layer_in_local_lambda(layer_zip, tmp_path, sink):
+def test_example_function_profiled_through_the_layer_in_local_lambda(layer_zip, runner, tmp_path, sink):
     python = os.environ.get("PYROSCOPE_TEST_PYTHON")
     if not python:
         pytest.fail("PYROSCOPE_TEST_PYTHON (the .venv with pyroscope-io and awslambdaric) is not set: run make test-layer")
@@ -59,6 +60,15 @@ def test_example_function_profiled_through_the_layer_in_local_lambda(layer_zip, 
         archive.extractall(tmp_path / "opt")
     extension = tmp_path / "opt" / "extensions" / PRODUCT
     extension.chmod(0o755)
+    if runner:
+        # Another architecture (arm64 on x86_64): a script of the same name in its place
+        # starts the binary under qemu-aarch64 with exec, so the process the local Lambda
+        # registers, freezes and signals is the extension itself.
+        binary = tmp_path / "binary" / PRODUCT
+        binary.parent.mkdir()
+        extension.rename(binary)
+        extension.write_text(f"#!/bin/sh\nexec {shlex.join([*runner, str(binary)])} \"$@\"\n")
+        extension.chmod(0o755)
     relay_port = free_port()
     report = tmp_path / "report.json"
     # pyroscope-io uploads every 10 s from configure(), at the first thaw after that: the third

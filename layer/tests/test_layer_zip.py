@@ -1,5 +1,6 @@
 """The layer zip as Lambda sees it: layout, permissions, and a binary that starts from
-where it is unzipped (dev mode) and relays."""
+where it is unzipped (dev mode) and relays; each for every architecture under test (an arm64
+binary on x86_64 runs under qemu-aarch64, see conftest)."""
 
 import json
 import os
@@ -8,7 +9,11 @@ import subprocess
 import sys
 import zipfile
 
-from conftest import PRODUCT, ROOT, Relay, dev_mode_environment, http_post, relay_and_check
+from conftest import PRODUCT, ROOT, Relay, dev_mode_environment, http_post_accepted, relay_and_check
+
+
+# readelf's names of the ELF machines.
+MACHINES = {"x86_64": "Advanced Micro Devices X86-64", "arm64": "AArch64"}
 
 
 def test_layout_is_one_executable_in_extensions(layer_zip):
@@ -19,23 +24,24 @@ def test_layout_is_one_executable_in_extensions(layer_zip):
         assert stat.S_ISREG(mode) and mode & 0o755 == 0o755, oct(mode)
 
 
-def test_unzipped_binary_starts_and_answers_healthz(layer_zip, tmp_path, sink):
+def test_unzipped_binary_starts_and_answers_healthz(layer_zip, runner, tmp_path, sink):
     subprocess.run(["unzip", "-q", str(layer_zip), "-d", str(tmp_path)], check=True)
     binary = tmp_path / "extensions" / PRODUCT
     assert os.access(binary, os.X_OK)
-    relay = Relay([str(binary)], dev_mode_environment(sink.url))
+    relay = Relay([*runner, str(binary)], dev_mode_environment(sink.url))
     try:
         relay_and_check(relay, sink, "layer.zip")
     finally:
         relay.stop()
 
 
-def test_binary_needs_nothing_newer_than_glibc_2_26(layer_zip, tmp_path):
+def test_binary_is_for_its_architecture_and_needs_nothing_newer_than_glibc_2_26(layer_zip, arch, tmp_path):
     subprocess.run(["unzip", "-q", str(layer_zip), "-d", str(tmp_path)], check=True)
     binary = tmp_path / "extensions" / PRODUCT
-    result = subprocess.run([sys.executable, str(ROOT / "layer" / "check_binary.py"), str(binary)],
+    result = subprocess.run([sys.executable, str(ROOT / "layer" / "check_binary.py"), "--arch", arch, str(binary)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+    assert f"ELF machine: {MACHINES[arch]}" in result.stdout
     # The symbol table stays for self-profiling; the debug info does not.
     sections = subprocess.run(["readelf", "--wide", "--section-headers", str(binary)], check=True,
                               capture_output=True, text=True).stdout
@@ -54,17 +60,31 @@ def test_check_binary_rejects_a_binary_linked_against_this_machines_glibc(tmp_pa
     assert "GLIBC_2.34 (newer than 2.26): __libc_start_main" in result.stderr
 
 
-def test_layer_binary_profiles_itself_with_the_unwinder_it_was_linked_with(layer_zip, tmp_path, sink):
-    # The layer links zig's libunwind instead of libgcc's: self-profiling must still cross
-    # the signal frame and give deep, symbolized stacks, from the stripped-but-.symtab binary.
+def test_check_binary_rejects_a_binary_of_another_architecture(tmp_path):
+    # The same check for the architecture: this machine's cc builds for x86_64, so asking for
+    # arm64 must fail on the ELF machine alone (a static binary needs no glibc at all).
+    source = tmp_path / "hello.c"
+    source.write_text("int main(void) { return 0; }\n")
+    subprocess.run(["cc", "-static", "-o", str(tmp_path / "hello"), str(source)], check=True)
+    result = subprocess.run([sys.executable, str(ROOT / "layer" / "check_binary.py"), "--arch", "arm64",
+                             str(tmp_path / "hello")], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "is an ELF for Advanced Micro Devices X86-64, not arm64 (AArch64)" in result.stderr, result.stderr
+
+
+def test_layer_binary_profiles_itself_with_the_unwinder_it_was_linked_with(layer_zip, runner, tmp_path, sink):
+    # The x86_64 layer links zig's libunwind, the arm64 one libgcc's (libgcc_eh, with the
+    # _dl_find_object stand-in of glibc_compat.c): self-profiling must still cross the signal
+    # frame and give deep, symbolized stacks, from the stripped-but-.symtab binary. For arm64
+    # on x86_64 this runs under qemu-aarch64, whose signal frame the unwinder crosses too.
     subprocess.run(["unzip", "-q", str(layer_zip), "-d", str(tmp_path)], check=True)
     environment = dev_mode_environment(sink.url) | {"PYROSCOPE_SELF_PROFILING": "true"}
-    relay = Relay([str(tmp_path / "extensions" / PRODUCT)], environment)
+    relay = Relay([*runner, str(tmp_path / "extensions" / PRODUCT)], environment)
     try:
         port = relay.port()
         relay.wait_for_line("msg=Self-profiling")
         for _ in range(1500):
-            assert http_post(f"http://127.0.0.1:{port}/ingest?name=load&format=folded", b"main;work 1\n") == 200
+            assert http_post_accepted(f"http://127.0.0.1:{port}/ingest?name=load&format=folded", b"main;work 1\n") == 200
     finally:
         assert relay.stop() == 0, relay.lines[-20:]
     profiles = [body for path, body in sink.wait_for(1501) if path.startswith("/ingest?name=pyroscope.lambda.extension")]
@@ -76,5 +96,7 @@ def test_layer_binary_profiles_itself_with_the_unwinder_it_was_linked_with(layer
     assert samples
     names = {name for sample in samples for name in sample["functions"]}
     assert any(name.startswith("NIOPosix.") for name in names), sorted(names)[:20]
-    # Past the handler: stacks reach the thread entry, not just the interrupted leaf.
-    assert max(len(sample["functions"]) for sample in samples) >= 5
+    # Past the handler: stacks reach the event loop and the thread entry below it, not just
+    # the interrupted leaf (a sample's functions run from the leaf to the root).
+    assert max(len(sample["functions"]) for sample in samples) >= 10
+    assert any("NIOPosix.SelectableEventLoop.run()" in name for name in names), sorted(names)[:20]

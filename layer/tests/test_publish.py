@@ -1,5 +1,6 @@
 """make publish-layer: the dry run prints the commands; against moto (an AWS API emulator
-from PyPI, in server mode on 127.0.0.1) the real AWS CLI publishes in two regions and the
+from PyPI, in server mode on 127.0.0.1) the real AWS CLI publishes every architecture under
+test with one command, in two regions, one layer per architecture named for it, and the
 public permission exists afterwards."""
 
 import json
@@ -10,7 +11,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ARCHS, ROOT
 
 REGIONS = ["us-east-1", "eu-west-1"]
 BIN = pathlib.Path(sys.executable).parent  # the layer venv: aws, moto
@@ -23,18 +24,18 @@ def make_publish(extra: dict[str, str], *variables: str) -> subprocess.Completed
                           env=environment, capture_output=True, text=True, timeout=300)
 
 
-def test_dry_run_prints_each_command_and_calls_nothing(layer_zip):
+def test_dry_run_prints_each_command_and_calls_nothing(layer_zip, arch):
     # No credentials and an endpoint nobody answers: a real call would fail.
     result = make_publish({"AWS_ENDPOINT_URL": "http://127.0.0.1:9"}, "DRY_RUN=1", "PUBLIC=1",
-                          f"REGIONS={' '.join(REGIONS)}", "LAYER_NAME=dry-run-layer")
+                          f"REGIONS={' '.join(REGIONS)}", "LAYER_NAME=dry-run-layer", f"ARCH={arch}")
     assert result.returncode == 0, result.stderr
     commands = [line for line in result.stdout.splitlines() if line.startswith("+ aws ")]
     assert len(commands) == 4, result.stdout
     for region, publish, permission in zip(REGIONS, commands[0::2], commands[1::2]):
         assert publish.startswith("+ aws lambda publish-layer-version ")
-        assert f"--region {region}" in publish and "--layer-name dry-run-layer" in publish
+        assert f"--region {region}" in publish and f"--layer-name dry-run-layer-{arch}" in publish
         assert f"--zip-file fileb://dist/{layer_zip.name}" in publish
-        assert "--compatible-architectures x86_64" in publish
+        assert f"--compatible-architectures {arch}" in publish
         assert permission.startswith("+ aws lambda add-layer-version-permission ")
         assert f"--region {region}" in permission and "--principal '*'" in permission
         assert "--action lambda:GetLayerVersion" in permission
@@ -66,22 +67,24 @@ def aws(endpoint: str, *arguments: str) -> dict:
     return json.loads(result.stdout)
 
 
-def test_publish_to_the_emulator_in_two_regions_with_public_permission(layer_zip, moto_endpoint):
+def test_publish_every_architecture_with_one_command_to_the_emulator_in_two_regions(layer_zips, moto_endpoint):
     credentials = {"AWS_ENDPOINT_URL": moto_endpoint, "AWS_ACCESS_KEY_ID": "testing",
                    "AWS_SECRET_ACCESS_KEY": "testing"}
-    result = make_publish(credentials, "PUBLIC=1", f"REGIONS={' '.join(REGIONS)}", "LAYER_NAME=emulated-layer")
+    result = make_publish(credentials, "PUBLIC=1", f"REGIONS={' '.join(REGIONS)}", "LAYER_NAME=emulated-layer",
+                          f"ARCH={' '.join(ARCHS)}")
     assert result.returncode == 0, result.stdout + result.stderr
-    for region in REGIONS:
-        assert f"{region}: arn:aws:lambda:{region}:" in result.stdout, result.stdout
-        versions = aws(moto_endpoint, "lambda", "list-layer-versions", "--layer-name", "emulated-layer",
-                       "--region", region)["LayerVersions"]
-        assert len(versions) == 1
-        assert versions[0]["CompatibleArchitectures"] == ["x86_64"]
-        version = aws(moto_endpoint, "lambda", "get-layer-version", "--layer-name", "emulated-layer",
-                      "--version-number", str(versions[0]["Version"]), "--region", region)
-        assert version["Content"]["CodeSize"] == layer_zip.stat().st_size
-        policy = json.loads(aws(moto_endpoint, "lambda", "get-layer-version-policy", "--layer-name",
-                                "emulated-layer", "--version-number", str(versions[0]["Version"]),
-                                "--region", region)["Policy"])
-        statement = policy["Statement"][0]
-        assert statement["Principal"] == "*" and statement["Action"] == "lambda:GetLayerVersion"
+    for arch, layer_zip in layer_zips.items():
+        name = f"emulated-layer-{arch}"
+        for region in REGIONS:
+            assert f"{region}: arn:aws:lambda:{region}:" in result.stdout and f":layer:{name}:" in result.stdout, result.stdout
+            versions = aws(moto_endpoint, "lambda", "list-layer-versions", "--layer-name", name,
+                           "--region", region)["LayerVersions"]
+            assert len(versions) == 1
+            assert versions[0]["CompatibleArchitectures"] == [arch]
+            version = aws(moto_endpoint, "lambda", "get-layer-version", "--layer-name", name,
+                          "--version-number", str(versions[0]["Version"]), "--region", region)
+            assert version["Content"]["CodeSize"] == layer_zip.stat().st_size
+            policy = json.loads(aws(moto_endpoint, "lambda", "get-layer-version-policy", "--layer-name", name,
+                                    "--version-number", str(versions[0]["Version"]), "--region", region)["Policy"])
+            statement = policy["Statement"][0]
+            assert statement["Principal"] == "*" and statement["Action"] == "lambda:GetLayerVersion"
