@@ -55,7 +55,7 @@ MODE       ?= on-demand
 RELAY_TO_RUN = $(or $(RELAY_BINARY),$(BIN_DIR)/$(RELAY))
 BUILD_RELAY  = $(if $(RELAY_BINARY),,$(SWIFT) build --product $(RELAY))
 
-.PHONY: help build test run demo observe lambda-local lint bench clean venv tools layer layers layer-tools layer-runner \
+.PHONY: help build test run demo observe lambda-local lint bench bench-cost clean venv tools layer layers layer-tools layer-runner \
 	publish-layer publish-layers test-layer test-layers test-compat
 
 help: ## List the targets
@@ -118,17 +118,38 @@ lint: ## swift format lint --strict (config: .swift-format) and Python syntax
 	$(PYTHON) -m py_compile scripts/*.py scripts/tests/*.py layer/*.py layer/toolchain/clang layer/tests/*.py examples/python-function/*.py
 	for script in layer/build.sh layer/publish.sh layer/cross/*.sh; do bash -n "$$script" || exit 1; done
 
-bench: venv ## Relay vs nginx, A B A B: ack latency, delivered rate, memory, start-up, CPU, LogBench, self-profiling overhead (BENCH_QUICK=1: one short round)
-	@command -v wrk >/dev/null && command -v nginx >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light curl gcc; }
-	@command -v curl >/dev/null && command -v cc >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl gcc; }
+# make bench and make bench-cost: the layer binary whose cost to the function is measured
+# (make layer builds it), and BENCH_PEER, another extension binary measured in turns with it
+# (the Go extension built beside the project, say: README "What it costs the function").
+LAYER_BINARY := dist/x86_64/extensions/$(RELAY)
+LAYER_ZIP    := dist/$(RELAY)-x86_64.zip
+BENCH_PEER   ?=
+BENCH_TOOLS   = @command -v wrk >/dev/null && command -v nginx >/dev/null && command -v curl >/dev/null && command -v cc >/dev/null && command -v zip >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light curl gcc zip; }
+STARTUP_BIN  := bench/results/.bin/startup
+COST_ARGS     = --layer-binary $(LAYER_BINARY) --layer-zip $(LAYER_ZIP) $(if $(BENCH_PEER),--peer "$(BENCH_PEER)")
+
+$(STARTUP_BIN): bench/startup.c bench/lambda_life.c
+	@mkdir -p $(dir $@) && cc -O2 -Wall -o $@ bench/startup.c bench/lambda_life.c
+
+bench: venv ## Relay vs nginx, A B A B: ack latency, delivered rate, memory, start-up, CPU, LogBench, self-profiling overhead; the layer binary's cost to the function, in turns with BENCH_PEER (BENCH_QUICK=1: one short round)
+	$(BENCH_TOOLS)
 	@$(VENV_PY) -c 'import matplotlib' 2>/dev/null || $(VENV_PY) -m pip install -q matplotlib
+	@$(MAKE) --no-print-directory layer ARCH=x86_64
+	@$(MAKE) --no-print-directory $(STARTUP_BIN)
 	$(SWIFT) build -c release --product $(RELAY)
 	$(SWIFT) build -c release --product LogBench
 	$(SWIFT) build -c release --product PipelineBench
-	@mkdir -p bench/results/.bin && cc -O2 -Wall -o bench/results/.bin/startup bench/startup.c
 	$(VENV_PY) bench/run_bench.py --relay "$(RELEASE_DIR)/$(RELAY)" --logbench "$(RELEASE_DIR)/LogBench" \
 		--pipelinebench "$(RELEASE_DIR)/PipelineBench" \
-		--startup-bin bench/results/.bin/startup
+		--startup-bin $(STARTUP_BIN) $(COST_ARGS)
+
+bench-cost: venv ## Only the layer binary's cost to the function (init, idle memory, CPU of a life and per upload, uploads/s, sizes), in turns with BENCH_PEER
+	$(BENCH_TOOLS)
+	@$(MAKE) --no-print-directory layer ARCH=x86_64
+	@$(MAKE) --no-print-directory $(STARTUP_BIN)
+	$(VENV_PY) bench/extension_cost.py --binary $(LAYER_BINARY) --zip $(LAYER_ZIP) $(if $(BENCH_PEER),--peer "$(BENCH_PEER)") \
+		--startup-bin $(STARTUP_BIN)
 
 # What building, publishing and testing the layer needs: zig (the linker for old glibc),
 # the AWS CLI, the moto AWS emulator, cfn-lint and pytest in their own venv; libstdc++.a

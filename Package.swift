@@ -20,8 +20,6 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
         // Already in the graph through async-http-client; named for `TLSConfiguration` (trust roots).
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.29.0"),
-        // SHA-256 and HMAC for the SigV4 signer (`RelayAWS`).
-        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         // zlib: gzip for the self-profiler, CRC-32 for spool records.
@@ -65,7 +63,6 @@ let package = Package(
             name: "RelayAWS",
             dependencies: [
                 "RelayCore",
-                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -15,6 +15,9 @@ hand-rolled alternative (B), taking turns A B A B ..., all on 127.0.0.1:
   5. CPU/request    utime+stime from /proc/PID/stat around a fixed number of paced requests
                     (relay: until the sink has them all).
   6. logging        LogBench lines/s (JSON line it prints) and GET /metrics scrape time.
+  7. cost           with --layer-binary: what the shipped binary costs the function (init,
+                    idle memory, CPU of a life, CPU per upload, uploads/s, sizes), in turns
+                    with --peer (BENCH_PEER: the Go extension, say); bench/extension_cost.py.
 
 Writes bench/results/<ts>.json (raw), <ts>.md (table) and <ts>-latency.png; prints the
 table. Environment: BENCH_QUICK=1 (one round, short runs), BENCH_ROUNDS, BENCH_DURATION.
@@ -762,6 +765,10 @@ def summarize(data):
                      f"{100 * max(med([r['relay']['delivered']['1k']['delivered_rps'] for r in rounds]), med([r['nginx']['delivered']['1k']['delivered_rps'] for r in rounds])) / sk['rps']:.0f}% of it.")
     if fl:
         notes.append(f"Start-up harness floor (fork+exec of a trivial C listener until it accepts): median {statistics.median(fl) / 1000:.2f} ms.")
+    if data.get("extension_cost"):
+        import extension_cost
+
+        notes += ["", "Cost to the function (bench/extension_cost.py):", "", extension_cost.table(data["extension_cost"])]
     return "\n".join(lines + notes), summary
 
 
@@ -818,6 +825,9 @@ def main():
     ap.add_argument("--logbench")
     ap.add_argument("--pipelinebench")
     ap.add_argument("--startup-bin", required=True)
+    ap.add_argument("--layer-binary", help="the layer's binary: its cost to the function (bench/extension_cost.py)")
+    ap.add_argument("--layer-zip", help="the layer zip holding it")
+    ap.add_argument("--peer", help="another extension binary measured in turns with the layer's (BENCH_PEER)")
     ap.add_argument("--out", default=str(BENCH_DIR / "results"))
     args = ap.parse_args()
 
@@ -879,6 +889,12 @@ def main():
         log(f"sink alone: {r['rps']:.0f} req/s")
 
         data["startup_floor_us"] = startup_floor(args.startup_bin, cfg["startups"])
+        if args.layer_binary:
+            import extension_cost
+
+            log(f"cost to the function: {args.layer_binary}" + (f" in turns with {args.peer}" if args.peer else ""))
+            data["extension_cost"] = extension_cost.measure(args.layer_binary, args.layer_zip, args.peer, args.startup_bin,
+                                                            quick=quick, sink=sink)
         relay, ngx = RelayTarget(args.relay, sink), NginxTarget(sink)
         for i in range(cfg["rounds"]):
             rnd_res = {}

@@ -5,6 +5,9 @@
  *   startup PORT prog [args...]      (environment is passed through)
  *   startup --listen PORT            (act as the trivial server: bind, listen, pause;
  *                                     used to measure the harness's own floor)
+ *   startup --lambda HOLD_MS prog [args...]
+ *                                    (a Lambda extension's life on a fake Extensions API:
+ *                                     see lambda_life.c)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -18,6 +21,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+int lambda_life(int hold_ms, char **argv);
 
 static double now_us(void) {
     struct timespec ts;
@@ -35,7 +40,8 @@ int main(int argc, char **argv) {
         if (bind(s, (struct sockaddr *)&a, sizeof a) || listen(s, 16)) { perror("listen"); return 1; }
         for (;;) pause();
     }
-    if (argc < 3) { fprintf(stderr, "usage: startup PORT prog [args...]\n"); return 2; }
+    if (argc >= 4 && strcmp(argv[1], "--lambda") == 0) return lambda_life(atoi(argv[2]), argv + 3);
+    if (argc < 3) { fprintf(stderr, "usage: startup PORT prog [args...] | --listen PORT | --lambda HOLD_MS prog [args...]\n"); return 2; }
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(atoi(argv[1]))};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     double t0 = now_us();

@@ -1,5 +1,3 @@
-import Crypto
-
 /// A request as AWS Signature Version 4 sees it.
 public struct SigV4Request: Sendable {
     public var method: String
@@ -20,9 +18,8 @@ public struct SigV4Request: Sendable {
     }
 }
 
-/// AWS Signature Version 4 (header form), written here because swift-crypto gives the two
-/// primitives it needs (SHA-256, HMAC-SHA256) and an SDK would cost megabytes for the
-/// two calls the relay makes. Checked against botocore in the tests and, during
+/// AWS Signature Version 4 (header form), written here because an SDK would cost megabytes
+/// for the two calls the relay makes; its two primitives are in `SHA256.swift`. Checked against botocore in the tests and, during
 /// development, against the AWS test suite (aws-c-auth `tests/aws-signing-test-suite/v4`).
 public struct SigV4Signer: Sendable {
     public var credentials: AWSCredentials
@@ -55,7 +52,7 @@ public struct SigV4Signer: Sendable {
         let canonical = canonicalRequest(signed)
         let scope = "\(stamp.date)/\(region)/\(service)/aws4_request"
         let toSign = "AWS4-HMAC-SHA256\n\(stamp.dateTime)\n\(scope)\n\(Self.hexSHA256(Array(canonical.request.utf8)))"
-        let signature = Self.hex(Array(HMAC<SHA256>.authenticationCode(for: Array(toSign.utf8), using: signingKey(date: stamp.date))))
+        let signature = Self.hex(HMACSHA256.authenticationCode(for: Array(toSign.utf8), key: signingKey(date: stamp.date)))
         added.append(
             (
                 "Authorization",
@@ -82,11 +79,9 @@ public struct SigV4Signer: Sendable {
         return (text, signedHeaders)
     }
 
-    func signingKey(date: String) -> SymmetricKey {
-        func hmac(_ key: SymmetricKey, _ text: String) -> SymmetricKey {
-            SymmetricKey(data: Array(HMAC<SHA256>.authenticationCode(for: Array(text.utf8), using: key)))
-        }
-        let secret = SymmetricKey(data: Array("AWS4\(credentials.secretAccessKey)".utf8))
+    func signingKey(date: String) -> [UInt8] {
+        func hmac(_ key: [UInt8], _ text: String) -> [UInt8] { HMACSHA256.authenticationCode(for: Array(text.utf8), key: key) }
+        let secret = Array("AWS4\(credentials.secretAccessKey)".utf8)
         return hmac(hmac(hmac(hmac(secret, date), region), service), "aws4_request")
     }
 
@@ -170,7 +165,7 @@ public struct SigV4Signer: Sendable {
         return String(decoding: out, as: UTF8.self)
     }
 
-    static func hexSHA256(_ bytes: [UInt8]) -> String { hex(Array(SHA256.hash(data: bytes))) }
+    static func hexSHA256(_ bytes: [UInt8]) -> String { hex(SHA256.hash(bytes)) }
 
     static func hex(_ bytes: [UInt8]) -> String {
         let digits = Array("0123456789abcdef".utf8)
