@@ -64,6 +64,7 @@ let package = Package(
         .target(
             name: "RelayAWS",
             dependencies: [
+                "GoCompatibility",
                 "RelayCore",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
