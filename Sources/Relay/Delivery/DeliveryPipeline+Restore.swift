@@ -55,9 +55,3 @@ extension DeliveryPipeline {
         return count
     }
 }
-
-extension DeliveryPipeline.Delivery {
-    init(_ queued: PipelineState.Queued) {
-        self.init(upload: queued.upload, sequence: queued.sequence, journal: queued.journal, memoryBytes: queued.bytes, isFromSpool: false)
-    }
-}
