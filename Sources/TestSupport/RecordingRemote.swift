@@ -46,7 +46,13 @@ public final class RecordingRemote: Sendable {
 
     /// - Parameter closeIdleAfter: close connections idle this long, as load balancers do;
     ///   a client frozen meanwhile finds its pooled connection dead at the thaw.
-    public static func start(closeIdleAfter: Duration? = nil, respond: @escaping @Sendable (Request) -> Reply = { _ in .status(.ok) }) async throws
+    /// - Parameter answerEarly: asked when a request's head arrives (the body empty): a
+    ///   status answers at once and closes the connection without reading the body, as
+    ///   Python's `http.server` and nginx do for a request they refuse.
+    public static func start(
+        closeIdleAfter: Duration? = nil, answerEarly: @escaping @Sendable (Request) -> HTTPResponseStatus? = { _ in nil },
+        respond: @escaping @Sendable (Request) -> Reply = { _ in .status(.ok) }
+    ) async throws
         -> RecordingRemote
     {
         let box = NIOLockedValueBox<RecordingRemote?>(nil)
@@ -59,7 +65,7 @@ public final class RecordingRemote: Sendable {
                     }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(
-                        RecordingHandler(respond: respond) { request in
+                        RecordingHandler(respond: respond, answerEarly: answerEarly) { request in
                             box.withLockedValue { $0 }?.record(request)
                         })
                 }
@@ -73,10 +79,11 @@ public final class RecordingRemote: Sendable {
     /// Runs `body` with a started remote and always stops it.
     public static func with<T>(
         closeIdleAfter: Duration? = nil,
+        answerEarly: @escaping @Sendable (Request) -> HTTPResponseStatus? = { _ in nil },
         respond: @escaping @Sendable (Request) -> Reply = { _ in .status(.ok) },
         _ body: (RecordingRemote) async throws -> T
     ) async throws -> T {
-        let remote = try await start(closeIdleAfter: closeIdleAfter, respond: respond)
+        let remote = try await start(closeIdleAfter: closeIdleAfter, answerEarly: answerEarly, respond: respond)
         do {
             let result = try await body(remote)
             try? await remote.stop()
@@ -140,13 +147,21 @@ private final class RecordingHandler: ChannelInboundHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     let respond: @Sendable (RecordingRemote.Request) -> RecordingRemote.Reply
+    let answerEarly: @Sendable (RecordingRemote.Request) -> HTTPResponseStatus?
     let record: @Sendable (RecordingRemote.Request) -> Void
     var head: HTTPRequestHead?
     var body: [UInt8] = []
     var requestsOnConnection = 0
+    /// Answered early: the rest of the request is ignored until the close.
+    var answered = false
 
-    init(respond: @escaping @Sendable (RecordingRemote.Request) -> RecordingRemote.Reply, record: @escaping @Sendable (RecordingRemote.Request) -> Void) {
+    init(
+        respond: @escaping @Sendable (RecordingRemote.Request) -> RecordingRemote.Reply,
+        answerEarly: @escaping @Sendable (RecordingRemote.Request) -> HTTPResponseStatus?,
+        record: @escaping @Sendable (RecordingRemote.Request) -> Void
+    ) {
         self.respond = respond
+        self.answerEarly = answerEarly
         self.record = record
     }
 
@@ -159,15 +174,29 @@ private final class RecordingHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if answered { return }
         switch unwrapInboundIn(data) {
         case .head(let head):
             self.head = head
             body = []
+            requestsOnConnection += 1
+            let request = RecordingRemote.Request(
+                method: head.method.rawValue, uri: head.uri, headers: head.headers.map { ($0.name, $0.value) }, body: [],
+                indexOnConnection: requestsOnConnection)
+            if let status = answerEarly(request) {
+                answered = true
+                record(request)
+                let text = "refused early\n"
+                let headers = HTTPHeaders([("content-length", "\(text.utf8.count)"), ("connection", "close")])
+                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
+                context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
+                let channel = context.channel
+                context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+            }
         case .body(let buffer):
             body.append(contentsOf: buffer.readableBytesView)
         case .end:
             guard let head else { return }
-            requestsOnConnection += 1
             let request = RecordingRemote.Request(
                 method: head.method.rawValue, uri: head.uri,
                 headers: head.headers.map { ($0.name, $0.value) }, body: body, indexOnConnection: requestsOnConnection)
