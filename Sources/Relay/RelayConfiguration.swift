@@ -27,6 +27,8 @@ public struct RelayConfiguration: Sendable {
     /// Where uploads go when the memory queue is full; nil: no spool (full means 503).
     public var spoolDirectory: String?
     public var spoolMaxBytes: Int
+    /// Request head size, client timeouts and the connection cap.
+    public var ingress: IngressLimits
 
     /// Memory is the function's own: keep the relay's share small and spill to disk.
     public static let defaultQueueMaxBytes = 8 << 20
@@ -51,7 +53,8 @@ public struct RelayConfiguration: Sendable {
         drainTimeout: Duration? = nil,
         retryPolicy: RetryPolicy = RetryPolicy(),
         spoolDirectory: String? = nil,
-        spoolMaxBytes: Int = RelayConfiguration.defaultSpoolMaxBytes
+        spoolMaxBytes: Int = RelayConfiguration.defaultSpoolMaxBytes,
+        ingress: IngressLimits = IngressLimits()
     ) {
         self.remote = remote
         self.credentials = credentials
@@ -68,5 +71,6 @@ public struct RelayConfiguration: Sendable {
         self.retryPolicy = retryPolicy
         self.spoolDirectory = spoolDirectory
         self.spoolMaxBytes = spoolMaxBytes
+        self.ingress = ingress
     }
 }
