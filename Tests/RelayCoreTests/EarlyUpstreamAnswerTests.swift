@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Foundation
 import NIOCore
 import NIOHTTP1
 import RelayTestSupport
@@ -49,23 +50,92 @@ import Testing
     /// it is answered as the remote would, 431, and dropped as a rejection.
     @Test func headTooLargeToSendSafelyIsRefusedBeforeSendingOnAPooledConnection() async throws {
         try await RecordingRemote.with { remote in
-            let client = HTTPClient(
-                eventLoopGroup: .singletonMultiThreadedEventLoopGroup,
-                configuration: HTTPClientUploader.clientConfiguration(timeout: .seconds(10), workers: 1))
-            let uploader = HTTPClientUploader(client: client, timeout: .seconds(10))
-            func request(query: String) -> UpstreamRequest {
-                UpstreamRequest(
-                    method: .POST, url: "\(remote.address)/ingest?name=app&q=\(query)", headers: ["Host": "127.0.0.1"],
-                    body: ByteBuffer(string: "body"))
+            try await Self.withUploader { uploader in
+                func request(query: String) -> UpstreamRequest {
+                    UpstreamRequest(
+                        method: .POST, url: "\(remote.address)/ingest?name=app&q=\(query)", headers: ["Host": "127.0.0.1"],
+                        body: ByteBuffer(string: "body"))
+                }
+                let first = try await uploader.send(request(query: "small"))
+                #expect(first.status == .ok)
+                let huge = try await uploader.send(request(query: String(repeating: "q", count: 70 << 10)))
+                #expect(huge.status == .requestHeaderFieldsTooLarge && huge.bodyExcerpt.contains("not sent"))
+                let under = try await uploader.send(request(query: String(repeating: "q", count: 40 << 10)))
+                #expect(under.status == .ok, "a large head under the guard goes out on the pooled connection")
+                #expect(remote.received.count == 2)
             }
-            let first = try await uploader.send(request(query: "small"))
-            #expect(first.status == .ok)
-            let huge = try await uploader.send(request(query: String(repeating: "q", count: 70 << 10)))
-            #expect(huge.status == .requestHeaderFieldsTooLarge && huge.bodyExcerpt.contains("not sent"))
-            let under = try await uploader.send(request(query: String(repeating: "q", count: 40 << 10)))
-            #expect(under.status == .ok, "a large head under the guard goes out on the pooled connection")
-            #expect(remote.received.count == 2)
-            try await client.shutdown()
+        }
+    }
+
+    /// The real uploader on its own client, shut down on every path.
+    static func withUploader(_ body: (HTTPClientUploader) async throws -> Void) async throws {
+        let client = HTTPClient(
+            eventLoopGroup: .singletonMultiThreadedEventLoopGroup,
+            configuration: HTTPClientUploader.clientConfiguration(timeout: .seconds(10), workers: 1))
+        do {
+            try await body(HTTPClientUploader(client: client, timeout: .seconds(10)))
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+        try await client.shutdown()
+    }
+
+    /// A remote that, like nginx with its 8 KiB request-line buffer, answers 414 as soon as
+    /// 8 KiB of a head have arrived without its end, and closes without reading the rest.
+    static let headRefusingServer = #"""
+        import re, signal, socket, threading
+        # Ignored signals are inherited: the test runner's must not keep this server alive.
+        for sig in (signal.SIGTERM, signal.SIGALRM): signal.signal(sig, signal.SIG_DFL)
+        signal.alarm(60)
+        s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", 0)); s.listen(16); print(s.getsockname()[1], flush=True)
+        def serve(c):
+            buf = b""
+            while True:
+                while b"\r\n\r\n" not in buf[:8192] and len(buf) < 8192:
+                    d = c.recv(65536)
+                    if not d: c.close(); return
+                    buf += d
+                end = buf.find(b"\r\n\r\n")
+                if end < 0 or end >= 8192:
+                    c.sendall(b"HTTP/1.1 414 URI Too Long\r\nContent-Length: 9\r\nConnection: close\r\n\r\ntoo long\n"); c.close(); return
+                n = int((re.search(rb"(?i)content-length: *(\d+)", buf[:end]) or [0, b"0"])[1]); buf = buf[end + 4:]
+                while len(buf) < n:
+                    d = c.recv(65536)
+                    if not d: c.close(); return
+                    buf += d
+                buf = buf[n:]; c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        while True:
+            c, _ = s.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()
+        """#
+
+    @Test(arguments: [false, true])
+    func remoteAnswering414BeforeReadingTheWholeHeadIsARejection(pooled: Bool) async throws {
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        server.arguments = ["-c", Self.headRefusingServer]
+        let output = Pipe()
+        server.standardOutput = output
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        defer { kill(server.processIdentifier, SIGKILL) }
+        let port = try #require(
+            await offCooperativePool {
+                Int(String(decoding: output.fileHandleForReading.availableData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+            })
+        try await Self.withUploader { uploader in
+            func request(query: String, body: Int) -> UpstreamRequest {
+                UpstreamRequest(
+                    method: .POST, url: "http://127.0.0.1:\(port)/ingest?q=\(query)", headers: ["Host": "127.0.0.1"],
+                    body: ByteBuffer(repeating: UInt8(ascii: "b"), count: body))
+            }
+            if pooled { #expect(try await uploader.send(request(query: "small", body: 10)).status == .ok) }
+            for (size, body) in [(20 << 10, 10), (45 << 10, 10), (45 << 10, 4 << 20)] {
+                let answer = try await uploader.send(request(query: String(repeating: "q", count: size), body: body))
+                #expect(answer.status == .uriTooLong, "\(size) B query, \(body) B body")
+            }
+            #expect(try await uploader.send(request(query: "after", body: 10)).status == .ok)
         }
     }
 
