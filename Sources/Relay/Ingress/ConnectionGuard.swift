@@ -20,6 +20,9 @@ final class ConnectionGuard: ChannelInboundHandler {
         case body
         /// The request is read and being answered: no deadline (the relay's own work).
         case answering
+        /// Answered, and the connection closes once the answer is written: a client that
+        /// does not read it holds the connection no longer than a stalled body would.
+        case draining
         /// Answered by this guard or refused: the rest is ignored until the close.
         case closing
     }
@@ -103,6 +106,8 @@ final class ConnectionGuard: ChannelInboundHandler {
             break
         case .answering:
             nextRequestStarted = true
+        case .draining:
+            break
         }
         context.fireChannelRead(data)
     }
@@ -136,6 +141,14 @@ final class ConnectionGuard: ChannelInboundHandler {
         armTimer()
     }
 
+    /// The answer is being written and the connection then closes.
+    func answeredClosing() {
+        guard phase != .closing else { return }
+        phase = .draining
+        since = .now()
+        armTimer()
+    }
+
     // MARK: Deadlines
 
     private var deadline: NIODeadline? {
@@ -143,7 +156,7 @@ final class ConnectionGuard: ChannelInboundHandler {
         switch phase {
         case .idle: return since + TimeAmount(limits.idleTimeout)
         case .head: return since + TimeAmount(limits.headerTimeout)
-        case .body: return since + TimeAmount(limits.bodyStallTimeout)
+        case .body, .draining: return since + TimeAmount(limits.bodyStallTimeout)
         case .answering, .closing: return nil
         }
     }
@@ -194,6 +207,8 @@ final class ConnectionGuard: ChannelInboundHandler {
             writeRawAnswerAndClose(
                 context: context, status: .requestTimeout,
                 body: "no request body bytes for \(Self.seconds(limits.bodyStallTimeout))\n")
+        case .draining:
+            context.close(promise: nil)
         case .answering, .closing:
             break
         }

@@ -219,6 +219,7 @@ final class IngressHandler: ChannelInboundHandler {
             channelContext.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         } else {
             state = .rejected
+            connection.answeredClosing()
             let channel = channelContext.channel
             channelContext.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
         }
