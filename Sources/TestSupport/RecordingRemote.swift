@@ -30,6 +30,16 @@ public final class RecordingRemote: Sendable {
         case withHeaders(HTTPResponseStatus, [(String, String)])
         /// Closes the connection without answering, as a connection that died does.
         case reset
+        /// Answers once `gate` opens: a remote that holds requests for as long as a test needs.
+        case held(Gate, HTTPResponseStatus)
+    }
+
+    /// Opened once by a test; held answers then go out.
+    public final class Gate: Sendable {
+        private let state = NIOLockedValueBox(false)
+        public init() {}
+        public func open() { state.withLockedValue { $0 = true } }
+        public var isOpen: Bool { state.withLockedValue { $0 } }
     }
 
     private let requests = NIOLockedValueBox<[Request]>([])
@@ -203,10 +213,14 @@ private final class RecordingHandler: ChannelInboundHandler {
             record(request)
             let reply = respond(request)
             var extraHeaders: [(String, String)] = []
+            var gate: RecordingRemote.Gate?
             let (delay, status, text): (Duration?, HTTPResponseStatus, String)
             switch reply {
             case .status(let code, let message): (delay, status, text) = (nil, code, message)
             case .delayed(let wait, let code): (delay, status, text) = (wait, code, "")
+            case .held(let held, let code):
+                (delay, status, text) = (nil, code, "")
+                gate = held
             case .withHeaders(let code, let headers):
                 (delay, status, text) = (nil, code, "")
                 extraHeaders = headers
@@ -228,7 +242,14 @@ private final class RecordingHandler: ChannelInboundHandler {
                 context.writeAndFlush(handler.wrapOutboundOut(.end(nil)), promise: nil)
                 if !keepAlive { context.close(promise: nil) }
             }
-            if let delay {
+            if let gate {
+                let channel = context.channel
+                @Sendable func writeWhenOpen() {
+                    guard channel.isActive else { return }
+                    if gate.isOpen { write() } else { channel.eventLoop.scheduleTask(in: .milliseconds(10)) { writeWhenOpen() } }
+                }
+                writeWhenOpen()
+            } else if let delay {
                 let (seconds, attoseconds) = delay.components
                 context.eventLoop.scheduleTask(in: .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)) { write() }
             } else {

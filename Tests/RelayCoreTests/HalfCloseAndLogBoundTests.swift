@@ -53,11 +53,14 @@ import Testing
 
     @Test func everyRefusalThatRepeatsPerRequestLogsAtMostFiveLinesPerWindow() async throws {
         let capture = spoolTestLogger()
+        var elapsed = Duration.zero
         try await RecordingRemote.with { remote in
             let configuration = TestRelay.configuration(remote: remote) {
                 $0.maxBodyBytes = 10
                 $0.remote = nil  // every upload refused as misconfigured
             }
+            let started = ContinuousClock.now
+            defer { elapsed = ContinuousClock.now - started }
             try await TestRelay.with(configuration, logger: capture.logger) { relay in
                 let port = relay.port
                 let kinds = [
@@ -78,10 +81,12 @@ import Testing
             }
         }
         let lines = capture.lines(atLeast: .info)
+        // 150 refusals of each kind; a loaded machine may spread them over several windows.
+        let windows = Int(elapsed / .seconds(10)) + 1
         for marker in ["status=413", "status=414", "status=400", "status=405", "reason=misconfigured"] {
             let matching = lines.filter { $0.contains(marker) }
-            #expect((1...5).contains(matching.count), "\(marker): \(matching.count) lines")
+            #expect((1...(5 * windows)).contains(matching.count), "\(marker): \(matching.count) lines in \(windows) windows")
         }
-        #expect(lines.count <= 5 * 5 + 5, "\(lines.count) lines: \(lines.prefix(40))")
+        #expect(lines.count <= (5 * 5) * windows + 5, "\(lines.count) lines: \(lines.prefix(40))")
     }
 }

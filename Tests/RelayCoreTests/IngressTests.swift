@@ -129,11 +129,11 @@ import Testing
     }
 
     @Test func fullQueueAnswers503WithRetryAfterAndCountsTheDrop() async throws {
-        // The remote holds every request for a while, so the one sender and the two-slot
-        // queue fill up. The hold is long against the time the posts take even on a loaded
-        // machine, and the posts run off the cooperative pool so blocking reads cannot stall
-        // the relay's tasks.
-        try await RecordingRemote.with(respond: { _ in .delayed(.seconds(3), .ok) }) { remote in
+        // The remote holds every request until the posts are done, so the one sender and the
+        // two-slot queue fill up however slowly a loaded machine posts; the posts run off the
+        // cooperative pool so blocking reads cannot stall the relay's tasks.
+        let gate = RecordingRemote.Gate()
+        try await RecordingRemote.with(respond: { _ in .held(gate, .ok) }) { remote in
             let configuration = TestRelay.configuration(remote: remote) {
                 $0.workers = 1
                 $0.queueMaxItems = 2
@@ -154,6 +154,7 @@ import Testing
                 let statuses = answers.map { $0?.status ?? 0 }
                 #expect(answers.allSatisfy { $0.map { $0.status != 503 || $0.retryAfter } ?? false }, "503s carry Retry-After")
                 #expect(statuses == [200, 200, 200, 503, 503, 503])
+                gate.open()
                 await relay.pipeline.flush()
                 let snapshot = relay.counters.snapshot
                 #expect(snapshot.received == 6)
