@@ -29,7 +29,8 @@ import Testing
                 let port = relay.port
                 let report = await offCooperativePool { Self.run(port: port, seconds: seconds, seed: seed) }
                 #expect(report.failures.isEmpty, "seed \(seed): \(report.failures.prefix(5))")
-                #expect(report.cases > 20, "seed \(seed): only \(report.cases) cases in \(seconds) s")
+                // A loaded machine runs few cases in the default 4 s; `make fuzz` runs thousands.
+                #expect(report.cases > 5, "seed \(seed): only \(report.cases) cases in \(seconds) s")
                 // The last requests may still be read on another event loop (a reset one).
                 let deadline = ContinuousClock.now + .seconds(10)
                 repeat {

@@ -186,21 +186,31 @@ import Testing
                 let client = HTTPClient(
                     eventLoopGroup: .singletonMultiThreadedEventLoopGroup,
                     configuration: .init(connectionPool: .init(idleTimeout: .seconds(5), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)))
-                let statuses = try await withThrowingTaskGroup(of: UInt.self) { group in
+                // Failures are collected, not thrown: the client must be shut down on every path.
+                let results = await withTaskGroup(of: Result<UInt, any Error>.self) { group in
                     for index in 0..<count {
                         group.addTask {
                             var request = HTTPClientRequest(url: "http://127.0.0.1:\(relay.port)/ingest?name=app&n=\(index)")
                             request.method = .POST
                             request.body = .bytes(ByteBuffer(string: "upload-\(index)"))
-                            let response = try await client.execute(request, timeout: .seconds(30))
-                            return response.status.code
+                            do {
+                                return .success(try await client.execute(request, timeout: .seconds(30)).status.code)
+                            } catch {
+                                return .failure(error)
+                            }
                         }
                     }
-                    var statuses: [UInt] = []
-                    for try await status in group { statuses.append(status) }
-                    return statuses
+                    var results: [Result<UInt, any Error>] = []
+                    for await result in group { results.append(result) }
+                    return results
                 }
                 try await client.shutdown()
+                let statuses = results.compactMap { try? $0.get() }
+                let failures = results.compactMap { result -> String? in
+                    guard case .failure(let error) = result else { return nil }
+                    return "\(error)"
+                }
+                #expect(failures.isEmpty, "\(failures.count) failed: \(Set(failures))")
                 #expect(statuses.count == count && statuses.allSatisfy { $0 == 200 })
                 await relay.pipeline.flush()
                 let received = remote.received
