@@ -40,7 +40,9 @@ TOOLS_DIR  := .build-tools
 PROMETHEUS := $(TOOLS_DIR)/prometheus/usr/bin/prometheus
 PROMTOOL   := $(TOOLS_DIR)/prometheus/usr/bin/promtool
 OBSERVE_SECONDS ?= 60
-# make demo and make observe build the relay first, unless RELAY_BINARY names a built one
+# make lambda-local: Lambda's execution model to emulate.
+MODE       ?= on-demand
+# make demo, make observe and make lambda-local build the relay first, unless RELAY_BINARY names a built one
 # (make test passes its own build to the scripts' tests, which run both targets).
 RELAY_TO_RUN = $(or $(RELAY_BINARY),$(BIN_DIR)/$(RELAY))
 BUILD_RELAY  = $(if $(RELAY_BINARY),,$(SWIFT) build --product $(RELAY))
@@ -98,9 +100,9 @@ observe: venv tools ## Relay + Prometheus + profiled workload for OBSERVE_SECOND
 	$(BUILD_RELAY)
 	@$(VENV_PY) scripts/observe.py --relay "$(RELAY_TO_RUN)" --prometheus "$(PROMETHEUS)" --seconds "$(OBSERVE_SECONDS)"
 
-lambda-local: venv ## A local Lambda (Extensions, Runtime, Telemetry APIs; freezes) running the extension and a profiled Python function
-	$(SWIFT) build --product $(RELAY)
-	@scripts/lambda_local.sh "$(BIN_DIR)/$(RELAY)" "$(VENV_PY)"
+lambda-local: venv ## A local Lambda (MODE=on-demand|provisioned-concurrency|snap-start|lambda-managed-instances) running the extension and a profiled Python function; ends with OK or FAIL
+	$(BUILD_RELAY)
+	@MODE="$(MODE)" scripts/lambda_local.sh "$(RELAY_TO_RUN)" "$(VENV_PY)"
 
 lint: ## swift format lint --strict (config: .swift-format) and Python syntax
 	$(SWIFT) format lint --strict --recursive Sources Tests Benchmarks Package.swift
@@ -113,8 +115,10 @@ bench: venv ## Relay vs nginx, A B A B: ack latency, delivered rate, memory, sta
 	@$(VENV_PY) -c 'import matplotlib' 2>/dev/null || $(VENV_PY) -m pip install -q matplotlib
 	$(SWIFT) build -c release --product $(RELAY)
 	$(SWIFT) build -c release --product LogBench
+	$(SWIFT) build -c release --product PipelineBench
 	@mkdir -p bench/results/.bin && cc -O2 -Wall -o bench/results/.bin/startup bench/startup.c
 	$(VENV_PY) bench/run_bench.py --relay "$(RELEASE_DIR)/$(RELAY)" --logbench "$(RELEASE_DIR)/LogBench" \
+		--pipelinebench "$(RELEASE_DIR)/PipelineBench" \
 		--startup-bin bench/results/.bin/startup
 
 # What building, publishing and testing the layer needs: zig (the linker for old glibc),

@@ -108,6 +108,14 @@ let package = Package(
             dependencies: ["GoCompatibility", "RelayLogging", .product(name: "Logging", package: "swift-log")],
             path: "Benchmarks/LogBench"
         ),
+        .executableTarget(
+            name: "PipelineBench",
+            dependencies: [
+                "RelayCore", .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Benchmarks/PipelineBench"
+        ),
         // Shared fakes for the tests: a recording remote on 127.0.0.1 port 0,
         // raw-socket helpers, fixture loading. Not shipped.
         .target(

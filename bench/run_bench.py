@@ -806,6 +806,10 @@ def summarize(data):
     if lb:
         lines.append(f"| LogBench text lines/s (relay only) | {lb.get('log_text_lines_per_second', 0):,} | — | | |")
         lines.append(f"| LogBench json lines/s (relay only) | {lb.get('log_json_lines_per_second', 0):,} | — | | |")
+    for pb in data.get("pipelinebench") or []:
+        if pb:
+            lines.append(f"| pipeline CPU per upload, {pb['body_bytes']:,} B: memory only → with the journal (µs) | "
+                         f"{pb['pipeline_us_per_upload']:.2f} → {pb['pipeline_journal_us_per_upload']:.2f} | — | | journal < 10% of the CPU per upload |")
     sk = data.get("sink_check")
     fl = data.get("startup_floor_us")
     m = data["machine"]
@@ -874,6 +878,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--relay", required=True)
     ap.add_argument("--logbench")
+    ap.add_argument("--pipelinebench")
     ap.add_argument("--startup-bin", required=True)
     ap.add_argument("--out", default=str(BENCH_DIR / "results"))
     args = ap.parse_args()
@@ -919,6 +924,14 @@ def main():
         line = next((l for l in p.stdout.splitlines() if l.startswith("{")), "{}")
         data["logbench"] = json.loads(line)
         log(f"LogBench: {data['logbench']}")
+    if args.pipelinebench:
+        # What journaling adds to each acknowledged upload, for the real push size and 64 KB.
+        data["pipelinebench"] = []
+        for size in (735, 65536):
+            p = subprocess.run([args.pipelinebench, "20000", str(size)], capture_output=True, text=True, timeout=600)
+            line = next((l for l in p.stdout.splitlines() if l.startswith("{")), "{}")
+            data["pipelinebench"].append(json.loads(line))
+        log(f"PipelineBench: {data['pipelinebench']}")
 
     sink = Sink()
     sink.start()

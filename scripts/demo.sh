@@ -27,7 +27,7 @@ for _ in $(seq 100); do [[ -s "$work/port" ]] && break; sleep 0.05; done
 remote="http://127.0.0.1:$(cat "$work/port")"
 
 echo "== relay: dev mode on $listen -> $remote"
-PYROSCOPE_DEV_MODE=true PYROSCOPE_REMOTE_ADDRESS="$remote" PYROSCOPE_LISTEN_ADDRESS="$listen" \
+PYROSCOPE_DEV_MODE=true PYROSCOPE_REMOTE_ADDRESS="$remote" PYROSCOPE_LISTEN_ADDRESS="$listen" PYROSCOPE_SPOOL_DIR="$work/spool" \
   PYROSCOPE_AUTH_TOKEN=demo-token "$relay" 2> >(tee "$work/relay.log" >&2) &
 relay_pid=$!
 pids+=($relay_pid)

@@ -1,11 +1,27 @@
 #!/usr/bin/env bash
-# make lambda-local: the extension inside a local Lambda (scripts/local_lambda.py) with a
-# Python function profiled by pyroscope-io, relaying to a local stand-in Pyroscope server
-# (or PYROSCOPE_REMOTE_ADDRESS when set). LAMBDA_INVOCATIONS, LAMBDA_FREEZE_SECONDS and
-# PYROSCOPE_FLUSH_STRATEGY tune the run.
+# make lambda-local [MODE=...]: the extension inside a local Lambda (scripts/local_lambda.py)
+# with a Python function profiled by pyroscope-io, relaying to a local stand-in Pyroscope
+# server (or PYROSCOPE_REMOTE_ADDRESS when set). Ends with a verdict line, OK or FAIL; FAIL
+# (exit 1) when the function or the extension failed, or when no profile reached the stand-in.
+#   MODE                   on-demand (default), provisioned-concurrency, snap-start or
+#                          lambda-managed-instances
+#   LAMBDA_INVOCATIONS     invocations (default 3; lambda-managed-instances 24)
+#   LAMBDA_FREEZE_SECONDS  freeze after each invocation (default 5.5)
+#   LAMBDA_HANDLER         the function's handler (default app.handler)
+#   LAMBDA_FUNCTION_DIR    the function's folder (default scripts/lambda_function)
+#   LAMBDA_LISTEN_ADDRESS  where the extension listens and the function sends (default localhost:4040)
+#   PYROSCOPE_FLUSH_STRATEGY, PYROSCOPE_LOG_LEVEL  passed to the extension
+# Why these defaults: pyroscope-io uploads every 10 s from its start in the function's init,
+# and its clock stands still while the environment is frozen; the default run lasts past
+# that (three invocations 5.5 s apart; on lambda-managed-instances, never frozen, 12 s of
+# traffic), so the first profile goes out during the run, not into the shutdown.
 set -euo pipefail
 relay="$1"; python="$2"
 cd "$(dirname "$0")/.."
+# Absolute: the runtime starts in the function's folder, where a relative path names nothing.
+python="$(cd "$(dirname "$python")" && pwd)/$(basename "$python")"
+mode="${MODE:-on-demand}"
+listen="${LAMBDA_LISTEN_ADDRESS:-localhost:4040}"
 work=$(mktemp -d)
 capture=""
 cleanup() { [[ -n "$capture" ]] && kill "$capture" 2>/dev/null; wait 2>/dev/null || true; }
@@ -15,15 +31,50 @@ if [[ -z "$remote" ]]; then
   python3 scripts/capture_server.py --port 0 --port-file "$work/port" --out "$work/received.jsonl" --quiet &
   capture=$!
   for _ in $(seq 100); do [[ -s "$work/port" ]] && break; sleep 0.05; done
+  [[ -s "$work/port" ]] || { echo "FAIL: the stand-in Pyroscope server did not start" >&2; exit 1; }
   remote="http://127.0.0.1:$(cat "$work/port")"
 fi
-"$python" scripts/local_lambda.py --extension "$relay" --function-dir scripts/lambda_function --handler app.handler \
-  --python "$python" --invocations "${LAMBDA_INVOCATIONS:-3}" --freeze-seconds "${LAMBDA_FREEZE_SECONDS:-4}" \
-  --event '{"work_ms": 400}' --report "$work/report.json" \
-  --env PYROSCOPE_REMOTE_ADDRESS="$remote" --env PYROSCOPE_FLUSH_STRATEGY="${PYROSCOPE_FLUSH_STRATEGY:-end}" \
-  --env PYROSCOPE_LOG_LEVEL="${PYROSCOPE_LOG_LEVEL:-info}"
+
+case "$mode" in
+  lambda-managed-instances)
+    # Three worker processes, a new invocation every 0.5 s, each 0.3 s of CPU and 1 s of
+    # waiting: about three in flight at once.
+    mode_args=(--workers 3 --invoke-interval 0.5)
+    invocations="${LAMBDA_INVOCATIONS:-24}"; event='{"work_ms": 300, "sleep_ms": 1000}' ;;
+  on-demand|provisioned-concurrency|snap-start)
+    mode_args=(--freeze-seconds "${LAMBDA_FREEZE_SECONDS:-5.5}")
+    invocations="${LAMBDA_INVOCATIONS:-3}"; event='{"work_ms": 400}' ;;
+  *) echo "FAIL: MODE=$mode: not one of on-demand, provisioned-concurrency, snap-start, lambda-managed-instances" >&2; exit 2 ;;
+esac
+
+echo "== local Lambda, $mode: extension $relay, function ${LAMBDA_FUNCTION_DIR:-scripts/lambda_function} (${LAMBDA_HANDLER:-app.handler}) -> $remote"
+status=0
+"$python" scripts/local_lambda.py --mode "$mode" "${mode_args[@]}" --extension "$relay" \
+  --function-dir "${LAMBDA_FUNCTION_DIR:-scripts/lambda_function}" --handler "${LAMBDA_HANDLER:-app.handler}" \
+  --python "$python" --invocations "$invocations" --event "$event" --report "$work/report.json" \
+  --env PYROSCOPE_SPOOL_DIR="$work/spool" \
+  --env PYROSCOPE_REMOTE_ADDRESS="$remote" PYROSCOPE_FLUSH_STRATEGY="${PYROSCOPE_FLUSH_STRATEGY:-end}" \
+  PYROSCOPE_LOG_LEVEL="${PYROSCOPE_LOG_LEVEL:-info}" PYROSCOPE_LISTEN_ADDRESS="$listen" \
+  PYROSCOPE_SERVER_ADDRESS="http://$listen" || status=$?
 echo "== report: $work/report.json"
+uploads=0
 if [[ -n "$capture" ]]; then
   echo "== what the stand-in Pyroscope server received"
   python3 scripts/summarize_capture.py "$work/received.jsonl" || true
+  uploads=$(grep -c . "$work/received.jsonl" 2>/dev/null || true)
+fi
+echo
+if [[ $status -ne 0 ]]; then
+  reasons=$("$python" -c 'import json, sys; print("; ".join(json.load(open(sys.argv[1]))["failures"]))' "$work/report.json" 2>/dev/null || true)
+  echo "FAIL: the local Lambda ($mode) says the function or the extension failed: ${reasons:-see above}"
+  exit 1
+fi
+if [[ -n "$capture" && "${uploads:-0}" -eq 0 ]]; then
+  echo "FAIL: no upload reached the stand-in Pyroscope server ($mode): check the extension's lines above"
+  exit 1
+fi
+if [[ -n "$capture" ]]; then
+  echo "OK: $uploads upload(s) reached the stand-in Pyroscope server through the extension ($mode)"
+else
+  echo "OK: the function and the extension ran ($mode); uploads went to $remote"
 fi

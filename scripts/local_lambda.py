@@ -3,7 +3,10 @@
 
     python3 scripts/local_lambda.py --extension .build/debug/pyroscope-lambda-extension \
         --function-dir scripts/lambda_function --handler app.handler \
-        --python .venv/bin/python --invocations 3 --report /tmp/report.json
+        --python .venv/bin/python --invocations 3 --report /tmp/report.json \
+        [--mode on-demand|provisioned-concurrency|snap-start|lambda-managed-instances]
+
+Exit status: 0 when the function and every extension worked, 1 when not, 2 for bad options.
 
 See scripts/local_lambda/ for the implementation (standard library only).
 """

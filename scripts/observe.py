@@ -144,7 +144,8 @@ def start_relay(run, relay, listen):
                            "--max-seconds", str(7 * 24 * 3600)], log="capture.log")
     remote = "http://127.0.0.1:%s" % wait_until(lambda: os.path.exists(port_file) and open(port_file).read().strip(), 10,
                                                 "the stand-in Pyroscope server")
-    env = dict(os.environ, PYROSCOPE_DEV_MODE="true", PYROSCOPE_REMOTE_ADDRESS=remote, PYROSCOPE_LISTEN_ADDRESS=listen)
+    env = dict(os.environ, PYROSCOPE_DEV_MODE="true", PYROSCOPE_REMOTE_ADDRESS=remote, PYROSCOPE_LISTEN_ADDRESS=listen,
+               PYROSCOPE_SPOOL_DIR=os.path.join(run.out, "spool"))
     process = run.start("relay", [relay], env=env, log="relay.log")
 
     def bound():

@@ -6,6 +6,8 @@ public struct ExtensionError: Error, CustomStringConvertible, Sendable, Equatabl
         public var description: String { functionErrorType }
 
         public static let registrationFailed = Code(functionErrorType: "Extension.RegistrationFailed")
+        /// Lambda refused an event type (Managed Instances refuse INVOKE for external extensions).
+        public static let invalidEventType = Code(functionErrorType: "Extension.InvalidEventType")
         public static let portInUse = Code(functionErrorType: "Extension.PortInUse")
         public static let telemetrySubscriptionFailed = Code(functionErrorType: "Extension.TelemetrySubscriptionFailed")
         public static let unexpectedEvent = Code(functionErrorType: "Extension.UnexpectedEvent")

@@ -51,6 +51,10 @@ public struct ExtensionSettings: Sendable {
     public var functionName: String?
     /// `AWS_LAMBDA_RUNTIME_API`, set by Lambda for the Extensions API.
     public var lambdaRuntimeAPI: String?
+    /// `AWS_LAMBDA_INITIALIZATION_TYPE`: how Lambda runs the function.
+    public var executionModel: ExecutionModel
+    /// Said once at debug level (an unknown execution model, say).
+    public var notes: [String] = []
     /// How often the `relay stats` line is logged (when something changed); zero: only at shutdown.
     public var statsInterval: Duration
     /// CloudWatch EMF in the stats line; nil: off.
@@ -72,7 +76,7 @@ public struct ExtensionSettings: Sendable {
         "PYROSCOPE_LOG_TIMESTAMP_FIELD_NAME", "PYROSCOPE_LOG_LEVEL_FIELD_NAME", "PYROSCOPE_LOG_MSG_FIELD_NAME",
         "PYROSCOPE_LOG_LOGRUS_ERROR_FIELD_NAME", "PYROSCOPE_LOG_FUNC_FIELD_NAME", "PYROSCOPE_LOG_FILE_FIELD_NAME",
         "PYROSCOPE_LOG_REPORT_CALLER", "PYROSCOPE_STATS_INTERVAL", "PYROSCOPE_EMF_NAMESPACE",
-        "TZ", "AWS_LAMBDA_RUNTIME_API", "AWS_LAMBDA_FUNCTION_NAME",
+        "TZ", "AWS_LAMBDA_RUNTIME_API", "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_INITIALIZATION_TYPE",
     ]
 
     public init(environment: [String: String]) {
@@ -162,6 +166,18 @@ public struct ExtensionSettings: Sendable {
                         variable: "PYROSCOPE_FLUSH_STRATEGY", value: text, fallback: flushStrategy.rawValue,
                         reason: "use background, invoke or end"))
             }
+        }
+        let (model, note) = ExecutionModel.parse(environment["AWS_LAMBDA_INITIALIZATION_TYPE"])
+        executionModel = model
+        if let note { notes.append(note) }
+        if !model.deliversInvokeEvents, flushStrategy != .background {
+            // Named after the setting the user wrote (FLUSH_ON_INVOKE selects `invoke` too).
+            let variable = reader.string("PYROSCOPE_FLUSH_STRATEGY") != nil ? "PYROSCOPE_FLUSH_STRATEGY" : "PYROSCOPE_FLUSH_ON_INVOKE"
+            reader.warnings.append(
+                SettingsWarning(
+                    variable: variable, value: environment[variable] ?? "", fallback: "background",
+                    reason: "Lambda Managed Instances never freeze the environment and send no INVOKE events to extensions; uploads go out continuously"))
+            flushStrategy = .background
         }
         selfProfiling = reader.bool("PYROSCOPE_SELF_PROFILING")
         lambdaRuntimeAPI = reader.string("AWS_LAMBDA_RUNTIME_API")

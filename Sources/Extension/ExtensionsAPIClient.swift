@@ -10,7 +10,7 @@ public protocol ExtensionsAPIClient: Sendable {
     func register(name: String, events: [String]) async throws(ExtensionError) -> Registration
     /// The long poll: returns when Lambda has an event. Never times out by itself.
     func next() async throws(ExtensionError) -> ExtensionEvent
-    func subscribeTelemetry(destinationURI: String) async throws(ExtensionError)
+    func subscribeTelemetry(destinationURI: String, schemaVersion: String) async throws(ExtensionError)
     func reportInitError(_ error: ExtensionError) async
     func reportExitError(_ error: ExtensionError) async
 }
@@ -93,7 +93,10 @@ public final class HTTPExtensionsAPIClient: ExtensionsAPIClient {
             headers: [("Lambda-Extension-Name", name), ("Lambda-Extension-Accept-Feature", "accountId")],
             body: body, code: .registrationFailed)
         guard status == .ok, let id = headers.first(name: "Lambda-Extension-Identifier") else {
-            throw ExtensionError(.registrationFailed, "register answered \(status.code): \(String(decoding: bytes.prefix(300), as: UTF8.self))")
+            struct Refusal: Decodable { var errorType: String? }
+            let refusal = try? JSONDecoder().decode(Refusal.self, from: Data(bytes))
+            let code: ExtensionError.Code = refusal?.errorType == ExtensionError.Code.invalidEventType.functionErrorType ? .invalidEventType : .registrationFailed
+            throw ExtensionError(code, "register answered \(status.code): \(String(decoding: bytes.prefix(300), as: UTF8.self))")
         }
         identifier.set(id)
         do {
@@ -111,11 +114,11 @@ public final class HTTPExtensionsAPIClient: ExtensionsAPIClient {
         return try ExtensionEvent.decode(bytes)
     }
 
-    public func subscribeTelemetry(destinationURI: String) async throws(ExtensionError) {
+    public func subscribeTelemetry(destinationURI: String, schemaVersion: String) async throws(ExtensionError) {
         // Buffering at the documented minimums: events arrive as soon as Lambda allows.
         let body = Self.json(
             TelemetrySubscription(
-                schemaVersion: "2022-12-13", types: ["platform"], buffering: .init(maxItems: 1000, maxBytes: 262_144, timeoutMs: 25),
+                schemaVersion: schemaVersion, types: ["platform"], buffering: .init(maxItems: 1000, maxBytes: 262_144, timeoutMs: 25),
                 destination: .init(URI: destinationURI)))
         let (status, _, bytes) = try await call(.PUT, telemetryURL, headers: [], body: body, code: .telemetrySubscriptionFailed)
         guard status == .ok else {

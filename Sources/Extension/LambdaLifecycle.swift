@@ -52,12 +52,29 @@ public struct LambdaLifecycle: Service, CustomStringConvertible {
     let beforeFlush: (@Sendable () async -> Void)?
     /// Lambda's deadlines are wall-clock times; waits for them go through this clock.
     let clock: any RelayClock
+    let model: ExecutionModel
+    /// Runs once the environment is a restored copy of a SnapStart snapshot, with the
+    /// moment the restore began.
+    let restored: (@Sendable (ContinuousClock.Instant) async -> Void)?
+    /// Telemetry's `platform.restoreStart`, when subscribed.
+    let milestones: PlatformMilestones?
+    /// Bound on the drain before the first `/event/next` (provisioned concurrency, SnapStart).
+    let initDrainTimeout: Duration
+    /// How long to wait for the function's init to finish before that drain.
+    let functionInitWait: Duration
 
     public init(
         client: any ExtensionsAPIClient, strategy: FlushStrategy, pipeline: DeliveryPipeline, runtimeDone: RuntimeDoneTracker,
         drainDeadline: DrainDeadline, invocation: InvocationContext, logger: Logger, beforeFlush: (@Sendable () async -> Void)? = nil,
-        clock: any RelayClock = SystemClock()
+        clock: any RelayClock = SystemClock(), model: ExecutionModel = .onDemand,
+        restored: (@Sendable (ContinuousClock.Instant) async -> Void)? = nil, milestones: PlatformMilestones? = nil,
+        initDrainTimeout: Duration = .seconds(2), functionInitWait: Duration = .seconds(5)
     ) {
+        self.functionInitWait = functionInitWait
+        self.model = model
+        self.restored = restored
+        self.milestones = milestones
+        self.initDrainTimeout = initDrainTimeout
         self.client = client
         self.strategy = strategy
         self.pipeline = pipeline
@@ -79,6 +96,16 @@ public struct LambdaLifecycle: Service, CustomStringConvertible {
     var counters: RelayCounters { pipeline.counters }
 
     public func run() async throws {
+        if model.drainsBeforeFirstEvent {
+            await waitForFunctionInit()
+            await drainBeforeFirstEvent()
+        }
+        // Extensions get no restore event: with SnapStart, Lambda never invokes the
+        // environment that took the snapshot, so whatever the first /event/next returns
+        // comes to a restored copy. Until then the snapshot may be taken at any moment:
+        // nothing is sent, so no connection, session id or upload in flight is cloned.
+        var awaitingRestore = model == .snapStart
+        if awaitingRestore { pipeline.hold() }
         while true {
             let event: ExtensionEvent
             do {
@@ -87,6 +114,10 @@ public struct LambdaLifecycle: Service, CustomStringConvertible {
                 logger.error("Lambda Extensions API failed; stopping", metadata: ["error": "\(error)", "error_type": "\(error.code)"])
                 await client.reportExitError(error)
                 throw error
+            }
+            if awaitingRestore {
+                awaitingRestore = false
+                await restored?(await restoreInstant())
             }
             switch event {
             case .invoke(let invoke):
@@ -111,6 +142,53 @@ public struct LambdaLifecycle: Service, CustomStringConvertible {
                     ])
                 return
             }
+        }
+    }
+
+    /// When the restore began: Telemetry's `platform.restoreStart` (it comes before the
+    /// invocation; allow it a moment), else now. Uploads that arrived before it were held
+    /// in the snapshot.
+    private func restoreInstant() async -> ContinuousClock.Instant {
+        if let milestones {
+            for _ in 0..<10 {
+                if let started = milestones.restoreStartUnixMilliseconds { return clock.instant(forUnixMilliseconds: started) }
+                try? await clock.sleep(for: .milliseconds(10))
+            }
+        }
+        return clock.now
+    }
+
+    /// Lambda's own core (RAPID) starts the function's init once extensions registered and
+    /// ends the init phase when everyone called `/event/next`: waiting for Telemetry's
+    /// `platform.initRuntimeDone` lets the drain cover the function's init-time uploads too.
+    /// Bounded, for platforms that start the function only after extensions' `/next`.
+    private func waitForFunctionInit() async {
+        guard let milestones else { return }
+        let giveUp = clock.now + functionInitWait
+        while !milestones.functionInitDone, clock.now < giveUp {
+            try? await clock.sleep(for: .milliseconds(10))
+        }
+        logger.debug(
+            milestones.functionInitDone ? "Function init done before the first event" : "Function init not reported in time: draining what is there",
+            metadata: ["execution_model": "\(model.rawValue)"])
+    }
+
+    /// Delivers what was accepted during init before the environment is frozen for long
+    /// (provisioned concurrency) or snapshotted (SnapStart), within `initDrainTimeout`.
+    private func drainBeforeFirstEvent() async {
+        let pending = pipeline.snapshot.incomplete
+        guard pending > 0 else { return }
+        let started = ContinuousClock.now
+        let drained = await bounded(until: clock.now + initDrainTimeout) { [pipeline] in await pipeline.flush() }
+        let left = pipeline.snapshot.incomplete
+        let metadata: Logger.Metadata = [
+            "execution_model": "\(model.rawValue)", "pending": .stringConvertible(pending), "left": .stringConvertible(left),
+            "drain_ms": .stringConvertible((ContinuousClock.now - started).wholeMilliseconds),
+        ]
+        if drained {
+            logger.info("Delivered what init accepted before the first event", metadata: metadata)
+        } else {
+            logger.warning("Init drain bound passed: the rest waits for the first event", metadata: metadata)
         }
     }
 

@@ -34,16 +34,22 @@ public struct RelayApplication: Sendable {
         // Lambda: register before anything can fail, so failures can be reported through
         // init/error; the relay is already bound before the first /event/next.
         let lambdaAPI: HTTPExtensionsAPIClient?
+        var strategy = settings.flushStrategy
         if !settings.devMode, let runtimeAPI = settings.lambdaRuntimeAPI {
             let api = HTTPExtensionsAPIClient(runtimeAPI: runtimeAPI, eventLoopGroup: group)
             do {
-                let registration = try await api.register(name: extensionName, events: ["INVOKE", "SHUTDOWN"])
+                let registered = try await LambdaRegistration.register(
+                    client: api, name: extensionName, model: settings.executionModel, strategy: strategy, logger: logger)
+                strategy = registered.strategy
                 logger.info(
                     "Registered with the Lambda Extensions API",
                     metadata: [
-                        "function_name": "\(registration.functionName)", "function_version": "\(registration.functionVersion)",
+                        "function_name": "\(registered.registration.functionName)",
+                        "function_version": "\(registered.registration.functionVersion)",
+                        "events": "\(registered.events.joined(separator: ","))", "execution_model": "\(settings.executionModel.rawValue)",
                     ])
             } catch {
+                // Without a registration Lambda cannot run the extension at all.
                 logger.critical("Cannot register with the Lambda Extensions API: \(error.message)", metadata: ["error_type": "\(error.code)"])
                 await api.shutdown()
                 return 1
@@ -80,18 +86,27 @@ public struct RelayApplication: Sendable {
         if let lambdaAPI {
             var lambdaLogger = logger
             lambdaLogger[metadataKey: "comp"] = "orchestrator"
-            var strategy = settings.flushStrategy
             let runtimeDone = RuntimeDoneTracker()
-            if strategy == .end {
-                let listener = TelemetryListener(group: group, tracker: runtimeDone, logger: lambdaLogger)
+            let milestones = PlatformMilestones()
+            // `end` waits for platform.runtimeDone; provisioned concurrency and SnapStart learn
+            // when the function's init ended and (SnapStart) when the restore began.
+            if strategy == .end || settings.executionModel.drainsBeforeFirstEvent {
+                let listener = TelemetryListener(group: group, tracker: runtimeDone, milestones: milestones, logger: lambdaLogger)
                 do {
                     let destination = try await listener.bind()
-                    try await lambdaAPI.subscribeTelemetry(destinationURI: destination)
+                    try await lambdaAPI.subscribeTelemetry(destinationURI: destination, schemaVersion: settings.executionModel.telemetrySchemaVersion)
                     services.append(.init(service: listener))
                 } catch {
                     // Flushing at each INVOKE still works without telemetry: degrade, don't fail.
-                    lambdaLogger.warning("Telemetry API unavailable, flushing on invoke instead of at invocation end", metadata: ["error": "\(error)"])
-                    strategy = .invoke
+                    if strategy == .end {
+                        lambdaLogger.warning(
+                            "Telemetry API unavailable, flushing on invoke instead of at invocation end", metadata: ["error": "\(error)"])
+                        strategy = .invoke
+                    } else {
+                        lambdaLogger.warning(
+                            "Telemetry API unavailable: init drains what is there at once, a SnapStart restore is dated by the first event",
+                            metadata: ["error": "\(error)"])
+                    }
                 }
             }
             var beforeFlush: (@Sendable () async -> Void)?
@@ -99,13 +114,16 @@ public struct RelayApplication: Sendable {
             let lifecycle = LambdaLifecycle(
                 client: lambdaAPI, strategy: strategy, pipeline: pipeline, runtimeDone: runtimeDone,
                 drainDeadline: relay.drainDeadline, invocation: invocation, logger: lambdaLogger,
-                beforeFlush: beforeFlush, clock: relay.clock)
+                beforeFlush: beforeFlush, clock: relay.clock, model: settings.executionModel,
+                restored: { [lambdaLogger] began in await Self.restoredFromSnapshot(relay, began: began, logger: lambdaLogger) },
+                milestones: milestones)
             // SHUTDOWN ends the lifecycle; the rest of the group then drains until the deadline.
             services.append(
                 .init(
                     service: lifecycle, successTerminationBehavior: .gracefullyShutdownGroup,
                     failureTerminationBehavior: .gracefullyShutdownGroup))
-            logger.info("Lambda lifecycle", metadata: ["flush_strategy": "\(strategy.rawValue)"])
+            logger.info(
+                "Lambda lifecycle", metadata: ["flush_strategy": "\(strategy.rawValue)", "execution_model": "\(settings.executionModel.rawValue)"])
         }
 
         // Last in, first to stop: its final window is queued before the forwarder drains.
@@ -125,5 +143,21 @@ public struct RelayApplication: Sendable {
         await lambdaAPI?.shutdown()
         stats.logStats(phase: "shutdown")
         return exitCode
+    }
+
+    /// What a restored copy of a SnapStart snapshot must not share with the others: uploads
+    /// queued at the snapshot (each copy would send them), the session id, and the pooled
+    /// connections (made before the snapshot, not valid after it).
+    static func restoredFromSnapshot(_ relay: Relay, began: ContinuousClock.Instant, logger: Logger) async {
+        let dropped = await relay.pipeline.discardAccepted(arrivedBefore: began, reason: .snapshot)
+        relay.sessionIdentity.renew()
+        await relay.uploader.discardConnections()
+        relay.pipeline.resume()
+        let metadata: Logger.Metadata = ["dropped": .stringConvertible(dropped), "reason": "\(DropReason.snapshot.rawValue)"]
+        if dropped > 0 {
+            logger.warning("Restored from a SnapStart snapshot: dropped the uploads it held, as every restored copy would send them", metadata: metadata)
+        } else {
+            logger.info("Restored from a SnapStart snapshot: new session id, fresh upstream connections", metadata: metadata)
+        }
     }
 }

@@ -10,12 +10,14 @@ import Synchronization
 public final class TelemetryListener: Service, Sendable, CustomStringConvertible {
     private let group: any EventLoopGroup
     private let tracker: RuntimeDoneTracker
+    private let milestones: PlatformMilestones
     private let logger: Logger
     private let channel = Mutex<(any Channel)?>(nil)
 
-    public init(group: any EventLoopGroup, tracker: RuntimeDoneTracker, logger: Logger) {
+    public init(group: any EventLoopGroup, tracker: RuntimeDoneTracker, milestones: PlatformMilestones = PlatformMilestones(), logger: Logger) {
         self.group = group
         self.tracker = tracker
+        self.milestones = milestones
         self.logger = logger
     }
 
@@ -25,13 +27,14 @@ public final class TelemetryListener: Service, Sendable, CustomStringConvertible
     /// returns the destination URI to subscribe with.
     public func bind() async throws -> String {
         let tracker = self.tracker
+        let milestones = self.milestones
         let logger = self.logger
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(TelemetryHandler(tracker: tracker, logger: logger))
+                    try channel.pipeline.syncOperations.addHandler(TelemetryHandler(tracker: tracker, milestones: milestones, logger: logger))
                 }
             }
         let bound: any Channel
@@ -54,16 +57,38 @@ public final class TelemetryListener: Service, Sendable, CustomStringConvertible
         try? await bound?.close()
     }
 
-    /// Extracts the request ids of `platform.runtimeDone` events from a Telemetry API batch.
-    static func runtimeDoneRequestIDs(in body: [UInt8]) -> [String] {
+    /// The platform events of a Telemetry API batch that the extension acts on.
+    struct PlatformEvents: Equatable {
+        /// Request ids of `platform.runtimeDone`.
+        var runtimeDone: [String] = []
+        /// Unix milliseconds of `platform.restoreStart`, if the batch has one.
+        var restoreStart: Int64?
+        /// The batch has `platform.initRuntimeDone`.
+        var functionInitDone = false
+    }
+
+    static func platformEvents(in body: [UInt8]) -> PlatformEvents {
         struct Event: Decodable {
             struct Record: Decodable { var requestId: String? }
             var type: String
+            var time: String?
             var record: Record?
         }
-        guard let events = try? JSONDecoder().decode([Event].self, from: Data(body)) else { return [] }
-        return events.filter { $0.type == "platform.runtimeDone" }.compactMap { $0.record?.requestId }
+        var found = PlatformEvents()
+        guard let events = try? JSONDecoder().decode([Event].self, from: Data(body)) else { return found }
+        for event in events {
+            switch event.type {
+            case "platform.runtimeDone": if let id = event.record?.requestId { found.runtimeDone.append(id) }
+            case "platform.restoreStart": found.restoreStart = event.time.flatMap { PlatformMilestones.unixMilliseconds(rfc3339: $0) }
+            case "platform.initRuntimeDone": found.functionInitDone = true
+            default: break
+            }
+        }
+        return found
     }
+
+    /// Extracts the request ids of `platform.runtimeDone` events from a Telemetry API batch.
+    static func runtimeDoneRequestIDs(in body: [UInt8]) -> [String] { platformEvents(in: body).runtimeDone }
 }
 
 private final class TelemetryHandler: ChannelInboundHandler {
@@ -71,12 +96,14 @@ private final class TelemetryHandler: ChannelInboundHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     let tracker: RuntimeDoneTracker
+    let milestones: PlatformMilestones
     let logger: Logger
     var head: HTTPRequestHead?
     var body: [UInt8] = []
 
-    init(tracker: RuntimeDoneTracker, logger: Logger) {
+    init(tracker: RuntimeDoneTracker, milestones: PlatformMilestones, logger: Logger) {
         self.tracker = tracker
+        self.milestones = milestones
         self.logger = logger
     }
 
@@ -89,10 +116,13 @@ private final class TelemetryHandler: ChannelInboundHandler {
             if body.count < 4 << 20 { body.append(contentsOf: buffer.readableBytesView) }
         case .end:
             guard let head else { return }
-            for requestID in TelemetryListener.runtimeDoneRequestIDs(in: body) {
+            let events = TelemetryListener.platformEvents(in: body)
+            for requestID in events.runtimeDone {
                 logger.trace("Runtime done", metadata: ["request_id": "\(requestID)"])
                 tracker.markDone(requestID)
             }
+            if let restoreStart = events.restoreStart { milestones.markRestoreStart(unixMilliseconds: restoreStart) }
+            if events.functionInitDone { milestones.markFunctionInitDone() }
             var headers = HTTPHeaders([("content-length", "0")])
             if !head.isKeepAlive { headers.add(name: "connection", value: "close") }
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil)

@@ -37,6 +37,7 @@ logger[metadataKey: "svc"] = "pyroscope-lambda-ext-main"
 // Settings problems go through the configured handler (the Go version printed them in
 // default text before configuring logging).
 for warning in settings.warnings { logger.warning("\(warning.description)") }
+for note in settings.notes { logger.debug("\(note)") }
 for error in settings.errors { logger.error("\(error.message)", metadata: ["error_code": "\(error.code)"]) }
 
 /// Lambda requires the executable's file name as the extension's name. From the kernel's

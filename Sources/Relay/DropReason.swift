@@ -14,4 +14,7 @@ public enum DropReason: String, Sendable, CaseIterable {
     case misconfigured
     /// A spooled record that could not be read back (damaged, truncated, deleted).
     case corrupt
+    /// Still queued when a SnapStart snapshot was taken: every environment restored from
+    /// it would send it again, so each drops it.
+    case snapshot
 }

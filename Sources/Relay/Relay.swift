@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import Logging
 import NIOCore
 import NIOPosix
@@ -14,6 +13,10 @@ public struct Relay: Sendable {
     public let forwarder: UploadForwarder
     /// Set by Lambda's SHUTDOWN event; the forwarder drains until it.
     public let drainDeadline: DrainDeadline
+    /// Sends upstream; owns the process's one HTTP client.
+    public let uploader: any Uploader
+    /// The `__session_id__` of legacy uploads; renewed after a SnapStart restore.
+    public let sessionIdentity: SessionIdentity
 
     public var counters: RelayCounters { pipeline.counters }
     public var clock: any RelayClock { pipeline.clock }
@@ -24,25 +27,23 @@ public struct Relay: Sendable {
         [.init(service: forwarder), .init(service: ingress)]
     }
 
-    /// Builds the relay and runs `body` with it. The HTTP client (made unless an `uploader`
-    /// is given) is shut down on every path. The listener is not bound yet: `ingress.bind()`.
+    /// Builds the relay and runs `body` with it. The uploader (an HTTP client unless one is
+    /// given) is shut down on every path. The listener is not bound yet: `ingress.bind()`.
     public static func with<T: Sendable>(
         _ configuration: RelayConfiguration, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         uploader: (any Uploader)? = nil, clock: any RelayClock = SystemClock(), logger: Logger,
         _ body: (Relay) async throws -> T
     ) async throws -> T {
-        let client =
-            uploader == nil
-            ? HTTPClient(
+        let uploader =
+            uploader
+            ?? HTTPClientUploader(
                 eventLoopGroup: group,
-                configuration: HTTPClientUploader.clientConfiguration(timeout: configuration.upstreamTimeout, workers: configuration.workers))
-            : nil
-        let relay = Relay(
-            configuration: configuration, group: group,
-            uploader: uploader ?? HTTPClientUploader(client: client!, timeout: configuration.upstreamTimeout), clock: clock, logger: logger)
+                configuration: HTTPClientUploader.clientConfiguration(timeout: configuration.upstreamTimeout, workers: configuration.workers),
+                timeout: configuration.upstreamTimeout)
+        let relay = Relay(configuration: configuration, group: group, uploader: uploader, clock: clock, logger: logger)
         let result: Result<T, any Error>
         do { result = .success(try await body(relay)) } catch { result = .failure(error) }
-        try? await client?.shutdown()
+        await uploader.shutdown()
         return try result.get()
     }
 
@@ -63,8 +64,12 @@ public struct Relay: Sendable {
             routes: [.healthz, .metrics(pipeline: pipeline)], maxBodyBytes: configuration.maxBodyBytes, limits: configuration.ingress,
             connectionCap: configuration.ingress.connectionCap(workers: configuration.workers), logger: ingressLogger)
         drainDeadline = DrainDeadline()
+        self.uploader = uploader
+        let session = SessionIdentity(configuration.sessionID)
+        sessionIdentity = session
         forwarder = UploadForwarder(
-            pipeline: pipeline, uploader: uploader, builder: configuration.remote.map { UpstreamRequestBuilder(configuration: configuration, remote: $0) },
+            pipeline: pipeline, uploader: uploader,
+            builder: configuration.remote.map { UpstreamRequestBuilder(configuration: configuration, remote: $0, session: session) },
             workers: configuration.workers, drainTimeout: configuration.drainTimeout, drainDeadline: drainDeadline,
             retryPolicy: configuration.retryPolicy, clock: clock, senderLoops: group, logger: forwardLogger)
     }

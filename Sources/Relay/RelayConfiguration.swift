@@ -20,7 +20,8 @@ public struct RelayConfiguration: Sendable {
     public var queueMaxItems: Int
     public var queueMaxBytes: Int
     public var listenAddresses: [ListenAddress]
-    public var sessionID: SessionID
+    /// nil: random, made at first use (and anew after a SnapStart restore).
+    public var sessionID: SessionID?
     /// How long a graceful shutdown may spend sending what is queued.
     public var drainTimeout: Duration
     public var retryPolicy: RetryPolicy
@@ -49,7 +50,7 @@ public struct RelayConfiguration: Sendable {
         queueMaxItems: Int = 1024,
         queueMaxBytes: Int = RelayConfiguration.defaultQueueMaxBytes,
         listenAddresses: [ListenAddress] = ListenAddress.loopback(port: 4040),
-        sessionID: SessionID = .random(),
+        sessionID: SessionID? = nil,
         drainTimeout: Duration? = nil,
         retryPolicy: RetryPolicy = RetryPolicy(),
         spoolDirectory: String? = nil,

@@ -5,6 +5,9 @@ import NIOConcurrencyHelpers
 /// Collects its stderr lines and finds the port it bound from its "Relay listening" line.
 public final class RelayProcess: Sendable {
     public let process: Process
+    /// A spool folder of its own when the test named none (removed at the end): relays
+    /// sharing the default folder would replay each other's journals.
+    private let ownSpool: String?
     private let lines = NIOLockedValueBox<[String]>([])
     private let partial = NIOLockedValueBox<[UInt8]>([])
 
@@ -24,6 +27,13 @@ public final class RelayProcess: Sendable {
         process.arguments = arguments
         var env = ["PATH": "/usr/bin:/bin"]
         env.merge(environment) { $1 }
+        if env["PYROSCOPE_SPOOL_DIR"] == nil {
+            let folder = NSTemporaryDirectory() + "relay-process-spool-\(UUID().uuidString)"
+            env["PYROSCOPE_SPOOL_DIR"] = folder
+            ownSpool = folder
+        } else {
+            ownSpool = nil
+        }
         process.environment = env
         let pipe = Pipe()
         process.standardError = pipe
@@ -79,7 +89,10 @@ public final class RelayProcess: Sendable {
         return process.terminationStatus
     }
 
-    deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        if let ownSpool { try? FileManager.default.removeItem(atPath: ownSpool) }
+    }
 }
 
 /// Runs a program with `input` on stdin; returns exit status and combined output.

@@ -77,7 +77,7 @@ import Testing
             }
         }
         let left = try FileManager.default.contentsOfDirectory(atPath: spool).filter { $0.hasSuffix(".rec") }.count
-        try #require(left >= 19, "the earlier run left its uploads in the spool")
+        try #require(left >= 10, "the earlier run left most of its uploads in the spool (\(left))")
         // The restart: nothing new arrives, yet the flush waits for the replayed spool.
         try await RecordingRemote.with(respond: { _ in .delayed(.milliseconds(50), .ok) }) { remote in
             try await TestRelay.with(Self.configuration(remote: remote, spool: spool)) { relay in
@@ -111,7 +111,7 @@ final class ObservingExtensionsClient: ExtensionsAPIClient {
         return try event.get()
     }
 
-    func subscribeTelemetry(destinationURI: String) async throws(ExtensionError) {}
+    func subscribeTelemetry(destinationURI: String, schemaVersion: String) async throws(ExtensionError) {}
     func reportInitError(_ error: ExtensionError) async {}
     func reportExitError(_ error: ExtensionError) async {}
 }

@@ -44,7 +44,7 @@ final class InMemoryExtensionsClient: ExtensionsAPIClient {
         return try event.get()
     }
 
-    func subscribeTelemetry(destinationURI: String) async throws(ExtensionError) {
+    func subscribeTelemetry(destinationURI: String, schemaVersion: String) async throws(ExtensionError) {
         calls.withLockedValue { $0.subscriptions.append(destinationURI) }
     }
     func reportInitError(_ error: ExtensionError) async { calls.withLockedValue { $0.initErrors.append(error) } }

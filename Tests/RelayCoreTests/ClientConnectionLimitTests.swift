@@ -86,6 +86,7 @@ import Testing
             }
             try await TestRelay.with(configuration) { relay in
                 let port = relay.port
+                let limiter = relay.relay.ingress.limiter
                 let results = await offCooperativePool { () -> (health: [Int?], busy: Int?, retryAfter: Bool, afterBusy: Int?) in
                     // Far more idle connections than the cap: each newcomer replaces the oldest.
                     let idle = (0..<40).compactMap { _ in try? RawConnection(port: port, timeoutSeconds: 5) }
@@ -102,7 +103,9 @@ import Testing
                         try? connection?.send("POST /ingest HTTP/1.1\r\nHost: x\r\n")
                         return connection
                     }
-                    Thread.sleep(forTimeInterval: 0.2)
+                    // Until the relay has read them: however loaded the machine, all eight are busy.
+                    let deadline = Date().addingTimeInterval(20)
+                    while limiter.count(in: .head) < 8, Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
                     let refused = try? RawConnection(port: port, timeoutSeconds: 5)
                     let answer = refused?.readResponse()
                     // Busy ones finish: room again.

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOCore
 import RelayTestSupport
@@ -105,6 +106,29 @@ import Testing
         let snapshot = pipeline.snapshot
         #expect(snapshot.queuedItems == 0 && snapshot.queuedBytes == 0 && snapshot.incomplete == 0)
         #expect(pipeline.counters.snapshot.dropped == [.shutdownDeadline: 2])
+    }
+
+    @Test func discardingWhatWasAcceptedEmptiesMemoryAndSpoolAndMakesTakenDeliveriesStale() async throws {
+        let directory = FileManager.default.temporaryDirectory.path + "/discard-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let pipeline = Self.pipeline(maxItems: 2, spoolDirectory: directory, spoolMaxBytes: 1 << 20)
+        for index in 0..<5 { #expect(await pipeline.admit(Self.upload("\(index)")).isAccepted) }
+        #expect(pipeline.snapshot.spoolItems == 3)
+        let taken = try #require(await pipeline.next())
+        #expect(pipeline.isCurrent(taken))
+        let flush = Task { await pipeline.flush() }
+        while pipeline.snapshot.waitingFlushes == 0 { await Task.yield() }
+
+        #expect(await pipeline.discardAccepted(reason: .snapshot) == 4, "1 in memory, 3 in the spool")
+        #expect(!pipeline.isCurrent(taken), "taken before: must not be sent")
+        await pipeline.complete(taken, .dropped(.snapshot))
+        await flush.value
+        #expect(pipeline.snapshot.spoolItems == 0 && pipeline.snapshot.incomplete == 0)
+        #expect((try FileManager.default.contentsOfDirectory(atPath: directory)).filter { $0.hasSuffix(".rec") }.isEmpty)
+        #expect(pipeline.counters.snapshot.dropped == [.snapshot: 5])
+        // Later uploads are current.
+        #expect(await pipeline.admit(Self.upload("new")) == .queued)
+        #expect(pipeline.isCurrent(try #require(await pipeline.next())))
     }
 
     @Test func misconfiguredRemoteRefusesEverythingWithItsReason() async {

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import RelayTestSupport
 import Testing
 
@@ -69,16 +70,16 @@ import Testing
 
     /// The real uploader on its own client, shut down on every path.
     static func withUploader(_ body: (HTTPClientUploader) async throws -> Void) async throws {
-        let client = HTTPClient(
-            eventLoopGroup: .singletonMultiThreadedEventLoopGroup,
-            configuration: HTTPClientUploader.clientConfiguration(timeout: .seconds(10), workers: 1))
+        let uploader = HTTPClientUploader(
+            eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+            configuration: HTTPClientUploader.clientConfiguration(timeout: .seconds(10), workers: 1), timeout: .seconds(10))
         do {
-            try await body(HTTPClientUploader(client: client, timeout: .seconds(10)))
+            try await body(uploader)
         } catch {
-            try? await client.shutdown()
+            await uploader.shutdown()
             throw error
         }
-        try await client.shutdown()
+        await uploader.shutdown()
     }
 
     /// A remote that, like nginx with its 8 KiB request-line buffer, answers 414 as soon as

@@ -31,6 +31,8 @@ import Testing
             var endedTwice: [Int] = []
             /// Spooled uploads whose record the test damaged: the pipeline ends them itself.
             var damaged: Set<Int> = []
+            /// Set just before `abandon()`, which releases the flushes still waiting by design.
+            var abandoned = false
             var violations: [String] = []
         }
         let state = Mutex(State())
@@ -100,6 +102,7 @@ import Testing
                     Task {
                         await pipeline.flush()
                         model.state.withLock { state in
+                            guard !state.abandoned else { return }
                             // Records damaged meanwhile end inside the pipeline, unseen by the model.
                             let open = covered.filter { state.ended[$0] == nil && !state.damaged.contains($0) }
                             if !open.isEmpty { state.violations.append("flush returned before \(open.sorted()) ended") }
@@ -134,6 +137,7 @@ import Testing
             model.end(id, .delivered)
             await pipeline.complete(delivery, .delivered)
         }
+        model.state.withLock { $0.abandoned = true }
         let (droppedAtDeadline, kept) = pipeline.abandon()
         for flush in flushes { await flush.value }
 

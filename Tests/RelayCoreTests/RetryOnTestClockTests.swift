@@ -23,7 +23,7 @@ import Testing
                 pipeline: pipeline, uploader: uploader,
                 builder: UpstreamRequestBuilder(
                     remote: RemoteEndpoint(scheme: .http, host: "remote.invalid", port: 80), credentials: .none, tenantID: "",
-                    extraHeaders: [], sessionID: SessionID(1)),
+                    extraHeaders: [], session: SessionIdentity(SessionID(1))),
                 workers: 1, drainTimeout: .seconds(1), retryPolicy: policy, clock: clock, logger: RetryOnTestClockTests.logger)
         }
 

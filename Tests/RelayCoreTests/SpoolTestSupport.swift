@@ -90,8 +90,9 @@ func makeSpoolTempDirectory() throws -> String {
     return String(cString: made)
 }
 
+/// The folder's files, without its `.lock`.
 func spoolFileNames(_ dir: String) -> [String] {
-    ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted()
+    ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0 != ".lock" }.sorted()
 }
 
 func fileSize(_ path: String) -> Int {

@@ -159,15 +159,20 @@ struct SpoolTests {
 
     @Test func fullCountsDiskBlocksAndAccountsBackToZero() throws {
         try withSpoolDirectory { dir in
-            let spool0 = try Spool(directory: dir, maxBytes: 1 << 20, logger: spoolTestLogger().logger)
-            try spool0.append(sampleRecord(0, bodySize: 1000), sequence: 1)
-            let recordSize = fileSize(dir + "/00000000000000000001.rec")
-            #expect(recordSize > 1000, "sizes include the encoding overhead")
-            let onDisk = spool0.usage.bytes
-            #expect(
-                onDisk == spool0.files.diskBytes(forSize: recordSize) && onDisk % 512 == 0 && onDisk >= recordSize,
-                "the limit counts whole blocks: \(onDisk) for a \(recordSize)-byte file")
-            spool0.remove(1)
+            // One record's size on disk, measured by a spool that is gone before the next opens.
+            func measure() throws -> Int {
+                let spool = try Spool(directory: dir, maxBytes: 1 << 20, logger: spoolTestLogger().logger)
+                try spool.append(sampleRecord(0, bodySize: 1000), sequence: 1)
+                let recordSize = fileSize(dir + "/00000000000000000001.rec")
+                #expect(recordSize > 1000, "sizes include the encoding overhead")
+                let onDisk = spool.usage.bytes
+                #expect(
+                    onDisk == spool.files.diskBytes(forSize: recordSize) && onDisk % 512 == 0 && onDisk >= recordSize,
+                    "the limit counts whole blocks: \(onDisk) for a \(recordSize)-byte file")
+                spool.remove(1)
+                return onDisk
+            }
+            let onDisk = try measure()
 
             let spool = try Spool(directory: dir, maxBytes: 3 * onDisk, logger: spoolTestLogger().logger)
             for i in 1...3 { try spool.append(sampleRecord(i, bodySize: 1000), sequence: UInt64(i)) }
@@ -300,6 +305,19 @@ struct SpoolTests {
             while let entry = takeRecord(spool, corrupt: &corrupt) { read.append(entry.sequence) }
             #expect(corrupt == [1] && read == [2, 3])
             #expect(capture.lines(atLeast: .warning).contains { $0.contains("00000000000000000001.rec") })
+        }
+    }
+
+    @Test func aFolderIsUsedByOneProcessAtATime() throws {
+        try withSpoolDirectory { dir in
+            let first = try Spool(directory: dir, maxBytes: 1 << 20, logger: spoolTestLogger().logger)
+            do throws(SpoolError) {
+                _ = try Spool(directory: dir, maxBytes: 1 << 20, logger: spoolTestLogger().logger)
+                Issue.record("a second opener got the folder")
+            } catch {
+                #expect(error.code == .inUse && error.message.contains("PYROSCOPE_SPOOL_DIR"))
+            }
+            _ = first
         }
     }
 

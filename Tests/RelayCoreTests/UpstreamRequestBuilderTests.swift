@@ -13,7 +13,7 @@ import Testing
     ) throws -> UpstreamRequestBuilder {
         UpstreamRequestBuilder(
             remote: try RemoteEndpoint(parsing: address), credentials: credentials, tenantID: tenant,
-            extraHeaders: extra, sessionID: Self.session)
+            extraHeaders: extra, session: SessionIdentity(Self.session))
     }
 
     func headers(_ pairs: [(String, String)]) -> HTTPHeaders { HTTPHeaders(pairs) }

@@ -7,7 +7,14 @@ configure(). Observed under the local emulator (scripts/local_lambda.py): the ag
 stopped while the environment is frozen, and since its clock is monotonic an upload that
 fell due during a freeze goes out immediately at the thaw, the next one ~10 s after that.
 It sends a final partial upload only at normal interpreter exit, not on SIGTERM/SIGKILL,
-which is how Lambda ends the runtime: the last (partial) window is lost at shutdown.
+which is how Lambda ends the runtime: the last (partial) window is lost at shutdown (a
+SIGTERM handler cannot help: awslambdaric's main thread waits for the next invocation in
+native code, so Python signal handlers never run before the SIGKILL).
+
+On Lambda Managed Instances awslambdaric forks several worker processes that each import
+this module: each has its own agent, told apart by the `pid` tag.
+PROFILE_UPLOAD_SECONDS changes the upload interval (default 10, pyroscope-io's), so tests
+see uploads sooner.
 """
 
 import http.client
@@ -24,7 +31,8 @@ RELAY_ADDRESS = os.environ.get("PYROSCOPE_SERVER_ADDRESS", "http://localhost:404
 pyroscope.configure(
     application_name=os.environ.get("PYROSCOPE_APPLICATION_NAME", "local.lambda.function"),
     server_address=RELAY_ADDRESS,
-    tags={"fn": os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "local-function")},
+    tags={"fn": os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "local-function"), "pid": str(os.getpid())},
+    upload_interval=int(os.environ.get("PROFILE_UPLOAD_SECONDS", "10")),
 )
 
 
@@ -50,6 +58,11 @@ def render_response(ms: float) -> int:
     return _burn(ms / 1000.0)
 
 
+def wait_for_downstream(ms: float) -> None:
+    """Off-CPU time, as a call to another service would spend."""
+    time.sleep(ms / 1000.0)
+
+
 def send_uploads(count: int, tag: str) -> None:
     """POST `count` small legacy-ingest uploads to the relay, as an agent flushing during
     the invocation would, so tests can follow uploads made at a known time."""
@@ -67,14 +80,24 @@ def send_uploads(count: int, tag: str) -> None:
 
 
 def handler(event, context):
-    work_ms = 200.0
+    work_ms, sleep_ms = 200.0, 0.0
     if isinstance(event, dict):
         work_ms = float(event.get("work_ms", 200))
+        sleep_ms = float(event.get("sleep_ms", 0))
         if event.get("uploads"):
             send_uploads(int(event["uploads"]), str(event.get("tag", context.aws_request_id)))
     # 20 % / 60 % / 20 % split so the flame graph shows three distinct frames.
     parse_request(work_ms * 0.2)
     compute_checksums(work_ms * 0.6)
     render_response(work_ms * 0.2)
+    if sleep_ms:
+        wait_for_downstream(sleep_ms)
     print(f"handled request {context.aws_request_id}: burned {work_ms:.0f} ms of CPU")
     return {"ok": True, "request_id": context.aws_request_id}
+
+
+# INIT_UPLOADS="tag:count,...": uploads made while the module loads, i.e. during the
+# function's init phase (tests of provisioned concurrency and SnapStart follow them).
+for _spec in filter(None, os.environ.get("INIT_UPLOADS", "").split(",")):
+    _tag, _, _count = _spec.partition(":")
+    send_uploads(int(_count or 1), _tag)

@@ -1,6 +1,8 @@
 """Local AWS Lambda emulator: runs Lambda extensions and a Python function (awslambdaric)
 with Lambda's lifecycle - Extensions API, Runtime API, Telemetry API, freezes between
-invocations, init/invoke/shutdown deadlines - and writes a JSON report of what happened.
+invocations, init/invoke/shutdown deadlines - in one of Lambda's execution models
+(on-demand, provisioned-concurrency, snap-start, lambda-managed-instances), and writes a
+JSON report of what happened.
 
 Entry point: scripts/local_lambda.py (or `python -m local_lambda` from scripts/).
 """

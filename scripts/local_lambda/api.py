@@ -7,6 +7,7 @@ request (Content-Length or chunked), calls it, and writes the answer.
 from __future__ import annotations
 
 import json
+import sys
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -88,6 +89,12 @@ class SandboxServer(ThreadingHTTPServer):
     def __init__(self, emulator):
         self.emulator = emulator
         super().__init__(("127.0.0.1", 0), _Handler)
+
+    def handle_error(self, request, client_address):
+        # A client killed mid-request (runtime workers at shutdown) is not an emulator error.
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
 
     @property
     def port(self) -> int:

@@ -1,4 +1,7 @@
-"""Command line: parse options, run the sandbox, write the report, print a summary."""
+"""Command line: parse options, run the sandbox, write the report, print a summary.
+
+Exit status: 0 when the function and every extension worked, 1 when not (the report's
+"failures" say what), 2 for bad options."""
 
 from __future__ import annotations
 
@@ -7,7 +10,11 @@ import json
 import os
 import sys
 
+from . import modes, report
+
 USAGE_ERROR = 2
+# The function or an extension failed (report "failures" says what).
+RUN_FAILED = 1
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,6 +41,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--invoke-timeout", type=float, default=5.0, metavar="SECONDS", help="function timeout (default 5)")
     p.add_argument("--init-timeout", type=float, default=10.0, metavar="SECONDS", help="init phase limit (default 10)")
     p.add_argument("--shutdown-ms", type=int, default=2000, metavar="MS", help="shutdown phase limit (default 2000)")
+    p.add_argument("--mode", choices=modes.MODES, default=modes.ON_DEMAND,
+                   help="execution model, also AWS_LAMBDA_INITIALIZATION_TYPE (default on-demand)")
+    p.add_argument("--runtime-start", choices=["next", "registered"], default="next",
+                   help="when the function's init starts: once every extension called /event/next (the documented "
+                        "order, default) or once every extension registered (what RAPID, Lambda's open-source core, does)")
+    p.add_argument("--pc-idle-seconds", type=float, default=3.0, metavar="S",
+                   help="provisioned-concurrency: frozen between init and the first invoke (default 3)")
+    p.add_argument("--snapshot-seconds", type=float, default=3.0, metavar="S",
+                   help="snap-start: the whole environment frozen as the snapshot, before the restore (default 3)")
+    p.add_argument("--workers", type=int, default=3, metavar="N",
+                   help="lambda-managed-instances: runtime worker processes, AWS_LAMBDA_MAX_CONCURRENCY (default 3)")
+    p.add_argument("--invoke-interval", type=float, default=0.0, metavar="S",
+                   help="lambda-managed-instances: at least this long between invocation starts (default 0)")
+    p.add_argument("--refuse-invoke-registration", action="store_true",
+                   help="fault: answer registrations with INVOKE 403 Extension.InvalidEventType, as LMI does")
+    p.add_argument("--refuse-telemetry", action="store_true",
+                   help="fault: answer every Telemetry API subscription 400 ValidationError")
     p.add_argument("--env", action="append", nargs="+", default=[], metavar="KEY=VALUE",
                    help="environment for the extension(s) and the function (repeatable)")
     p.add_argument("--report", metavar="PATH.json", help="write the JSON report here")
@@ -61,6 +85,10 @@ def parse_args(argv):
     opts.function_dir = os.path.abspath(opts.function_dir)
     if not (os.path.isfile(opts.python) and os.access(opts.python, os.X_OK)):
         p.error(f"--python {opts.python}: not an executable file")
+    # The runtime starts in --function-dir: a relative interpreter path would name another
+    # file there (Runtime.InvalidEntrypoint). abspath, not realpath: a venv's python is a
+    # symlink whose location selects the venv.
+    opts.python = os.path.abspath(opts.python)
     if "." not in opts.handler:
         p.error("--handler must look like module.function")
     try:
@@ -71,46 +99,11 @@ def parse_args(argv):
         p.error("--invocations must be >= 0")
     if opts.freeze_seconds < 0 or opts.invoke_timeout <= 0 or opts.init_timeout <= 0 or opts.shutdown_ms <= 0:
         p.error("--freeze-seconds must be >= 0 and the timeouts > 0")
+    if opts.pc_idle_seconds < 0 or opts.snapshot_seconds < 0 or opts.invoke_interval < 0:
+        p.error("--pc-idle-seconds, --snapshot-seconds and --invoke-interval must be >= 0")
+    if opts.workers < 1:
+        p.error("--workers must be >= 1")
     return opts
-
-
-def summary(rep: dict) -> str:
-    lines = [f"== local lambda: api port {rep['api_port']}"]
-    for e in rep["extensions"]:
-        reg = e["register"]
-        sub = e["telemetry_subscription"]
-        first_next = e["next_calls"][0] if e["next_calls"] else None
-        lines.append(
-            f"extension {e['name']}: registered={'yes @%.3fs' % reg['time'] if reg else 'no'} events={e['events']} "
-            f"first_next={'%.3fs' % first_next if first_next is not None else '-'} "
-            f"telemetry={(sub or {}).get('status')} "
-            f"deliveries={len((sub or {}).get('deliveries') or [])} "
-            f"exit_code={e['exit_code']} killed_at_deadline={e['killed_at_deadline']}"
-            + (f" init_error={e['init_error']['error_type']}" if e["init_error"] else "")
-            + (f" exit_error={e['exit_error']['error_type']}" if e["exit_error"] else "")
-        )
-    f = rep["function"]
-    fmt = lambda v: "-" if v is None else f"{v:.3f}s"  # noqa: E731
-    lines.append(f"function: init_started={fmt(f['init_started'])} first_next={fmt(f['first_next'])} exit_code={f['exit_code']}")
-    for inv in rep["invocations"]:
-        state = "TIMEOUT" if inv["timeout"] else (f"FAILED {inv['failure']}" if inv["failure"] else "ok")
-        post = ", ".join(f"{k}+{v:.1f}ms" for k, v in inv["extensions_post_runtime_ms"].items() if v is not None)
-        lines.append(
-            f"invoke #{inv['index'] + 1} {inv['request_id']}: {state} duration={inv['duration_ms']}ms "
-            f"runtimeDone sent={fmt(inv['runtime_done_sent'])} post-runtime[{post}] "
-            f"frozen={'%.3fs' % (inv['freeze_end'] - inv['freeze_start']) if inv['freeze_end'] else '-'}"
-        )
-    sd = rep["shutdown"]
-    if sd:
-        lines.append(f"shutdown: reason={sd['reason']} sent={fmt(sd['sent'])} deadline_ms={sd['deadline_ms']} "
-                     f"runtime_sigterm={fmt(sd['runtime_sigterm'])} runtime_sigkill={fmt(sd['runtime_sigkill'])}")
-    lines.append(f"init_timeout={rep['init_timeout']} init_failed={rep['init_failed']} errors={len(rep['errors'])} "
-                 f"warnings={len(rep['warnings'])}")
-    for msg in rep["errors"]:
-        lines.append(f"  error: {msg.splitlines()[0]}")
-    for msg in rep["warnings"]:
-        lines.append(f"  warning: {msg}")
-    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
@@ -123,7 +116,7 @@ def main(argv=None) -> int:
     if opts.report:
         with open(opts.report, "w") as f:
             json.dump(rep, f, indent=2, default=str)
-    print(summary(rep), flush=True)
+    print(report.summary(rep), flush=True)
     if opts.report:
         print(f"report written to {opts.report}", flush=True)
-    return 0
+    return 0 if rep["ok"] else RUN_FAILED

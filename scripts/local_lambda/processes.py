@@ -154,3 +154,45 @@ def read_stat(pid: int, tid: int | None = None) -> dict | None:
 
 
 SIGNAL_NAMES = {signal.SIGSTOP: "SIGSTOP", signal.SIGCONT: "SIGCONT", signal.SIGTERM: "SIGTERM", signal.SIGKILL: "SIGKILL"}
+
+
+def pid_of_tcp_client(client_port: int, server_port: int, candidates: list[int]) -> int | None:
+    """The pid (among candidates) holding the client end of a loopback TCP connection to
+    server_port from client_port: which runtime worker process made a Runtime API call.
+    Reads /proc/net/tcp for the socket's inode, then the candidates' /proc/PID/fd links."""
+    inode = None
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.readlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            cols = row.split()
+            if len(cols) < 10:
+                continue
+            try:
+                local_port = int(cols[1].rsplit(":", 1)[1], 16)
+                remote_port = int(cols[2].rsplit(":", 1)[1], 16)
+            except (IndexError, ValueError):
+                continue
+            if local_port == client_port and remote_port == server_port and cols[9] != "0":
+                inode = cols[9]
+                break
+        if inode:
+            break
+    if inode is None:
+        return None
+    target = f"socket:[{inode}]"
+    for pid in candidates:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
+                    return pid
+            except OSError:
+                continue
+    return None

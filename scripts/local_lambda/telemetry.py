@@ -18,10 +18,9 @@ from typing import Callable
 
 from .util import iso_at, now
 
-# Schema versions of the subscription request body documented by AWS.
-# 2022-07-01 is the original, 2022-12-13 the current one used by most peers.
-# 2025-01-29 is the newest version named in AWS's schema reference (OpenAPI bundle);
-# accepting it is a guess that the service accepts it on subscribe too.
+# Schema versions of the subscription request body documented by AWS
+# (telemetry-api-reference.html): 2022-07-01, 2022-12-13, and 2025-01-29, the only one
+# Lambda Managed Instances accepts (see modes.py).
 VALID_SCHEMA_VERSIONS = ("2022-07-01", "2022-12-13", "2025-01-29")
 VALID_TYPES = ("platform", "function", "extension")
 
@@ -66,13 +65,16 @@ def _int_in_range(buffering: dict, key: str) -> int:
     return value
 
 
-def validate_subscription(body) -> dict:
-    """Validate a PUT /2022-07-01/telemetry body; returns the normalized config or raises."""
+def validate_subscription(body, schema_versions=VALID_SCHEMA_VERSIONS) -> dict:
+    """Validate a PUT /2022-07-01/telemetry body; returns the normalized config or raises.
+
+    schema_versions: what the execution model accepts (Lambda Managed Instances: only
+    2025-01-29, RIE-LMI telemetry-subscription-schema.json)."""
     if not isinstance(body, dict):
         raise SubscriptionError("body must be a JSON object")
     schema = body.get("schemaVersion")
-    if schema not in VALID_SCHEMA_VERSIONS:
-        raise SubscriptionError(f"schemaVersion {schema!r} not one of {list(VALID_SCHEMA_VERSIONS)}")
+    if schema not in schema_versions:
+        raise SubscriptionError(f"schemaVersion {schema!r} not one of {list(schema_versions)}")
     types = body.get("types")
     if not isinstance(types, list) or not types or any(t not in VALID_TYPES for t in types):
         raise SubscriptionError(f"types must be a non-empty subset of {list(VALID_TYPES)}, got {types!r}")
@@ -160,6 +162,7 @@ class Subscription:
         self._buffer: list[tuple[dict, bytes]] = []
         self._bytes = 0
         self._flush_at: float | None = None
+        self._posting = False
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name=f"telemetry-{ext_name}", daemon=True)
         self._thread.start()
@@ -177,6 +180,20 @@ class Subscription:
             due = time.monotonic() + delay
             self._flush_at = due if self._flush_at is None else min(self._flush_at, due)
             self._cv.notify_all()
+        return True
+
+    def flush(self, timeout: float) -> bool:
+        """Send what is buffered now and wait (at most timeout) until it was delivered."""
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            if self._buffer:
+                self._flush_at = time.monotonic()
+                self._cv.notify_all()
+            while (self._buffer or self._posting) and not self._stopped:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cv.wait(left)
         return True
 
     def stop(self) -> None:
@@ -203,6 +220,7 @@ class Subscription:
                             size += len(data)
                         self._bytes -= size
                         self._flush_at = (time.monotonic() + self.timeout_s) if self._buffer else None
+                        self._posting = True
                         return batch
                     self._cv.wait(wait)
                 else:
@@ -215,7 +233,12 @@ class Subscription:
                 return
             # The environment is frozen between invocations: nothing is delivered then.
             self._thawed.wait()
-            self._post(batch)
+            try:
+                self._post(batch)
+            finally:
+                with self._cv:
+                    self._posting = False
+                    self._cv.notify_all()
 
     def _post(self, batch: list) -> None:
         body = json.dumps(batch).encode()

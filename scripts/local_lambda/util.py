@@ -65,3 +65,12 @@ def headers_dict(headers) -> dict:
 def echo(prefix: str, line: str) -> None:
     with _print_lock:
         print(f"{prefix} {line}", flush=True)
+
+
+# The emulated function, as Lambda names it to the extensions and the runtime.
+FUNCTION_NAME = "local-function"
+FUNCTION_VERSION = "$LATEST"
+ACCOUNT_ID = "123456789012"
+REGION = "us-east-1"
+MEMORY_MB = 128
+FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{FUNCTION_NAME}"

@@ -50,6 +50,7 @@ public final class DeliveryPipeline: Sendable {
     public struct Delivery: Sendable {
         public let upload: Upload
         let sequence: UInt64
+        let journal: UploadJournal.Entry?
         /// Memory it held in the queue; 0 when it came from the spool.
         let memoryBytes: Int
         public let isFromSpool: Bool
@@ -79,10 +80,12 @@ public final class DeliveryPipeline: Sendable {
     public let configuration: Configuration
     public let counters: RelayCounters
     let spool: Spool?
+    /// Protects what waits in memory against the process being killed; with the spool.
+    let journal: UploadJournal?
     let clock: any RelayClock
     let threadPool: NIOThreadPool
     let logger: Logger
-    private let state: Mutex<PipelineState>
+    let state: Mutex<PipelineState>
     private let memoryRelease = MemoryRelease()
 
     /// Opens the spool (replaying what an earlier run left in it). A spool that cannot be
@@ -97,16 +100,27 @@ public final class DeliveryPipeline: Sendable {
         self.threadPool = threadPool
         self.logger = logger
         var spool: Spool?
+        var journal: UploadJournal?
         if let directory = configuration.spoolDirectory {
             do {
                 spool = try Spool(directory: directory, maxBytes: configuration.spoolMaxBytes, logger: logger)
             } catch {
                 logger.warning(
-                    "Spool unavailable: uploads beyond the memory queue will be refused with 503",
+                    "Spool unavailable: uploads beyond the memory queue will be refused with 503, and those in memory would not survive the process being killed",
                     metadata: ["spool_dir": "\(directory)", "error": "\(error)"])
             }
         }
+        if let spool {
+            do {
+                journal = try UploadJournal(directory: spool.files.directory, logger: logger)
+            } catch {
+                logger.warning(
+                    "Journal unavailable: uploads waiting in memory would not survive the process being killed",
+                    metadata: ["spool_dir": "\(spool.files.directory)", "error": "\(error)"])
+            }
+        }
         self.spool = spool
+        self.journal = journal
         let recovered = spool?.recovered.count ?? 0
         if recovered > 0 {
             counters.recordReplayed(recovered)
@@ -152,14 +166,16 @@ public final class DeliveryPipeline: Sendable {
             counters.recordDropped(.misconfigured)
             return .decided(.refused(.misconfigured))
         }
-        let loop = MultiThreadedEventLoopGroup.currentEventLoop.map { ObjectIdentifier($0) }
-        switch state.withLock({ $0.offer(upload, bytes: upload.queuedBytes, loop: loop) }) {
-        case .memory:
+        let bytes = upload.queuedBytes
+        switch state.withLock({ $0.offer(bytes: bytes, arrivedAt: upload.receivedAt) }) {
+        case .memory(let sequence):
+            // Journaled before it is acknowledged: a kill after the 200 cannot lose it.
+            let entry = journal?.record(upload, sequence: sequence, receivedAtUnixMs: wallClockArrival(of: upload))
+            let queued = PipelineState.Queued(sequence: sequence, upload: upload, bytes: bytes, journal: entry)
+            let loop = MultiThreadedEventLoopGroup.currentEventLoop.map { ObjectIdentifier($0) }
+            let sender = state.withLock { $0.commit(queued, loop: loop) }
             counters.recordAccepted()
-            return .decided(.queued)
-        case .handedOff(let sender, let queued):
-            counters.recordAccepted()
-            sender.resume(returning: .memory(queued))
+            sender?.resume(returning: .memory(queued))
             return .decided(.queued)
         case .spool(let sequence):
             return .spool(sequence)
@@ -171,16 +187,20 @@ public final class DeliveryPipeline: Sendable {
 
     private func writeToSpool(_ upload: Upload, sequence: UInt64) throws {
         guard let spool else { throw SpoolError(code: .io, message: "no spool") }
-        let age = clock.now - upload.receivedAt
         let record = SpoolRecord(
             method: upload.method.rawValue, target: upload.target, headers: upload.headers.map { ($0.name, $0.value) },
-            body: Array(upload.body.readableBytesView), receivedAtUnixMs: clock.wallClockMilliseconds - age.wholeMilliseconds)
+            body: Array(upload.body.readableBytesView), receivedAtUnixMs: wallClockArrival(of: upload))
         do {
             try spool.append(record, sequence: sequence)
         } catch {
             if error.code != .full { logger.error("Could not write an upload to the spool", metadata: ["error": "\(error)"]) }
             throw error
         }
+    }
+
+    /// When the upload arrived, on the wall clock (what survives a restart).
+    private func wallClockArrival(of upload: Upload) -> Int64 {
+        clock.wallClockMilliseconds - (clock.now - upload.receivedAt).wholeMilliseconds
     }
 
     private func finishSpoolWrite(_ sequence: UInt64, stored: Bool) -> Admission {
@@ -205,15 +225,14 @@ public final class DeliveryPipeline: Sendable {
         while !Task.isCancelled {
             switch state.withLock({ $0.take() }) {
             case .memory(let queued):
-                return Delivery(upload: queued.upload, sequence: queued.sequence, memoryBytes: queued.bytes, isFromSpool: false)
+                return Delivery(queued)
             case .spool:
                 if let delivery = await readFromSpool() { return delivery }
             case .finished:
                 return nil
             case .wait:
                 switch await waitForWork() {
-                case .memory(let queued):
-                    return Delivery(upload: queued.upload, sequence: queued.sequence, memoryBytes: queued.bytes, isFromSpool: false)
+                case .memory(let queued): return Delivery(queued)
                 case .spool: continue
                 case .closed: return nil
                 }
@@ -261,14 +280,18 @@ public final class DeliveryPipeline: Sendable {
             let upload = Upload(
                 method: HTTPMethod(rawValue: record.method), target: record.target, headers: headers,
                 body: ByteBuffer(bytes: record.body), receivedAt: clock.now - age)
-            return Delivery(upload: upload, sequence: sequence, memoryBytes: 0, isFromSpool: true)
+            return Delivery(upload: upload, sequence: sequence, journal: nil, memoryBytes: 0, isFromSpool: true)
         case .corrupt(let sequence), .vanished(let sequence):
             finish(sequence, outcome: .dropped(.corrupt), memoryBytes: 0)
             return nil
-        case .unreadable, .empty:
+        case .unreadable:
             state.withLock { $0.spoolReadFailed(putBack: true) }
             // Out of file descriptors, say: give the system a moment before trying again.
             try? await clock.sleep(for: .milliseconds(100))
+            return nil
+        case .empty:
+            // The count said a record was there and the spool has none (discarded meanwhile).
+            state.withLock { $0.spoolReadFailed(putBack: false) }
             return nil
         }
     }
@@ -279,10 +302,11 @@ public final class DeliveryPipeline: Sendable {
         if delivery.isFromSpool, outcome != .keptInSpool, let spool {
             _ = try? await threadPool.runIfActive { spool.remove(delivery.sequence) }
         }
+        if let entry = delivery.journal { journal?.finished(entry) }
         finish(delivery.sequence, outcome: outcome, memoryBytes: delivery.memoryBytes, bodyBytes: delivery.upload.body.readableBytes)
     }
 
-    private func finish(_ sequence: UInt64, outcome: Outcome, memoryBytes: Int, bodyBytes: Int = 0) {
+    func finish(_ sequence: UInt64, outcome: Outcome, memoryBytes: Int, bodyBytes: Int = 0) {
         let (flushes, idle, released) = state.withLock { state in
             state.inFlight -= 1
             return (state.end(sequence), state.isIdle, state.releaseIdleSendersIfFinished())
@@ -340,20 +364,27 @@ public final class DeliveryPipeline: Sendable {
     /// waiting are released.
     public func abandon() -> (dropped: Int, keptInSpool: Int) {
         let (dropped, kept, flushes) = state.withLock { state in
-            let dropped = state.memory.count
+            let dropped = Array(state.memory)
             let kept = state.spoolAvailable
             state.abandoned = true
             state.memory.removeAll()
             state.memoryBytes = 0
             state.spoolAvailable = 0
-            state.incomplete -= dropped + kept
+            state.incomplete -= dropped.count + kept
             defer { state.flushes.removeAll() }
             return (dropped, kept, state.flushes.map(\.continuation))
         }
-        if dropped > 0 { counters.recordDropped(.shutdownDeadline, count: dropped) }
+        // Dropped, and counted so: not replayed by the next start either.
+        endJournal(dropped)
+        if !dropped.isEmpty { counters.recordDropped(.shutdownDeadline, count: dropped.count) }
         if kept > 0 { counters.recordKeptInSpool(kept) }
         for flush in flushes { flush.resume() }
-        return (dropped, kept)
+        return (dropped.count, kept)
+    }
+
+    func endJournal(_ uploads: [PipelineState.Queued]) {
+        guard let journal else { return }
+        for entry in uploads.compactMap(\.journal) { journal.finished(entry) }
     }
 
     public var isClosed: Bool { state.withLock { $0.closed } }

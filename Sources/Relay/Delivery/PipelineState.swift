@@ -19,6 +19,8 @@ struct PipelineState {
         var sequence: UInt64
         var upload: Upload
         var bytes: Int
+        /// Its journal entry, ended with the upload.
+        var journal: UploadJournal.Entry?
     }
 
     enum Wake {
@@ -48,6 +50,9 @@ struct PipelineState {
     let hasSpool: Bool
     var memory = CircularBuffer<Queued>()
     var memoryBytes = 0
+    /// Memory promised to uploads being journaled, not yet in `memory`.
+    var reservedItems = 0
+    var reservedBytes = 0
     /// Spool writes under way: accepted (if they succeed) and older than anything offered after.
     var spoolWriting = 0
     /// Records on disk that no sender has taken yet.
@@ -58,6 +63,14 @@ struct PipelineState {
     var closed = false
     /// Set at the drain deadline: spool writes finishing later are kept for the next start.
     var abandoned = false
+    /// Uploads up to this sequence were discarded (a SnapStart restore): a delivery of one
+    /// taken before must not be sent.
+    var staleThrough: UInt64?
+    /// While set, senders get nothing (a SnapStart snapshot may come at any moment).
+    var held = false
+    /// When recent uploads arrived, by sequence, while `held` (to find what came before a
+    /// restore); bounded.
+    var arrivals = CircularBuffer<(sequence: UInt64, at: ContinuousClock.Instant)>()
     var senders: [Sender] = []
     var flushes: [Flush] = []
     var nextWaiterID: UInt64 = 0
@@ -72,43 +85,54 @@ struct PipelineState {
 
     /// Where an offered upload goes.
     enum Placement {
-        case memory
-        /// Straight to a waiting sender, to be resumed with it.
-        case handedOff(CheckedContinuation<Wake, Never>, Queued)
+        /// Memory is reserved for it: journal it, then `commit`.
+        case memory(sequence: UInt64)
         case spool(sequence: UInt64)
         case refused(DropReason)
     }
 
-    mutating func offer(_ upload: Upload, bytes: Int, loop: ObjectIdentifier?) -> Placement {
+    mutating func offer(bytes: Int, arrivedAt: ContinuousClock.Instant) -> Placement {
         if closed { return .refused(.queueFull) }
         let sequence = nextSequence
         // While the spool holds uploads, new ones join it behind them: oldest first.
         let behindSpool = spoolWriting + spoolAvailable > 0
         // One upload larger than the byte bound alone is still taken into an empty queue:
         // the size limit for single uploads is the body limit, not this.
-        let fits = memory.count < limits.maxItems && (memoryBytes + bytes <= limits.maxBytes || memory.isEmpty)
+        let items = memory.count + reservedItems
+        let fits = items < limits.maxItems && (memoryBytes + reservedBytes + bytes <= limits.maxBytes || items == 0)
+        if held {
+            if arrivals.count >= 4096 { arrivals.removeFirst() }
+            arrivals.append((sequence, arrivedAt))
+        }
         if !behindSpool, fits {
             nextSequence += 1
             incomplete += 1
-            let queued = Queued(sequence: sequence, upload: upload, bytes: bytes)
-            if !senders.isEmpty {
-                // A sender on this loop takes it without waking another thread. (Another loop
-                // first gave +18% acks/s on one closed-loop connection but +26% CPU and one
-                // more context switch per upload; with one core it is all one loop.)
-                let index = loop.flatMap { loop in senders.firstIndex { $0.loop == loop } } ?? 0
-                let sender = senders.remove(at: index)
-                inFlight += 1
-                return .handedOff(sender.continuation, queued)
-            }
-            memory.append(queued)
-            memoryBytes += bytes
-            return .memory
+            reservedItems += 1
+            reservedBytes += bytes
+            return .memory(sequence: sequence)
         }
         guard hasSpool else { return .refused(.queueFull) }
         nextSequence += 1
         incomplete += 1
         spoolWriting += 1
         return .spool(sequence: sequence)
+    }
+
+    /// Puts an upload into the memory it reserved; returns a waiting sender to hand it to.
+    mutating func commit(_ queued: Queued, loop: ObjectIdentifier?) -> CheckedContinuation<Wake, Never>? {
+        reservedItems -= 1
+        reservedBytes -= queued.bytes
+        if !senders.isEmpty, !held {
+            // A sender on this loop takes it without waking another thread. (Another loop
+            // first gave +18% acks/s on one closed-loop connection but +26% CPU and one
+            // more context switch per upload; with one core it is all one loop.)
+            let index = loop.flatMap { loop in senders.firstIndex { $0.loop == loop } } ?? 0
+            inFlight += 1
+            return senders.remove(at: index).continuation
+        }
+        memory.append(queued)
+        memoryBytes += queued.bytes
+        return nil
     }
 
     /// A spool write finished: on success the record waits for a sender (the returned one,
@@ -138,6 +162,7 @@ struct PipelineState {
     }
 
     mutating func take() -> Take {
+        if held { return closed && spoolWriting == 0 && memory.isEmpty && spoolAvailable == 0 ? .finished : .wait }
         if let queued = memory.popFirst() {
             memoryBytes -= queued.bytes
             inFlight += 1
@@ -182,4 +207,5 @@ struct PipelineState {
     }
 
     var isIdle: Bool { memory.isEmpty && inFlight == 0 }
+
 }

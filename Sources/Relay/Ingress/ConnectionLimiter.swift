@@ -41,6 +41,9 @@ final class ConnectionLimiter: Sendable {
 
     var openCount: Int { entries.withLock { $0.count } }
 
+    /// Open connections in `phase` now.
+    func count(in phase: Phase) -> Int { entries.withLock { $0.values.filter { $0.phase == phase }.count } }
+
     /// Registers a new connection (idle), making room if needed.
     func open(_ channel: any Channel, now: NIODeadline = .now()) -> Admission {
         entries.withLock { entries in

@@ -44,6 +44,8 @@ public final class IngressServer: Service, Sendable, CustomStringConvertible {
     /// Open client connections now.
     public var openConnections: Int { context.limiter.openCount }
 
+    var limiter: ConnectionLimiter { context.limiter }
+
     public var description: String { "IngressServer(\(addresses.map(\.description).joined(separator: ",")))" }
 
     /// Binds every address. A loopback pair (127.0.0.1 and ::1) tolerates the IPv6 half

@@ -16,14 +16,25 @@ final class Spool: Sendable {
     private let index = Mutex(SpoolIndex())
     /// The highest sequence found on disk at start (0 when none): new sequences go above it.
     let highestRecoveredSequence: UInt64
-    /// Records found on disk at start, oldest first.
+    /// Records found on disk at start, oldest first (uploads an earlier run journaled
+    /// without an end among them).
     let recovered: [UInt64]
+    /// The folder's lock, held for the process's life.
+    private let lock: Int32
 
+    /// Opens the folder: takes it for this process, turns what an earlier run's journal holds
+    /// without an end into records, then indexes the records.
     init(directory: String, maxBytes: Int, logger: Logger, sync: Bool = false) throws(SpoolError) {
         files = try SpoolFiles(directory: directory, sync: sync)
+        lock = try files.lockForThisProcess()
         self.maxBytes = maxBytes
         self.logger = logger
-        let scan = try files.scan()
+        _ = UploadJournal.recover(into: files, logger: logger)
+        let scan: (records: [SpoolFiles.ScannedRecord], deletedLeftovers: [String])
+        do { scan = try files.scan() } catch {
+            close(lock)
+            throw error
+        }
         for name in scan.deletedLeftovers {
             logger.debug("spool: deleted a leftover temp file", metadata: ["file": "\(files.directory)/\(name)"])
         }
@@ -33,6 +44,8 @@ final class Spool: Sendable {
         recovered = scan.records.map(\.sequence)
         highestRecoveredSequence = scan.records.last?.sequence ?? 0
     }
+
+    deinit { close(lock) }
 
     /// Records on disk (checked out ones included) and the disk they take, reservations of
     /// appends in flight included.
@@ -109,6 +122,24 @@ final class Spool: Sendable {
 
     /// Read failures that pass (descriptors or memory short for a moment).
     static let transientErrors: Set<Int32> = [EMFILE, ENFILE, ENOMEM, EAGAIN, EINTR]
+
+    /// Deletes every record no sender has checked out, up to a sequence; returns theirs.
+    func removeAvailable(through last: UInt64 = .max) -> [UInt64] {
+        let removed = index.withLock { index in
+            var removed: [UInt64] = []
+            while let sequence = index.checkOutOldest() {
+                guard sequence <= last else {
+                    index.checkIn(sequence)
+                    break
+                }
+                index.remove(sequence)
+                removed.append(sequence)
+            }
+            return removed
+        }
+        for sequence in removed { files.remove(sequence) }
+        return removed
+    }
 
     /// Deletes the record (delivered, or finally dropped). Unknown sequences are ignored.
     func remove(_ sequence: UInt64) {

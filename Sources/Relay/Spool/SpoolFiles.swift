@@ -34,6 +34,20 @@ struct SpoolFiles: Sendable {
     static let recordSuffix = ".rec"
     static let tempSuffix = ".tmp"
 
+    /// Takes the folder for this process (an advisory lock on `.lock`, released by the kernel
+    /// when the process ends, however it ends); returns the descriptor to keep open. Two
+    /// relays sharing a folder would replay and delete each other's records.
+    func lockForThisProcess() throws(SpoolError) -> Int32 {
+        let path = directory + "/.lock"
+        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw SpoolError(code: .unusableDirectory, message: "open \(path): \(errnoText())") }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            close(descriptor)
+            throw SpoolError(code: .inUse, message: "\(directory) is in use by another relay process; set PYROSCOPE_SPOOL_DIR to a folder of its own")
+        }
+        return descriptor
+    }
+
     /// Creates the directory if needed (mode 0700) and checks it can be written.
     init(directory: String, sync: Bool) throws(SpoolError) {
         var directory = directory
@@ -132,7 +146,10 @@ struct SpoolFiles: Sendable {
     }
 
     func read(_ sequence: UInt64) -> Result<[UInt8], ReadFailure> {
-        let path = path(sequence)
+        Self.readWhole(path(sequence))
+    }
+
+    static func readWhole(_ path: String) -> Result<[UInt8], ReadFailure> {
         let handle = open(path, O_RDONLY | O_CLOEXEC)
         guard handle >= 0 else {
             let code = errno

@@ -32,6 +32,8 @@ public struct SpoolError: Error, Sendable, Equatable, CustomStringConvertible {
         case io
         /// The spool directory cannot be created, opened or written.
         case unusableDirectory
+        /// Another process holds the spool directory.
+        case inUse
     }
 
     public var code: Code

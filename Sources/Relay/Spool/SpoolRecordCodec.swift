@@ -25,25 +25,60 @@ enum SpoolRecordCodec {
     }
 
     static func encode(_ record: SpoolRecord) throws(SpoolError) -> [UInt8] {
-        var size = minimumSize + record.method.utf8.count + record.target.utf8.count + record.body.count
-        for header in record.headers { size += 8 + header.name.utf8.count + header.value.utf8.count }
         var out: [UInt8] = []
-        out.reserveCapacity(size)
+        let result = record.body.withUnsafeBytes { body -> Result<Void, SpoolError> in
+            do throws(SpoolError) {
+                try encode(
+                    method: record.method, target: record.target, headers: record.headers, body: body,
+                    receivedAtUnixMs: record.receivedAtUnixMs, into: &out)
+                return .success(())
+            } catch {
+                return .failure(error)
+            }
+        }
+        try result.get()
+        return out
+    }
+
+    /// Appends the record of an upload to `out`, straight from its headers and body.
+    static func encode(_ upload: Upload, receivedAtUnixMs: Int64, into out: inout [UInt8]) throws(SpoolError) {
+        let headers = upload.headers.map { (name: $0.name, value: $0.value) }
+        // ByteBuffer's closure API rethrows untyped errors: carry the typed one out as a value.
+        let result = upload.body.withUnsafeReadableBytes { body -> Result<Void, SpoolError> in
+            do throws(SpoolError) {
+                try encode(
+                    method: upload.method.rawValue, target: upload.target, headers: headers, body: body,
+                    receivedAtUnixMs: receivedAtUnixMs, into: &out)
+                return .success(())
+            } catch {
+                return .failure(error)
+            }
+        }
+        try result.get()
+    }
+
+    private static func encode(
+        method: String, target: String, headers: [(name: String, value: String)], body: UnsafeRawBufferPointer, receivedAtUnixMs: Int64,
+        into out: inout [UInt8]
+    ) throws(SpoolError) {
+        let start = out.count
+        var size = minimumSize + method.utf8.count + target.utf8.count + body.count
+        for header in headers { size += 8 + header.name.utf8.count + header.value.utf8.count }
+        out.reserveCapacity(start + size)
         out.append(contentsOf: magic)
         out.append(version)
-        appendInteger(&out, UInt64(bitPattern: record.receivedAtUnixMs))
+        appendInteger(&out, UInt64(bitPattern: receivedAtUnixMs))
         appendInteger(&out, UInt64(0))
-        try appendField(&out, record.method.utf8)
-        try appendField(&out, record.target.utf8)
-        guard let count = UInt32(exactly: record.headers.count) else { throw SpoolError(code: .io, message: "too many headers to spool") }
+        try appendField(&out, method.utf8)
+        try appendField(&out, target.utf8)
+        guard let count = UInt32(exactly: headers.count) else { throw SpoolError(code: .io, message: "too many headers to spool") }
         appendInteger(&out, count)
-        for header in record.headers {
+        for header in headers {
             try appendField(&out, header.name.utf8)
             try appendField(&out, header.value.utf8)
         }
-        try appendField(&out, record.body)
-        appendInteger(&out, checksum(out[...]))
-        return out
+        try appendField(&out, body)
+        appendInteger(&out, checksum(out[start...]))
     }
 
     static func decode(_ bytes: [UInt8]) -> Result<SpoolRecord, DecodeFailure> {
@@ -86,10 +121,6 @@ enum SpoolRecordCodec {
             // zlib takes at most UInt32.max bytes per call; records are far smaller.
             UInt32(crc32(0, raw.baseAddress?.assumingMemoryBound(to: Bytef.self), uInt(raw.count)))
         }
-    }
-
-    private static func appendInteger<T: FixedWidthInteger>(_ out: inout [UInt8], _ value: T) {
-        withUnsafeBytes(of: value.littleEndian) { out.append(contentsOf: $0) }
     }
 
     private static func appendField<C: Collection<UInt8>>(_ out: inout [UInt8], _ bytes: C) throws(SpoolError) {

@@ -96,7 +96,7 @@ public struct UploadForwarder: Service, CustomStringConvertible {
     private func sendUntilFinished() async {
         while let delivery = await pipeline.next() {
             let outcome: DeliveryPipeline.Outcome
-            switch await deliver(delivery.upload) {
+            switch await deliver(delivery.upload, isCurrent: { pipeline.isCurrent(delivery) }) {
             case .delivered: outcome = .delivered
             case .drop(let reason): outcome = .dropped(reason)
             case .cutShort:
@@ -119,7 +119,9 @@ public struct UploadForwarder: Service, CustomStringConvertible {
         case cutShort
     }
 
-    func deliver(_ upload: Upload) async -> DeliveryResult {
+    /// - Parameter isCurrent: false once the upload must not be sent any more (accepted
+    ///   before a SnapStart restore): checked before each attempt.
+    func deliver(_ upload: Upload, isCurrent: () -> Bool = { true }) async -> DeliveryResult {
         // Built only for a log line: most uploads log nothing.
         func uploadLogger() -> Logger {
             var logger = logger
@@ -135,6 +137,10 @@ public struct UploadForwarder: Service, CustomStringConvertible {
         var reconnects = 0
         var random = SystemRandomNumberGenerator()
         while true {
+            guard isCurrent() else {
+                logDrop(.snapshot, logger: uploadLogger(), "Dropped upload accepted before the SnapStart restore: every restored copy would send it")
+                return .drop(.snapshot)
+            }
             attempt += 1
             let started = ContinuousClock.now
             let result: RetryPolicy.AttemptResult

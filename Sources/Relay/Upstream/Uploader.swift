@@ -38,6 +38,16 @@ public protocol Uploader: Sendable {
     /// Sends one request; throws `UploadFailure` (or CancellationError) when there is no
     /// answer, returns any status otherwise.
     func send(_ request: UpstreamRequest) async throws -> UpstreamResponse
+    /// Closes pooled connections, so the next request connects anew (after a SnapStart
+    /// restore, connections made before the snapshot are not valid).
+    func discardConnections() async
+    /// Closes everything; no request is sent after it.
+    func shutdown() async
+}
+
+extension Uploader {
+    public func discardConnections() async {}
+    public func shutdown() async {}
 }
 
 /// The real uploader: one async-http-client for the process, on the relay's event loops.
@@ -46,11 +56,15 @@ public protocol Uploader: Sendable {
 /// (see `UploadForwarder`), the request, its connection and its answer all stay on that
 /// loop, so an upload costs no thread hop. The async API would hop to the cooperative
 /// pool and back for the response head and again for the body.
-public struct HTTPClientUploader: Uploader {
+public final class HTTPClientUploader: Uploader {
     /// Failure bodies are read only this far: enough to log, never a memory risk.
     static let excerptLimit = 512
 
-    let client: HTTPClient
+    /// The client in use; replaced by `discardConnections` (async-http-client has no call
+    /// that closes a pool's idle connections).
+    private let current: Mutex<HTTPClient>
+    private let configuration: HTTPClient.Configuration
+    private let eventLoopGroup: any EventLoopGroup
     let timeout: Duration
     /// The client's loops: only these may be named as a request's loop.
     private let clientLoops: Set<ObjectIdentifier>
@@ -62,10 +76,27 @@ public struct HTTPClientUploader: Uploader {
         var url: String
     }
 
-    public init(client: HTTPClient, timeout: Duration) {
-        self.client = client
+    public init(eventLoopGroup: any EventLoopGroup, configuration: HTTPClient.Configuration, timeout: Duration) {
+        self.eventLoopGroup = eventLoopGroup
+        self.configuration = configuration
+        self.current = Mutex(HTTPClient(eventLoopGroup: eventLoopGroup, configuration: configuration))
         self.timeout = timeout
-        self.clientLoops = Set(client.eventLoopGroup.makeIterator().map { ObjectIdentifier($0) })
+        self.clientLoops = Set(eventLoopGroup.makeIterator().map { ObjectIdentifier($0) })
+    }
+
+    var client: HTTPClient { current.withLock { $0 } }
+
+    public func discardConnections() async {
+        let replacement = HTTPClient(eventLoopGroup: eventLoopGroup, configuration: configuration)
+        let previous = current.withLock { client in
+            defer { client = replacement }
+            return client
+        }
+        try? await previous.shutdown()
+    }
+
+    public func shutdown() async {
+        try? await client.shutdown()
     }
 
     /// Client settings for relaying: no redirects (a redirect would re-send credentials

@@ -15,27 +15,34 @@ public struct UpstreamRequest: Sendable {
 /// client's, `Host` of the remote) without its defects (extra headers applied, a real
 /// `X-Forwarded-Host`, paths that cannot climb out of the base path).
 public struct UpstreamRequestBuilder: Sendable {
-    /// `remote` and `sessionID` decide the URL, which is remembered per request target.
+    /// `remote` and the session id decide the URL, which is remembered per request target
+    /// and session id.
     public let remote: RemoteEndpoint
     public var credentials: UpstreamCredentials
     public var tenantID: String
     public var extraHeaders: [(name: String, value: String)]
-    public let sessionID: SessionID
-    private let urls = BoundedMemo<String, String>()
+    public let session: SessionIdentity
+    private let urls = BoundedMemo<URLKey, String>()
+    private struct URLKey: Hashable, Sendable {
+        var target: String
+        var session: UInt64
+    }
 
-    public init(remote: RemoteEndpoint, credentials: UpstreamCredentials, tenantID: String, extraHeaders: [(name: String, value: String)], sessionID: SessionID)
-    {
+    public init(
+        remote: RemoteEndpoint, credentials: UpstreamCredentials, tenantID: String, extraHeaders: [(name: String, value: String)],
+        session: SessionIdentity
+    ) {
         self.remote = remote
         self.credentials = credentials
         self.tenantID = tenantID
         self.extraHeaders = extraHeaders
-        self.sessionID = sessionID
+        self.session = session
     }
 
-    public init(configuration: RelayConfiguration, remote: RemoteEndpoint) {
+    public init(configuration: RelayConfiguration, remote: RemoteEndpoint, session: SessionIdentity) {
         self.init(
             remote: remote, credentials: configuration.credentials, tenantID: configuration.tenantID,
-            extraHeaders: configuration.extraHeaders, sessionID: configuration.sessionID)
+            extraHeaders: configuration.extraHeaders, session: session)
     }
 
     /// Hop-by-hop headers (RFC 9110 §7.6.1, as Go's reverse proxy lists them) belong to
@@ -47,14 +54,18 @@ public struct UpstreamRequestBuilder: Sendable {
     ]
 
     public func build(_ upload: Upload) -> UpstreamRequest {
-        UpstreamRequest(
-            method: upload.method, url: urls.value(for: upload.target) { url(for: $0) }, headers: headers(for: upload.headers),
-            body: upload.body)
+        let sessionID = session.current
+        return UpstreamRequest(
+            method: upload.method,
+            url: urls.value(for: URLKey(target: upload.target, session: sessionID.value)) { url(for: $0.target, sessionID: sessionID) },
+            headers: headers(for: upload.headers), body: upload.body)
     }
 
     /// Remote origin + base path + cleaned request path, then the query as sent
     /// (only `name` of a legacy `/ingest` gains the session id).
-    func url(for target: String) -> String {
+    func url(for target: String) -> String { url(for: target, sessionID: session.current) }
+
+    func url(for target: String, sessionID: SessionID) -> String {
         let queryStart = target.utf8.firstIndex(of: UInt8(ascii: "?"))
         let rawPath = target[..<(queryStart ?? target.endIndex)]
         let query = queryStart.map { target[target.index(after: $0)...] }

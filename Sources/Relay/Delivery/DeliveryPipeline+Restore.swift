@@ -1,0 +1,63 @@
+import NIOCore
+
+/// SnapStart: every environment is a restored copy of one snapshot, so what the pipeline
+/// holds at the snapshot would be sent once per copy. While the snapshot may be taken the
+/// pipeline holds its deliveries; at the restore it drops what arrived before it and lets
+/// the rest go.
+extension DeliveryPipeline {
+    /// Senders get nothing until `resume()`; arrivals are noted, to tell later which came
+    /// before the restore.
+    public func hold() {
+        state.withLock { $0.held = true }
+    }
+
+    /// Lets senders take uploads again.
+    public func resume() {
+        let waiting = state.withLock { state -> [CheckedContinuation<PipelineState.Wake, Never>] in
+            state.held = false
+            state.arrivals.removeAll()
+            defer { state.senders.removeAll() }
+            return state.senders.map(\.continuation)
+        }
+        for sender in waiting { sender.resume(returning: .spool) }  // look again
+    }
+
+    /// False for a delivery of an upload that `discardAccepted` dropped: it must not be sent.
+    public func isCurrent(_ delivery: Delivery) -> Bool {
+        state.withLock { state in state.staleThrough.map { delivery.sequence > $0 } ?? true }
+    }
+
+    /// Drops every upload that arrived before `instant` (all of them when nil): in memory,
+    /// in the spool, and in flight (see `isCurrent`). Returns how many it dropped here.
+    public func discardAccepted(arrivedBefore instant: ContinuousClock.Instant? = nil, reason: DropReason) async -> Int {
+        let (memory, through, memoryFlushes) = state.withLock { state -> ([PipelineState.Queued], UInt64, [CheckedContinuation<Void, Never>]) in
+            var through = state.nextSequence - 1
+            if let instant {
+                // Arrivals are noted in sequence order while held; the last one before the instant.
+                through = state.arrivals.last { $0.at < instant }?.sequence ?? (state.arrivals.first.map { $0.sequence - 1 } ?? through)
+            }
+            state.staleThrough = max(state.staleThrough ?? 0, through)
+            let dropped = Array(state.memory.filter { $0.sequence <= through })
+            state.memory.removeAll { $0.sequence <= through }
+            state.memoryBytes = state.memory.reduce(0) { $0 + $1.bytes }
+            return (dropped, through, dropped.flatMap { state.end($0.sequence) })
+        }
+        endJournal(memory)
+        var spooled: [UInt64] = []
+        if let spool { spooled = (try? await threadPool.runIfActive { spool.removeAvailable(through: through) }) ?? [] }
+        let spoolFlushes = state.withLock { state in
+            state.spoolAvailable = max(0, state.spoolAvailable - spooled.count)
+            return spooled.flatMap { state.end($0) }
+        }
+        let count = memory.count + spooled.count
+        if count > 0 { counters.recordDropped(reason, count: count) }
+        for flush in memoryFlushes + spoolFlushes { flush.resume() }
+        return count
+    }
+}
+
+extension DeliveryPipeline.Delivery {
+    init(_ queued: PipelineState.Queued) {
+        self.init(upload: queued.upload, sequence: queued.sequence, journal: queued.journal, memoryBytes: queued.bytes, isFromSpool: false)
+    }
+}

@@ -1,0 +1,93 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import RelayTestSupport
+import Testing
+
+@testable import LambdaExtension
+@testable import RelayCore
+
+/// A restored copy of a SnapStart snapshot shares nothing with the others: not the queue
+/// it held, not the session id, not the pooled connections.
+@Suite struct SnapStartRestoreTests {
+    static let logger = Logger(label: "snapstart-test", factory: { _ in SwiftLogNoOpLogHandler() })
+
+    static func sessionID(of request: RecordingRemote.Request) -> String? {
+        guard let range = request.uri.range(of: "__session_id__%3D") else { return nil }
+        return String(request.uri[range.upperBound...].prefix(16))
+    }
+
+    @Test func restoreDropsWhatTheSnapshotHeldRenewsTheSessionAndReconnects() async throws {
+        let restoredAt = NIOLockedValueBox<ContinuousClock.Instant?>(nil)
+        // Uploads marked "held" cannot be delivered before the snapshot (503, retried).
+        try await RecordingRemote.with(respond: { request in
+            String(decoding: request.body, as: UTF8.self).hasPrefix("held") ? .status(.serviceUnavailable) : .status(.ok)
+        }) { remote in
+            let configuration = TestRelay.configuration(remote: remote) {
+                $0.sessionID = nil  // random, as in Lambda
+                $0.retryPolicy = RetryPolicy(initialBackoff: .milliseconds(200), maxBackoff: .milliseconds(400), maxAttempts: 1000)
+            }
+            try await TestRelay.with(configuration) { relay in
+                // Init: one upload goes out (a pooled connection and the init session id), two cannot.
+                #expect(await rawPost(port: relay.port, path: "/ingest?name=app", body: "init-ok") == 200)
+                await remote.waitForRequests(1)
+                for index in 0..<2 { #expect(await rawPost(port: relay.port, path: "/ingest?name=app", body: "held-\(index)") == 200) }
+
+                let now = unixMilliseconds()
+                let client = ObservingExtensionsClient(events: [
+                    .success(.invoke(InvokeEvent(requestId: "r1", deadlineMs: now + 60_000, invokedFunctionArn: nil))),
+                    .success(.shutdown(ShutdownEvent(shutdownReason: "spindown", deadlineMs: now + 60_000))),
+                ]) {}
+                let lifecycle = LambdaLifecycle(
+                    client: client, strategy: .background, pipeline: relay.pipeline, runtimeDone: RuntimeDoneTracker(),
+                    drainDeadline: DrainDeadline(), invocation: InvocationContext(), logger: Self.logger, model: .snapStart,
+                    restored: { began in
+                        restoredAt.withLockedValue { $0 = .now }
+                        await RelayApplication.restoredFromSnapshot(relay.relay, began: began, logger: Self.logger)
+                    }, initDrainTimeout: .milliseconds(300))
+                try await lifecycle.run()
+
+                // After the restore: a new upload, on a fresh connection, with a new session id.
+                #expect(await rawPost(port: relay.port, path: "/ingest?name=app", body: "after") == 200)
+                await relay.pipeline.flush()
+                try await Task.sleep(for: .milliseconds(500))  // time for any held upload to (wrongly) be retried
+
+                let received = remote.received
+                let initial = try #require(received.first { $0.body == Array("init-ok".utf8) })
+                let after = try #require(received.first { $0.body == Array("after".utf8) })
+                #expect(after.indexOnConnection == 1, "the first upload after the restore connects anew")
+                let initialSession = try #require(Self.sessionID(of: initial))
+                let afterSession = try #require(Self.sessionID(of: after))
+                #expect(initialSession != afterSession, "a session id made at init is never used after the restore")
+                let restored = try #require(restoredAt.withLockedValue { $0 })
+                let heldAfterRestore = received.filter {
+                    String(decoding: $0.body, as: UTF8.self).hasPrefix("held") && $0.arrivedAt > restored + .milliseconds(100)
+                }
+                #expect(heldAfterRestore.isEmpty, "nothing queued at the snapshot is sent after the restore")
+                let counts = relay.counters.snapshot
+                #expect(counts.dropped[.snapshot] == 2 && counts.delivered == 2)
+                #expect(relay.pipeline.snapshot.incomplete == 0)
+            }
+        }
+    }
+
+    @Test func provisionedConcurrencyDeliversWhatInitAcceptedBeforeTheFirstEvent() async throws {
+        try await RecordingRemote.with(respond: { _ in .delayed(.milliseconds(100), .ok) }) { remote in
+            let configuration = TestRelay.configuration(remote: remote) { $0.workers = 1 }
+            try await TestRelay.with(configuration) { relay in
+                for index in 0..<5 { #expect(await rawPost(port: relay.port, body: "init-\(index)") == 200) }
+                let deliveredAtFirstNext = NIOLockedValueBox<Int?>(nil)
+                let client = ObservingExtensionsClient(events: [
+                    .success(.shutdown(ShutdownEvent(shutdownReason: "spindown", deadlineMs: unixMilliseconds() + 60_000)))
+                ]) {
+                    deliveredAtFirstNext.withLockedValue { $0 = $0 ?? relay.counters.snapshot.delivered }
+                }
+                let lifecycle = LambdaLifecycle(
+                    client: client, strategy: .background, pipeline: relay.pipeline, runtimeDone: RuntimeDoneTracker(),
+                    drainDeadline: DrainDeadline(), invocation: InvocationContext(), logger: Self.logger, model: .provisionedConcurrency)
+                try await lifecycle.run()
+                #expect(deliveredAtFirstNext.withLockedValue { $0 } == 5, "nothing from init waits frozen for the first invoke")
+            }
+        }
+    }
+}
