@@ -150,7 +150,7 @@ import Testing
             let refused = await offCooperativePool { () -> Int in
                 var refused = 0
                 guard let connection = try? RawConnection(port: port, timeoutSeconds: 5) else { return 0 }
-                for index in 0..<3000 {
+                for index in 0..<1000 {
                     guard
                         (try? connection.send(
                             "POST /ingest?name=app HTTP/1.1\r\nHost: x\r\nContent-Length: 64\r\n\r\n\(String(repeating: "x", count: 60))\(String(format: "%04d", index))"
@@ -161,7 +161,7 @@ import Testing
                 }
                 return refused
             }
-            #expect(refused > 1000, "the flood was refused (\(refused))")
+            #expect(refused > 500, "the flood was refused (\(refused))")
             relay.signal(SIGTERM)
             #expect(await relay.waitForExit() == 0)
             let lines = Array(relay.output.dropFirst(before))

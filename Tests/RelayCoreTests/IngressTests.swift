@@ -185,7 +185,9 @@ import Testing
             try await TestRelay.with(configuration) { relay in
                 let client = HTTPClient(
                     eventLoopGroup: .singletonMultiThreadedEventLoopGroup,
-                    configuration: .init(connectionPool: .init(idleTimeout: .seconds(5), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)))
+                    configuration: .init(
+                        timeout: .init(connect: .seconds(60)),  // a request waits this long for a pooled connection
+                        connectionPool: .init(idleTimeout: .seconds(5), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)))
                 // Failures are collected, not thrown: the client must be shut down on every path.
                 let results = await withTaskGroup(of: Result<UInt, any Error>.self) { group in
                     for index in 0..<count {
