@@ -130,6 +130,12 @@ public final class HTTPClientUploader: Uploader {
         }
     }
 
+    static func isCancellation(_ error: any Error) -> Bool {
+        if error is CancellationError { return true }
+        guard let error = error as? HTTPClientError else { return false }
+        return error == .cancelled || error == .alreadyShutdown
+    }
+
     /// An error for a log line. async-http-client's errors can carry header values
     /// (`invalidHeaderFieldValues(["Bearer <token>"])`): those are described without them.
     static func describe(_ error: any Error) -> String {
@@ -162,7 +168,9 @@ public final class HTTPClientUploader: Uploader {
             // A server may answer before it has read the request (a 413 for the body, a
             // 414 for the target) and close; writing the rest then fails. The answer is
             // the outcome: a 4xx is a rejection, not a connection failure to retry.
-            if !Task.isCancelled, let early = excerpt.earlyAnswer { return early }
+            // A cancelled request (the drain deadline, or the client shut down to reconnect)
+            // stays cancelled whatever had arrived.
+            if !Task.isCancelled, !Self.isCancellation(error), let early = excerpt.earlyAnswer { return early }
             throw error
         }
     }
