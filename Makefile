@@ -55,7 +55,7 @@ MODE       ?= on-demand
 RELAY_TO_RUN = $(or $(RELAY_BINARY),$(BIN_DIR)/$(RELAY))
 BUILD_RELAY  = $(if $(RELAY_BINARY),,$(SWIFT) build --product $(RELAY))
 
-.PHONY: help build test run demo observe lambda-local lint bench bench-cost clean venv tools layer layers layer-tools layer-runner \
+.PHONY: help build test fuzz run demo observe lambda-local lint bench bench-cost clean venv tools layer layers layer-tools layer-runner \
 	publish-layer publish-layers test-layer test-layers test-compat
 
 help: ## List the targets
@@ -97,6 +97,11 @@ test: venv tools build ## Build and run every test (Swift Testing, then pytest f
 		$(SWIFT) test --skip-build
 	RELAY_BINARY="$(BIN_DIR)/$(RELAY)" PROMETHEUS="$(abspath $(PROMETHEUS))" $(VENV_PY) -m pytest -q scripts/tests
 
+# make test runs the ingress property test for its default 4 s; this runs it longer.
+FUZZ_SECONDS ?= 300
+fuzz: build ## The ingress property test (random and mutated requests through the real ingress) for FUZZ_SECONDS (300); FUZZ_SEED replays a run
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(SWIFT) test --skip-build --filter IngressFuzzTests
+
 run: ## Dev-mode relay on localhost:4040: to PYROSCOPE_REMOTE_ADDRESS, or a local capture server when unset
 	$(SWIFT) build --product $(RELAY)
 	@scripts/run.sh "$(BIN_DIR)/$(RELAY)"
@@ -132,7 +137,7 @@ COST_ARGS     = --layer-binary $(LAYER_BINARY) --layer-zip $(LAYER_ZIP) $(if $(B
 $(STARTUP_BIN): bench/startup.c bench/lambda_life.c
 	@mkdir -p $(dir $@) && cc -O2 -Wall -o $@ bench/startup.c bench/lambda_life.c
 
-bench: venv ## Relay vs nginx, A B A B: ack latency, delivered rate, memory, start-up, CPU, LogBench, self-profiling overhead; the layer binary's cost to the function, in turns with BENCH_PEER (BENCH_QUICK=1: one short round)
+bench: venv ## Relay vs nginx, A B A B: ack latency, delivered rate, memory, start-up, CPU, LogBench, self-profiling overhead, log bytes per refused upload; the layer binary's cost to the function, in turns with BENCH_PEER (BENCH_QUICK=1: one short round)
 	$(BENCH_TOOLS)
 	@$(VENV_PY) -c 'import matplotlib' 2>/dev/null || $(VENV_PY) -m pip install -q matplotlib
 	@$(MAKE) --no-print-directory layer ARCH=x86_64

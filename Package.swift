@@ -62,6 +62,7 @@ let package = Package(
         .target(
             name: "RelayAWS",
             dependencies: [
+                "GoCompatibility",
                 "RelayCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -15,7 +15,9 @@ hand-rolled alternative (B), taking turns A B A B ..., all on 127.0.0.1:
   5. CPU/request    utime+stime from /proc/PID/stat around a fixed number of paced requests
                     (relay: until the sink has them all).
   6. logging        LogBench lines/s (JSON line it prints) and GET /metrics scrape time.
-  7. cost           with --layer-binary: what the shipped binary costs the function (init,
+  7. log flood      log bytes per refused upload while wrk floods the relay and its remote
+                    answers 503 (nginx `return 503`), at the default log level.
+  8. cost           with --layer-binary: what the shipped binary costs the function (init,
                     idle memory, CPU of a life, CPU per upload, uploads/s, sizes), in turns
                     with --peer (BENCH_PEER: the Go extension, say); bench/extension_cost.py.
 
@@ -609,6 +611,62 @@ def self_profiling_overhead(binary, sink, cfg, body):
             "added_cpu_points": 100 * (on - off), "relative_pct": 100 * (on / off - 1) if off else None}
 
 
+class Refuser(Nginx):
+    """nginx answering every request `503` with `Retry-After`: a remote that is down."""
+
+    def __init__(self):
+        self.port = free_port()
+        super().__init__(
+            "refuser",
+            lambda: f"  server {{ listen 127.0.0.1:{self.port} backlog=4096; "
+            f"location / {{ add_header Retry-After 1 always; return 503; }} }}",
+        )
+
+    def start(self):
+        return super().start([self.port])
+
+
+def log_flood(binary, cfg, body):
+    """Log bytes per refused upload (issue 18): wrk floods the relay for `flood_s` while its
+    remote answers 503, at the default log level, with a small queue and no spool, so almost
+    every upload is refused with 503. Before the fix this wrote ~160 bytes per refusal
+    (129,153 lines in 20 s); the README promises at most 5 lines per reason every 10 s."""
+    remote = Refuser()
+    remote.start()
+    target = RelayTarget(binary, remote, {
+        "PYROSCOPE_LOG_LEVEL": "info", "PYROSCOPE_QUEUE_MAX_BYTES": "65536", "PYROSCOPE_SPOOL_MAX_BYTES": "0",
+        "PYROSCOPE_RETRY_INITIAL_BACKOFF": "10ms", "PYROSCOPE_RETRY_MAX_BACKOFF": "100ms",
+    })
+    try:
+        target.start()
+        time.sleep(0.3)
+        target.stderr.seek(0, os.SEEK_END)
+        start_bytes = target.stderr.tell()
+        r = wrk(target.port, body, 32, cfg["flood_s"])
+        target.stderr.seek(0, os.SEEK_END)
+        flood_bytes = target.stderr.tell() - start_bytes
+        m = target.metrics()
+        refused = int(m.get('pyroscope_relay_uploads_dropped_total{reason="queue_full"}', 0))
+        dropped_after_accept = int(sum(v for k, v in m.items() if k.startswith("pyroscope_relay_uploads_dropped_total")
+                                       and 'reason="queue_full"' not in k))
+    finally:
+        rc, _ = target.stop()
+        remote.stop()
+    target.stderr.seek(start_bytes)
+    text = target.stderr.read(flood_bytes).decode(errors="replace")
+    messages = {}
+    for line in text.splitlines():
+        mm = re.search(r'msg="([^"]*)"', line) or re.search(r"msg=(\S+)", line)
+        key = mm.group(1) if mm else line[:60]
+        messages[key] = messages.get(key, 0) + 1
+    res = {"seconds": cfg["flood_s"], "requests": r["requests"], "non2xx": r["non2xx"], "refused": refused,
+           "dropped_after_accept": dropped_after_accept, "log_bytes": flood_bytes, "log_lines": len(text.splitlines()),
+           "log_bytes_per_refused": flood_bytes / max(1, refused), "lines_by_message": messages, "exit_code": rc}
+    log(f"  log flood: {refused:,} refused in {cfg['flood_s']} s, {flood_bytes:,} log bytes in {res['log_lines']} lines: "
+        f"{res['log_bytes_per_refused']:.3f} bytes per refused upload; {messages}")
+    return res
+
+
 def sink_ticks(sink):
     return cpu_ticks(sink.proc.pid)
 
@@ -743,6 +801,10 @@ def summarize(data):
         lines.append(f"| self-profiling at 100 Hz, {sp['rate']:,} req/s paced: relay CPU % of a core off → on | "
                      f"{100 * sp['cpu_off']:.1f} → {100 * sp['cpu_on']:.1f} (+{sp['added_cpu_points']:.2f} points, "
                      f"{sp['relative_pct']:+.1f}%) | — | | < 2% CPU |")
+    lf = data.get("log_flood")
+    if lf:
+        lines.append(f"| log flood, remote 503 for {lf['seconds']} s: log bytes per refused upload ({lf['refused']:,} refused, "
+                     f"{lf['log_lines']} lines, {lf['log_bytes']:,} bytes) | {lf['log_bytes_per_refused']:.3f} | — | | ≤ 5 lines per reason per 10 s |")
     lb = data.get("logbench") or {}
     if lb:
         lines.append(f"| LogBench text lines/s (relay only) | {lb.get('log_text_lines_per_second', 0):,} | — | | |")
@@ -849,6 +911,7 @@ def main():
         "queue_max_bytes": QUEUE_MAX_BYTES,
         "selfprof_rate": 1000,
         "selfprof_s": 5 if quick else 10,
+        "flood_s": 5 if quick else 20,
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -907,6 +970,8 @@ def main():
             data["rounds"].append(rnd_res)
         log("self-profiling overhead (relay only, off/on)")
         data["self_profiling"] = self_profiling_overhead(args.relay, sink, cfg, FIXTURE)
+        log("log flood against a remote answering 503 (relay only)")
+        data["log_flood"] = log_flood(args.relay, cfg, FIXTURE)
     finally:
         sink.stop()
         shutil.rmtree(tmp, ignore_errors=True)

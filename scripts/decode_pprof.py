@@ -88,17 +88,22 @@ SCHEMA = {
 }
 
 
-def profile_class():
-    file = descriptor_pb2.FileDescriptorProto(name="profile.proto", package="perftools.profiles", syntax="proto3")
-    for name, fields in SCHEMA.items():
+def message_class(schema: dict, package: str, root: str, file_name: str):
+    """A protobuf message class built from `schema` (name -> fields) at run time: no protoc."""
+    file = descriptor_pb2.FileDescriptorProto(name=file_name, package=package, syntax="proto3")
+    for name, fields in schema.items():
         message = file.message_type.add(name=name)
         for field_name, number, kind, label, type_name in fields:
             field = message.field.add(name=field_name, number=number, type=kind, label=label)
             if type_name:
-                field.type_name = ".perftools.profiles." + type_name
+                field.type_name = f".{package}.{type_name}"
     pool = descriptor_pool.DescriptorPool()
     pool.Add(file)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("perftools.profiles.Profile"))
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{package}.{root}"))
+
+
+def profile_class():
+    return message_class(SCHEMA, "perftools.profiles", "Profile", "profile.proto")
 
 
 class Invalid(Exception):

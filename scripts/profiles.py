@@ -36,7 +36,7 @@ import sys
 import tempfile
 import urllib.parse
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf import descriptor_pb2
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import decode_pprof  # noqa: E402
@@ -61,20 +61,7 @@ PUSH_SCHEMA = {
 }
 
 
-def _push_request_class():
-    file = descriptor_pb2.FileDescriptorProto(name="push.proto", package="push.v1", syntax="proto3")
-    for name, fields in PUSH_SCHEMA.items():
-        message = file.message_type.add(name=name)
-        for field_name, number, kind, label, type_name in fields:
-            field = message.field.add(name=field_name, number=number, type=kind, label=label)
-            if type_name:
-                field.type_name = ".push.v1." + type_name
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(file)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("push.v1.PushRequest"))
-
-
-PushRequest = _push_request_class()
+PushRequest = decode_pprof.message_class(PUSH_SCHEMA, "push.v1", "PushRequest", "push.proto")
 
 
 @dataclasses.dataclass

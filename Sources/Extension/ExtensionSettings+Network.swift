@@ -15,7 +15,9 @@ extension ExtensionSettings {
 
     static func upstreamAuthentication(_ reader: inout EnvironmentReader) -> UpstreamAuthentication {
         var result = UpstreamAuthentication()
-        let token = reader.string("PYROSCOPE_AUTH_TOKEN")
+        // Sent as a header value as it is: a value that cannot be one would fail every upload,
+        // so it is not used, and said once (without the value).
+        let token = reader.headerValue("PYROSCOPE_AUTH_TOKEN", what: "a bearer token")
         let tokenARN = reader.string("PYROSCOPE_AUTH_TOKEN_SECRET_ARN")
         let user = reader.string("PYROSCOPE_BASIC_AUTH_USER")
         let password = reader.string("PYROSCOPE_BASIC_AUTH_PASSWORD")

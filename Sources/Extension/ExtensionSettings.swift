@@ -12,9 +12,27 @@ public struct SettingsWarning: Sendable, Equatable, CustomStringConvertible {
     public var fallback: String
     /// Why the value was refused, when it is not plain unparsable.
     public var reason: String?
+    /// A value that is used as set but deserves a word: said as it is, not in Go's
+    /// "invalid value ... defaulting to" wording.
+    public var notice: String?
+
+    public init(variable: String, value: String, fallback: String, reason: String? = nil) {
+        self.variable = variable
+        self.value = value
+        self.fallback = fallback
+        self.reason = reason
+    }
+
+    /// A value used as set, with a plain statement of why it is risky.
+    public static func notice(variable: String, value: String, _ text: String) -> SettingsWarning {
+        var warning = SettingsWarning(variable: variable, value: value, fallback: value)
+        warning.notice = text
+        return warning
+    }
 
     /// The Go extension's wording for the same situation, so existing log queries match.
     public var description: String {
+        if let notice { return notice }
         let base = "invalid value for env var '\(variable)': '\(value)' defaulting to '\(fallback)'"
         return reason.map { "\(base) (\($0))" } ?? base
     }
@@ -112,9 +130,10 @@ public struct ExtensionSettings: Sendable {
                 listen = try ListenAddress.parse(text)
                 if listen.contains(where: \.isPubliclyReachable) {
                     reader.warnings.append(
-                        SettingsWarning(
-                            variable: "PYROSCOPE_LISTEN_ADDRESS", value: text, fallback: text,
-                            reason: "kept, but this relay adds your credentials to whatever reaches it: listen on loopback unless other hosts must send to it"))
+                        .notice(
+                            variable: "PYROSCOPE_LISTEN_ADDRESS", value: text,
+                            "Listening on \(text) as PYROSCOPE_LISTEN_ADDRESS says. Other hosts can reach this address, and the relay adds your Pyroscope credentials to every upload it receives, so anyone who can connect to it can send data to your Pyroscope account. Set PYROSCOPE_LISTEN_ADDRESS=localhost:4040 unless other hosts must send to this relay."
+                        ))
                 }
             } catch {
                 reader.warnings.append(SettingsWarning(variable: "PYROSCOPE_LISTEN_ADDRESS", value: text, fallback: "localhost:4040", reason: error.message))
@@ -122,7 +141,7 @@ public struct ExtensionSettings: Sendable {
         }
 
         relay = RelayConfiguration(
-            remote: remote, credentials: credentials, tenantID: reader.string("PYROSCOPE_TENANT_ID") ?? "",
+            remote: remote, credentials: credentials, tenantID: reader.headerValue("PYROSCOPE_TENANT_ID", what: "a tenant ID") ?? "",
             extraHeaders: extraHeaders, upstreamTimeout: timeout, workers: workers, maxBodyBytes: maxBody,
             queueMaxBytes: queueBytes, listenAddresses: listen, retryPolicy: retryPolicy,
             spoolDirectory: spoolBytes > 0 ? spoolDirectory : nil, spoolMaxBytes: spoolBytes)
@@ -236,8 +255,31 @@ struct EnvironmentReader {
     var warnings: [SettingsWarning] = []
     var errors: [RelayError] = []
 
+    /// The value without surrounding white space (a token pasted or read from a file
+    /// often ends in a newline); nil when that leaves nothing.
     func string(_ name: String) -> String? {
-        guard let value = environment[name], !value.isEmpty else { return nil }
+        guard let value = environment[name]?.trimmingGoSpace(), !value.isEmpty else { return nil }
+        return value
+    }
+
+    /// RFC 9110 field values: no control characters but HTAB (async-http-client refuses
+    /// the rest before sending).
+    static func isHeaderValue(_ value: String) -> Bool {
+        value.utf8.allSatisfy { $0 == UInt8(ascii: "\t") || ($0 >= 0x20 && $0 != 0x7F) }
+    }
+
+    /// A setting sent as a header value: nil, with an error naming the variable and never
+    /// the value (it may be a secret), when it cannot be one.
+    mutating func headerValue(_ name: String, what: String) -> String? {
+        guard let value = string(name) else { return nil }
+        guard Self.isHeaderValue(value) else {
+            errors.append(
+                RelayError(
+                    .invalidHeaders,
+                    "\(name) has a control character or line break inside it, so it cannot be sent as \(what) and is not used; set it to the value alone"
+                ))
+            return nil
+        }
         return value
     }
 
@@ -293,13 +335,14 @@ struct EnvironmentReader {
             return []
         }
         var headers: [(name: String, value: String)] = []
-        for (key, value) in decoded.sorted(by: { $0.key < $1.key }) {
+        for (key, rawValue) in decoded.sorted(by: { $0.key < $1.key }) {
+            let value = rawValue.trimmingGoSpace()
             let validName =
                 !key.isEmpty
                 && key.utf8.allSatisfy { byte in
                     (0x21...0x7E).contains(byte) && !"()<>@,;:\\\"/[]?={}".utf8.contains(byte)
                 }
-            let validValue = !value.utf8.contains { $0 == 0x0A || $0 == 0x0D || $0 == 0x00 }
+            let validValue = Self.isHeaderValue(value)
             guard validName, validValue else {
                 errors.append(
                     RelayError(
@@ -309,8 +352,21 @@ struct EnvironmentReader {
             }
             headers.append((key, value))
         }
+        let bytes = headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 }
+        if bytes > Self.maxExtraHeaderBytes {
+            errors.append(
+                RelayError(
+                    .invalidHeaders,
+                    "\(name) adds \(bytes) bytes of headers to every upload, over the \(Self.maxExtraHeaderBytes) the relay sends, so none are sent"
+                ))
+            return []
+        }
         return headers
     }
+
+    /// Extra headers in all: with the ingress bounds on what clients send, every request
+    /// head the relay sends stays far below the 64 KiB that `UpstreamHeadGuard` guards.
+    static let maxExtraHeaderBytes = 8 << 10
 }
 
 extension ExtensionSettings {

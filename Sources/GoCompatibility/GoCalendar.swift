@@ -44,10 +44,15 @@ func daysFromCivil(year: Int64, month: Int, day: Int) -> Int64 {
     return era * 146_097 + doe - 719_468
 }
 
-/// The calendar arithmetic other modules need (HTTP dates in `Retry-After`).
+/// The calendar arithmetic other modules need (HTTP dates in `Retry-After`, SigV4 dates).
 public enum GoCalendar {
     /// Days since 1970-01-01 of a proleptic Gregorian date.
     public static func daysSinceEpoch(year: Int64, month: Int, day: Int) -> Int64 {
         daysFromCivil(year: year, month: month, day: day)
+    }
+
+    /// The proleptic Gregorian date of a day count since 1970-01-01 (SigV4's dates).
+    public static func date(daysSinceEpoch days: Int64) -> (year: Int64, month: Int, day: Int) {
+        civilFromDays(days)
     }
 }

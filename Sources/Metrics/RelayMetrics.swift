@@ -44,6 +44,9 @@ public final class RelayMetrics: Sendable {
         var cause: String
     }
     public let process: ProcessMetrics
+    /// Open client connections.
+    public let clientConnections: Gauge
+    private let connectionsClosed: [ClientConnectionCloseReason: Counter]
 
     /// Sub-millisecond local answers: 50 µs to 1 s.
     public static let answerBuckets: [Duration] = [
@@ -115,7 +118,20 @@ public final class RelayMetrics: Sendable {
                 labels: [("reason", reason)])
         }
         self.dropped = dropped
+        clientConnections = registry.makeGauge(descriptor: Self.name("client_connections", "", "Open connections from profilers and scrapers."))
+        var closed: [ClientConnectionCloseReason: Counter] = [:]
+        for reason in ClientConnectionCloseReason.allCases {
+            closed[reason] = registry.makeCounter(
+                descriptor: Self.name(
+                    "client_connections_closed", "total",
+                    "Client connections the relay closed itself: timeouts, and the connection cap (replaced: an idle one made room; over_limit: refused with 503)."
+                ),
+                labels: [("reason", reason.rawValue)])
+        }
+        connectionsClosed = closed
     }
+
+    public func clientConnectionsClosed(reason: ClientConnectionCloseReason) -> Counter { connectionsClosed[reason]! }
 
     public func uploadsDropped(reason: String) -> Counter? { dropped[reason] }
 
@@ -162,4 +178,15 @@ public final class RelayMetrics: Sendable {
     public func exposition() -> [UInt8] { registry.emitToBuffer() }
 
     public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
+}
+
+/// Why the relay closed a client connection itself.
+public enum ClientConnectionCloseReason: String, Sendable, CaseIterable {
+    case idleTimeout = "idle_timeout"
+    case headerTimeout = "header_timeout"
+    case bodyTimeout = "body_timeout"
+    /// Closed at the connection cap to make room for a new one (it was idle).
+    case replaced
+    /// Refused with 503 at the cap: every connection was busy.
+    case overLimit = "over_limit"
 }

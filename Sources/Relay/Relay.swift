@@ -69,7 +69,8 @@ public struct Relay: Sendable {
             clock: clock, logger: forwardLogger)
         ingress = IngressServer(
             group: group, addresses: configuration.listenAddresses, pipeline: pipeline,
-            routes: [.healthz, .metrics(pipeline: pipeline)], maxBodyBytes: configuration.maxBodyBytes, logger: ingressLogger)
+            routes: [.healthz, .metrics(pipeline: pipeline)], maxBodyBytes: configuration.maxBodyBytes, limits: configuration.ingress,
+            connectionCap: configuration.ingress.connectionCap(workers: configuration.workers), logger: ingressLogger)
         drainDeadline = DrainDeadline()
         self.uploader = uploader
         upstreamProxy = proxy

@@ -32,6 +32,8 @@ public struct RelayConfiguration: Sendable {
     public var network: NetworkConfiguration = .direct
     /// Names of the settings the credentials come from, for explaining 401/403 (never values).
     public var credentialSettings: [String] = []
+    /// Request head size, client timeouts and the connection cap.
+    public var ingress: IngressLimits
 
     /// Memory is the function's own: keep the relay's share small and spill to disk.
     public static let defaultQueueMaxBytes = 8 << 20
@@ -56,7 +58,8 @@ public struct RelayConfiguration: Sendable {
         drainTimeout: Duration? = nil,
         retryPolicy: RetryPolicy = RetryPolicy(),
         spoolDirectory: String? = nil,
-        spoolMaxBytes: Int = RelayConfiguration.defaultSpoolMaxBytes
+        spoolMaxBytes: Int = RelayConfiguration.defaultSpoolMaxBytes,
+        ingress: IngressLimits = IngressLimits()
     ) {
         self.remote = remote
         self.credentials = credentials
@@ -73,5 +76,6 @@ public struct RelayConfiguration: Sendable {
         self.retryPolicy = retryPolicy
         self.spoolDirectory = spoolDirectory
         self.spoolMaxBytes = spoolMaxBytes
+        self.ingress = ingress
     }
 }

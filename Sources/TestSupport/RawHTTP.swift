@@ -9,7 +9,7 @@ import Foundation
 /// A blocking TCP client for sending exact bytes (repeated headers, malformed requests,
 /// chunked bodies) and reading the raw answer. Receive timeouts keep tests bounded.
 public final class RawConnection {
-    private let fd: Int32
+    private var fd: Int32
 
     public init(port: Int, host: String = "127.0.0.1", timeoutSeconds: Int = 10) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -23,10 +23,15 @@ public final class RawConnection {
         let result = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard result == 0 else { close(fd); throw RawError.connect(errno) }
+        guard result == 0 else {
+            let error = errno
+            close(fd)
+            fd = -1
+            throw RawError.connect(error)
+        }
     }
 
-    deinit { close(fd) }
+    deinit { if fd >= 0 { close(fd) } }
 
     public enum RawError: Error { case socket(Int32), connect(Int32), send(Int32) }
 
@@ -82,10 +87,42 @@ public final class RawConnection {
         }
     }
 
+    /// Bounds each read to `milliseconds` instead of the whole seconds given at connect.
+    public func setReceiveTimeout(milliseconds: Int) {
+        var timeout = timeval(tv_sec: milliseconds / 1000, tv_usec: (milliseconds % 1000) * 1000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    /// Everything the peer sends until it closes, a read times out, or `maxBytes`.
+    public func readUntilClosed(maxBytes: Int = 1 << 20) -> (bytes: [UInt8], closed: Bool) {
+        var data: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while data.count < maxBytes {
+            let count = recv(fd, &buffer, buffer.count, 0)
+            if count == 0 { return (data, true) }
+            if count < 0 { return (data, errno == ECONNRESET) }
+            data.append(contentsOf: buffer[..<count])
+        }
+        return (data, false)
+    }
+
+    /// `shutdown(SHUT_WR)`: the request is all sent; the answer can still be read.
+    public func closeSendingSide() { shutdown(fd, Int32(SHUT_WR)) }
+
+    /// Closes with a reset (SO_LINGER 0) instead of a FIN: a client that gives up.
+    public func reset() {
+        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+        close(fd)
+        fd = -1
+    }
+
     /// True when the peer closed the connection (read returns 0) within the timeout.
     public func isClosedByPeer() -> Bool {
         var byte: UInt8 = 0
-        return recv(fd, &byte, 1, 0) == 0
+        let count = recv(fd, &byte, 1, 0)
+        // A reset counts: a server that closes with unread request bytes sends one.
+        return count == 0 || (count < 0 && errno == ECONNRESET)
     }
 }
 

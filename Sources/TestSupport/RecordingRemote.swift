@@ -30,6 +30,16 @@ public final class RecordingRemote: Sendable {
         case withHeaders(HTTPResponseStatus, [(String, String)])
         /// Closes the connection without answering, as a connection that died does.
         case reset
+        /// Answers once `gate` opens: a remote that holds requests for as long as a test needs.
+        case held(Gate, HTTPResponseStatus)
+    }
+
+    /// Opened once by a test; held answers then go out.
+    public final class Gate: Sendable {
+        private let state = NIOLockedValueBox(false)
+        public init() {}
+        public func open() { state.withLockedValue { $0 = true } }
+        public var isOpen: Bool { state.withLockedValue { $0 } }
     }
 
     private let requests = NIOLockedValueBox<[Request]>([])
@@ -46,7 +56,13 @@ public final class RecordingRemote: Sendable {
 
     /// - Parameter closeIdleAfter: close connections idle this long, as load balancers do;
     ///   a client frozen meanwhile finds its pooled connection dead at the thaw.
-    public static func start(closeIdleAfter: Duration? = nil, respond: @escaping @Sendable (Request) -> Reply = { _ in .status(.ok) }) async throws
+    /// - Parameter answerEarly: asked when a request's head arrives (the body empty): a
+    ///   status answers at once and closes the connection without reading the body, as
+    ///   Python's `http.server` and nginx do for a request they refuse.
+    public static func start(
+        closeIdleAfter: Duration? = nil, answerEarly: @escaping @Sendable (Request) -> HTTPResponseStatus? = { _ in nil },
+        respond: @escaping @Sendable (Request) -> Reply = { _ in .status(.ok) }
+    ) async throws
         -> RecordingRemote
     {
         let box = NIOLockedValueBox<RecordingRemote?>(nil)
@@ -59,7 +75,7 @@ public final class RecordingRemote: Sendable {
                     }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(
-                        RecordingHandler(respond: respond) { request in
+                        RecordingHandler(respond: respond, answerEarly: answerEarly) { request in
                             box.withLockedValue { $0 }?.record(request)
                         })
                 }
@@ -73,10 +89,11 @@ public final class RecordingRemote: Sendable {
     /// Runs `body` with a started remote and always stops it.
     public static func with<T>(
         closeIdleAfter: Duration? = nil,
+        answerEarly: @escaping @Sendable (Request) -> HTTPResponseStatus? = { _ in nil },
         respond: @escaping @Sendable (Request) -> Reply = { _ in .status(.ok) },
         _ body: (RecordingRemote) async throws -> T
     ) async throws -> T {
-        let remote = try await start(closeIdleAfter: closeIdleAfter, respond: respond)
+        let remote = try await start(closeIdleAfter: closeIdleAfter, answerEarly: answerEarly, respond: respond)
         do {
             let result = try await body(remote)
             try? await remote.stop()
@@ -140,13 +157,21 @@ private final class RecordingHandler: ChannelInboundHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     let respond: @Sendable (RecordingRemote.Request) -> RecordingRemote.Reply
+    let answerEarly: @Sendable (RecordingRemote.Request) -> HTTPResponseStatus?
     let record: @Sendable (RecordingRemote.Request) -> Void
     var head: HTTPRequestHead?
     var body: [UInt8] = []
     var requestsOnConnection = 0
+    /// Answered early: the rest of the request is ignored until the close.
+    var answered = false
 
-    init(respond: @escaping @Sendable (RecordingRemote.Request) -> RecordingRemote.Reply, record: @escaping @Sendable (RecordingRemote.Request) -> Void) {
+    init(
+        respond: @escaping @Sendable (RecordingRemote.Request) -> RecordingRemote.Reply,
+        answerEarly: @escaping @Sendable (RecordingRemote.Request) -> HTTPResponseStatus?,
+        record: @escaping @Sendable (RecordingRemote.Request) -> Void
+    ) {
         self.respond = respond
+        self.answerEarly = answerEarly
         self.record = record
     }
 
@@ -159,25 +184,43 @@ private final class RecordingHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if answered { return }
         switch unwrapInboundIn(data) {
         case .head(let head):
             self.head = head
             body = []
+            requestsOnConnection += 1
+            let request = RecordingRemote.Request(
+                method: head.method.rawValue, uri: head.uri, headers: head.headers.map { ($0.name, $0.value) }, body: [],
+                indexOnConnection: requestsOnConnection)
+            if let status = answerEarly(request) {
+                answered = true
+                record(request)
+                let text = "refused early\n"
+                let headers = HTTPHeaders([("content-length", "\(text.utf8.count)"), ("connection", "close")])
+                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
+                context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
+                let channel = context.channel
+                context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+            }
         case .body(let buffer):
             body.append(contentsOf: buffer.readableBytesView)
         case .end:
             guard let head else { return }
-            requestsOnConnection += 1
             let request = RecordingRemote.Request(
                 method: head.method.rawValue, uri: head.uri,
                 headers: head.headers.map { ($0.name, $0.value) }, body: body, indexOnConnection: requestsOnConnection)
             record(request)
             let reply = respond(request)
             var extraHeaders: [(String, String)] = []
+            var gate: RecordingRemote.Gate?
             let (delay, status, text): (Duration?, HTTPResponseStatus, String)
             switch reply {
             case .status(let code, let message): (delay, status, text) = (nil, code, message)
             case .delayed(let wait, let code): (delay, status, text) = (wait, code, "")
+            case .held(let held, let code):
+                (delay, status, text) = (nil, code, "")
+                gate = held
             case .withHeaders(let code, let headers):
                 (delay, status, text) = (nil, code, "")
                 extraHeaders = headers
@@ -199,7 +242,14 @@ private final class RecordingHandler: ChannelInboundHandler {
                 context.writeAndFlush(handler.wrapOutboundOut(.end(nil)), promise: nil)
                 if !keepAlive { context.close(promise: nil) }
             }
-            if let delay {
+            if let gate {
+                let channel = context.channel
+                @Sendable func writeWhenOpen() {
+                    guard channel.isActive else { return }
+                    if gate.isOpen { write() } else { channel.eventLoop.scheduleTask(in: .milliseconds(10)) { writeWhenOpen() } }
+                }
+                writeWhenOpen()
+            } else if let delay {
                 let (seconds, attoseconds) = delay.components
                 context.eventLoop.scheduleTask(in: .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)) { write() }
             } else {

@@ -155,7 +155,7 @@ import Testing
     @Test func listenAddressWarnings() {
         let open = ExtensionSettings(environment: ["PYROSCOPE_LISTEN_ADDRESS": "0.0.0.0:4040"])
         #expect(open.relay.listenAddresses == [ListenAddress(host: "0.0.0.0", port: 4040)])
-        #expect(open.warnings.first?.reason?.contains("credentials") == true)
+        #expect(open.warnings.first?.description.contains("credentials") == true)
         let bad = ExtensionSettings(environment: ["PYROSCOPE_LISTEN_ADDRESS": "nonsense"])
         #expect(bad.relay.listenAddresses == ListenAddress.loopback(port: 4040))
         #expect(bad.warnings.first?.fallback == "localhost:4040")

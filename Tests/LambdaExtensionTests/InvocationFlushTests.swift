@@ -50,11 +50,18 @@ import Testing
     func everythingAcceptedBeforeTheInvokeIsDeliveredBeforeTheNextEvent(strategy: FlushStrategy) async throws {
         let spool = NSTemporaryDirectory() + "flush-spool-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: spool) }
-        try await RecordingRemote.with(respond: { _ in .delayed(.milliseconds(50), .ok) }) { remote in
+        // The remote holds its answers until all 30 are accepted (on a loaded machine 50 ms
+        // each could drain the spool as fast as it fills), then answers in 50 ms each.
+        let accepting = RecordingRemote.Gate()
+        let respond: @Sendable (RecordingRemote.Request) -> RecordingRemote.Reply = { _ in
+            accepting.isOpen ? .delayed(.milliseconds(50), .ok) : .held(accepting, .ok)
+        }
+        try await RecordingRemote.with(respond: respond) { remote in
             try await TestRelay.with(Self.configuration(remote: remote, spool: spool)) { relay in
                 let body = String(repeating: "u", count: 900)
                 for index in 0..<30 { #expect(await rawPost(port: relay.port, body: "\(index):\(body)") == 200) }
                 #expect(relay.pipeline.snapshot.spoolItems > 0, "the scenario spills to the spool")
+                accepting.open()
                 let delivered = try await Self.deliveredAtNextEvent(relay, strategy: strategy)
                 #expect(delivered == 30, "all 30 delivered before /event/next (\(strategy))")
                 #expect(relay.pipeline.snapshot.spoolItems == 0)

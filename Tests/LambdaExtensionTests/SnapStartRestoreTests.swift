@@ -84,7 +84,8 @@ import Testing
                 }
                 let lifecycle = LambdaLifecycle(
                     client: client, strategy: .background, pipeline: relay.pipeline, runtimeDone: RuntimeDoneTracker(),
-                    drainDeadline: DrainDeadline(), invocation: InvocationContext(), logger: Self.logger, model: .provisionedConcurrency)
+                    drainDeadline: DrainDeadline(), invocation: InvocationContext(), logger: Self.logger, model: .provisionedConcurrency,
+                    initDrainTimeout: .seconds(30))  // the bound is not what this test is about: a loaded machine is slow
                 try await lifecycle.run()
                 #expect(deliveredAtFirstNext.withLockedValue { $0 } == 5, "nothing from init waits frozen for the first invoke")
             }

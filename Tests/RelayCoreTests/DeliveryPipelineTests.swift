@@ -131,6 +131,28 @@ import Testing
         #expect(pipeline.isCurrent(try #require(await pipeline.next())))
     }
 
+    @Test func anAttemptWaitsOutTheHoldAndIsRefusedIfTheRestoreDiscardedItsUpload() async throws {
+        let pipeline = Self.pipeline(maxItems: 4)
+        #expect(await pipeline.admit(Self.upload("retrying")) == .queued)
+        let taken = try #require(await pipeline.next())  // in its backoff when the hold begins
+        pipeline.hold()
+        let attempt = Task { await pipeline.mayAttempt(taken) }
+        while pipeline.state.withLock({ $0.heldAttempts.isEmpty }) { await Task.yield() }
+        #expect(await pipeline.discardAccepted(reason: .snapshot) == 0, "nothing left in memory")
+        pipeline.resume()
+        #expect(await attempt.value == false, "the restore made it stale: it is never sent")
+
+        #expect(await pipeline.admit(Self.upload("after")) == .queued)
+        let current = try #require(await pipeline.next())
+        pipeline.hold()
+        let cancelled = Task { await pipeline.mayAttempt(current) }
+        while pipeline.state.withLock({ $0.heldAttempts.isEmpty }) { await Task.yield() }
+        cancelled.cancel()  // the drain deadline
+        #expect(await cancelled.value == true, "a cancelled wait ends; the upload is still current")
+        pipeline.resume()
+        #expect(await pipeline.mayAttempt(current), "not held: no wait")
+    }
+
     @Test func misconfiguredRemoteRefusesEverythingWithItsReason() async {
         let pipeline = DeliveryPipeline(configuration: .init(acceptsUploads: false), logger: Self.logger)
         #expect(await pipeline.admit(Self.upload("x")) == .refused(.misconfigured))

@@ -129,11 +129,11 @@ import Testing
     }
 
     @Test func fullQueueAnswers503WithRetryAfterAndCountsTheDrop() async throws {
-        // The remote holds every request for a while, so the one sender and the two-slot
-        // queue fill up. The hold is long against the time the posts take even on a loaded
-        // machine, and the posts run off the cooperative pool so blocking reads cannot stall
-        // the relay's tasks.
-        try await RecordingRemote.with(respond: { _ in .delayed(.seconds(3), .ok) }) { remote in
+        // The remote holds every request until the posts are done, so the one sender and the
+        // two-slot queue fill up however slowly a loaded machine posts; the posts run off the
+        // cooperative pool so blocking reads cannot stall the relay's tasks.
+        let gate = RecordingRemote.Gate()
+        try await RecordingRemote.with(respond: { _ in .held(gate, .ok) }) { remote in
             let configuration = TestRelay.configuration(remote: remote) {
                 $0.workers = 1
                 $0.queueMaxItems = 2
@@ -154,6 +154,7 @@ import Testing
                 let statuses = answers.map { $0?.status ?? 0 }
                 #expect(answers.allSatisfy { $0.map { $0.status != 503 || $0.retryAfter } ?? false }, "503s carry Retry-After")
                 #expect(statuses == [200, 200, 200, 503, 503, 503])
+                gate.open()
                 await relay.pipeline.flush()
                 let snapshot = relay.counters.snapshot
                 #expect(snapshot.received == 6)
@@ -184,30 +185,34 @@ import Testing
             try await TestRelay.with(configuration) { relay in
                 let client = HTTPClient(
                     eventLoopGroup: .singletonMultiThreadedEventLoopGroup,
-                    configuration: .init(connectionPool: .init(idleTimeout: .seconds(5), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)))
-                // Shut down on every path: a client dropped unshut crashes the whole test process.
-                let outcome: Result<[UInt], any Error>
-                do {
-                    outcome = .success(
-                        try await withThrowingTaskGroup(of: UInt.self) { group in
-                            for index in 0..<count {
-                                group.addTask {
-                                    var request = HTTPClientRequest(url: "http://127.0.0.1:\(relay.port)/ingest?name=app&n=\(index)")
-                                    request.method = .POST
-                                    request.body = .bytes(ByteBuffer(string: "upload-\(index)"))
-                                    let response = try await client.execute(request, timeout: .seconds(30))
-                                    return response.status.code
-                                }
+                    configuration: .init(
+                        timeout: .init(connect: .seconds(60)),  // a request waits this long for a pooled connection
+                        connectionPool: .init(idleTimeout: .seconds(5), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)))
+                // Failures are collected, not thrown: the client must be shut down on every path.
+                let results = await withTaskGroup(of: Result<UInt, any Error>.self) { group in
+                    for index in 0..<count {
+                        group.addTask {
+                            var request = HTTPClientRequest(url: "http://127.0.0.1:\(relay.port)/ingest?name=app&n=\(index)")
+                            request.method = .POST
+                            request.body = .bytes(ByteBuffer(string: "upload-\(index)"))
+                            do {
+                                return .success(try await client.execute(request, timeout: .seconds(30)).status.code)
+                            } catch {
+                                return .failure(error)
                             }
-                            var statuses: [UInt] = []
-                            for try await status in group { statuses.append(status) }
-                            return statuses
-                        })
-                } catch {
-                    outcome = .failure(error)
+                        }
+                    }
+                    var results: [Result<UInt, any Error>] = []
+                    for await result in group { results.append(result) }
+                    return results
                 }
                 try await client.shutdown()
-                let statuses = try outcome.get()
+                let statuses = results.compactMap { try? $0.get() }
+                let failures = results.compactMap { result -> String? in
+                    guard case .failure(let error) = result else { return nil }
+                    return "\(error)"
+                }
+                #expect(failures.isEmpty, "\(failures.count) failed: \(Set(failures))")
                 #expect(statuses.count == count && statuses.allSatisfy { $0 == 200 })
                 await relay.pipeline.flush()
                 let received = remote.received

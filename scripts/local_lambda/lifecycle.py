@@ -78,6 +78,16 @@ class Lifecycle:
             return self.init_failed["message"]
         return None
 
+    def _init_wait(self, ready, deadline: float, what: str) -> bool:
+        """Waits for `ready()` within the init deadline; False (recorded) on a problem or timeout."""
+        with self.cond:
+            ok = self.cond.wait_for(lambda: self._init_problem() or ready(), timeout=max(0.0, deadline - time.monotonic()))
+            problem = self._init_problem()
+        if problem:
+            self.error(problem)
+            return False
+        return True if ok else self._init_timed_out(what)
+
     def _init(self) -> bool:
         init_start = time.monotonic()
         deadline = init_start + self.opts.init_timeout
@@ -98,15 +108,11 @@ class Lifecycle:
         # --runtime-start registered models RAPID instead: the runtime starts once every
         # extension registered, and the init phase ends when everyone called /next.
         rapid = getattr(self.opts, "runtime_start", "next") == "registered"
-        with self.cond:
-            ok = self.cond.wait_for(lambda: self._init_problem() or (self._all_exts_registered() if rapid else self._all_exts_ready()),
-                                    timeout=max(0.0, deadline - time.monotonic()))
-            problem = self._init_problem()
-        if problem:
-            self.error(problem)
+        if rapid:
+            if not self._init_wait(self._all_exts_registered, deadline, "extensions did not all register"):
+                return False
+        elif not self._init_wait(self._all_exts_ready, deadline, "extensions did not all reach /event/next"):
             return False
-        if not ok:
-            return self._init_timed_out("extensions did not all register" if rapid else "extensions did not all reach /event/next")
 
         # Runtime init.
         self.function["init_started"] = now()
@@ -143,15 +149,8 @@ class Lifecycle:
         if rapid:
             # The function's init is done: say so now; extensions may still be initializing.
             self._emit_runtime_init_done("success")
-            with self.cond:
-                ok = self.cond.wait_for(lambda: self._init_problem() or self._all_exts_ready(),
-                                        timeout=max(0.0, deadline - time.monotonic()))
-                problem = self._init_problem()
-            if problem:
-                self.error(problem)
+            if not self._init_wait(self._all_exts_ready, deadline, "extensions did not all reach /event/next"):
                 return False
-            if not ok:
-                return self._init_timed_out("extensions did not all reach /event/next")
         with self.cond:
             self.init_done = True  # closes registration and telemetry subscriptions
         self.init_metrics["done"] = self.timeline["init_end"] = now()

@@ -13,18 +13,49 @@ extension DeliveryPipeline {
 
     /// Lets senders take uploads again.
     public func resume() {
-        let waiting = state.withLock { state -> [CheckedContinuation<PipelineState.Wake, Never>] in
+        let (waiting, attempts) = state.withLock { state in
             state.held = false
             state.arrivals.removeAll()
-            defer { state.senders.removeAll() }
-            return state.senders.map(\.continuation)
+            defer {
+                state.senders.removeAll()
+                state.heldAttempts.removeAll()
+            }
+            return (state.senders.map(\.continuation), Array(state.heldAttempts.values))
         }
         for sender in waiting { sender.resume(returning: .spool) }  // look again
+        for attempt in attempts { attempt.resume() }
     }
 
     /// False for a delivery of an upload that `discardAccepted` dropped: it must not be sent.
     public func isCurrent(_ delivery: Delivery) -> Bool {
         state.withLock { state in state.staleThrough.map { delivery.sequence > $0 } ?? true }
+    }
+
+    /// Asked before each attempt of a delivery: while the pipeline is held, waits for the
+    /// hold to end (a retry whose backoff ends while the snapshot may be taken must not be
+    /// sent from every restored copy), then tells whether it may still be sent. A cancelled
+    /// task (the drain deadline) stops waiting.
+    public func mayAttempt(_ delivery: Delivery) async -> Bool {
+        guard state.withLock({ $0.held }) else { return isCurrent(delivery) }
+        let id = state.withLock { state -> UInt64 in
+            state.nextHeldAttempt += 1
+            return state.nextHeldAttempt
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                // Under the lock: either `onCancel` finds this waiter, or it ran first and
+                // the task is already marked cancelled.
+                let waits = state.withLock { state -> Bool in
+                    guard state.held, !Task.isCancelled else { return false }
+                    state.heldAttempts[id] = continuation
+                    return true
+                }
+                if !waits { continuation.resume() }
+            }
+        } onCancel: {
+            state.withLock { $0.heldAttempts.removeValue(forKey: id) }?.resume()
+        }
+        return isCurrent(delivery)
     }
 
     /// Drops every upload that arrived before `instant` (all of them when nil): in memory,
@@ -53,11 +84,5 @@ extension DeliveryPipeline {
         if count > 0 { counters.recordDropped(reason, count: count) }
         for flush in memoryFlushes + spoolFlushes { flush.resume() }
         return count
-    }
-}
-
-extension DeliveryPipeline.Delivery {
-    init(_ queued: PipelineState.Queued) {
-        self.init(upload: queued.upload, sequence: queued.sequence, journal: queued.journal, memoryBytes: queued.bytes, isFromSpool: false)
     }
 }

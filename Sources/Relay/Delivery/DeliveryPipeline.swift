@@ -320,87 +320,10 @@ public final class DeliveryPipeline: Sendable {
         for waiting in released { waiting.resume(returning: .closed) }
         memoryRelease.sent(bytes: memoryBytes, queueIdle: idle)
     }
+}
 
-    // MARK: Flush and shutdown
-
-    /// Waits until every upload accepted before this call has ended: delivered or dropped
-    /// (or kept in the spool at shutdown), wherever it waited. Later arrivals are not
-    /// waited for. Returns at once when cancelled (callers bound it with a deadline).
-    public func flush() async {
-        let id = state.withLock { state -> UInt64 in
-            state.nextWaiterID += 1
-            return state.nextWaiterID
-        }
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let done = state.withLock { state -> Bool in
-                    if Task.isCancelled || state.incomplete == 0 { return true }
-                    state.flushes.append(.init(id: id, target: state.nextSequence, remaining: state.incomplete, continuation: continuation))
-                    return false
-                }
-                if done { continuation.resume() }
-            }
-        } onCancel: {
-            let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-                guard let index = state.flushes.firstIndex(where: { $0.id == id }) else { return nil }
-                return state.flushes.remove(at: index).continuation
-            }
-            waiter?.resume()
-        }
-    }
-
-    /// Refuses further uploads (503); senders drain memory and spool, then `next()` returns nil.
-    public func close() {
-        let released = state.withLock { state in
-            state.closed = true
-            return state.releaseIdleSendersIfFinished()
-        }
-        for waiting in released { waiting.resume(returning: .closed) }
-    }
-
-    /// At the drain deadline, once the senders stopped: what is still in memory is dropped
-    /// (`shutdown_deadline`), what is in the spool stays there for the next start (spool
-    /// writes still under way too, when they finish). Returns both counts; flushes still
-    /// waiting are released.
-    public func abandon() -> (dropped: Int, keptInSpool: Int) {
-        let (dropped, kept, flushes) = state.withLock { state in
-            let dropped = Array(state.memory)
-            let kept = state.spoolAvailable
-            state.abandoned = true
-            state.memory.removeAll()
-            state.memoryBytes = 0
-            state.spoolAvailable = 0
-            state.incomplete -= dropped.count + kept
-            defer { state.flushes.removeAll() }
-            return (dropped, kept, state.flushes.map(\.continuation))
-        }
-        // Dropped, and counted so: not replayed by the next start either.
-        endJournal(dropped)
-        if !dropped.isEmpty { counters.recordDropped(.shutdownDeadline, count: dropped.count) }
-        if kept > 0 { counters.recordKeptInSpool(kept) }
-        for flush in flushes { flush.resume() }
-        return (dropped.count, kept)
-    }
-
-    func endJournal(_ uploads: [PipelineState.Queued]) {
-        guard let journal else { return }
-        for entry in uploads.compactMap(\.journal) { journal.finished(entry) }
-    }
-
-    public var isClosed: Bool { state.withLock { $0.closed } }
-
-    /// After the drain: the spool folder is free for another relay (its records stay).
-    public func releaseSpoolFolder() {
-        spool?.releaseFolder()
-    }
-
-    public var snapshot: Snapshot {
-        let spoolUsage = spool?.usage ?? (items: 0, bytes: 0)
-        return state.withLock { state in
-            Snapshot(
-                queuedItems: state.memory.count, queuedBytes: state.memoryBytes, inFlight: state.inFlight,
-                spoolItems: spoolUsage.items, spoolBytes: spoolUsage.bytes, incomplete: state.incomplete,
-                waitingFlushes: state.flushes.count, oldestQueuedAt: state.memory.first?.upload.receivedAt)
-        }
+extension DeliveryPipeline.Delivery {
+    init(_ queued: PipelineState.Queued) {
+        self.init(upload: queued.upload, sequence: queued.sequence, journal: queued.journal, memoryBytes: queued.bytes, isFromSpool: false)
     }
 }

@@ -10,20 +10,28 @@ final class IngressHandler: ChannelInboundHandler {
 
     private enum State {
         case idle
-        case receiving(HTTPRequestHead, ByteBuffer)
+        /// The head passed `RequestHeadPolicy`; `target` is its origin form.
+        case receiving(HTTPRequestHead, target: String, ByteBuffer)
         case local(HTTPRequestHead, LocalRoute)
-        /// Answered early (413); the rest of the request is ignored until the close.
+        /// Read whole and admitted; the answer waits for the spool write.
+        case answering
+        /// Answered early (400, 405, 413, 414, 431); the rest of the request is ignored
+        /// until the close.
         case rejected
     }
 
     private let context: IngressServer.Context
+    private let connection: ConnectionGuard
     private var state = State.idle
+    /// The client half-closed (`shutdown(SHUT_WR)`): close once the answer is written.
+    private var inputClosed = false
     /// When the current request's head arrived, for the answer-time histogram.
     private var requestStart = ContinuousClock.now
     private var logger: Logger
 
-    init(context: IngressServer.Context) {
+    init(context: IngressServer.Context, connection: ConnectionGuard) {
         self.context = context
+        self.connection = connection
         self.logger = context.logger
     }
 
@@ -33,31 +41,42 @@ final class IngressHandler: ChannelInboundHandler {
             requestStart = .now
             receiveHead(head, channelContext: channelContext)
         case .body(var part):
-            guard case .receiving(let head, var body) = state else { return }
+            guard case .receiving(let head, let target, var body) = state else { return }
             state = .idle  // drop the reference so appending does not copy the buffer
             if body.readableBytes + part.readableBytes > context.maxBodyBytes {
                 rejectTooLarge(head, channelContext: channelContext)
                 return
             }
             body.writeBuffer(&part)
-            state = .receiving(head, body)
+            state = .receiving(head, target: target, body)
         case .end:
             switch state {
-            case .receiving(let head, let body):
-                state = .idle
-                finishUpload(head, body: body, channelContext: channelContext)
+            case .receiving(let head, let target, let body):
+                state = .answering
+                connection.requestReceived()
+                finishUpload(head, target: target, body: body, channelContext: channelContext)
             case .local(let head, let route):
-                state = .idle
+                state = .answering
+                connection.requestReceived()
                 let response = route.respond()
                 respond(head, status: response.status, body: response.body, contentType: response.contentType, channelContext: channelContext)
-            case .idle, .rejected:
+            case .idle, .answering, .rejected:
                 break
             }
         }
     }
 
     private func receiveHead(_ head: HTTPRequestHead, channelContext: ChannelHandlerContext) {
-        let path = requestPath(head.uri)
+        connection.headReceived(pathClass: Self.pathClass(head.uri, routes: context.routes))
+        let target: String
+        switch context.headPolicy.check(head) {
+        case .refuse(let status, let reason):
+            reject(head, status: status, reason: reason, channelContext: channelContext)
+            return
+        case .accept(let originForm):
+            target = originForm
+        }
+        let path = requestPath(target)
         if let route = context.routes.first(where: { $0.method == head.method && $0.path == path }) {
             state = .local(head, route)
             return
@@ -78,11 +97,11 @@ final class IngressHandler: ChannelInboundHandler {
         if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
             channelContext.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
         }
-        state = .receiving(head, channelContext.channel.allocator.buffer(capacity: expected))
+        state = .receiving(head, target: target, channelContext.channel.allocator.buffer(capacity: expected))
     }
 
-    private func finishUpload(_ head: HTTPRequestHead, body: ByteBuffer, channelContext: ChannelHandlerContext) {
-        let upload = Upload(method: head.method, target: head.uri, headers: head.headers, body: body, receivedAt: context.pipeline.clock.now)
+    private func finishUpload(_ head: HTTPRequestHead, target: String, body: ByteBuffer, channelContext: ChannelHandlerContext) {
+        let upload = Upload(method: head.method, target: target, headers: head.headers, body: body, receivedAt: context.pipeline.clock.now)
         switch context.pipeline.admit(upload, on: channelContext.eventLoop) {
         case .decided(let admission):
             answer(admission, head: head, path: upload.path, channelContext: channelContext)
@@ -129,18 +148,29 @@ final class IngressHandler: ChannelInboundHandler {
     }
 
     private func rejectTooLarge(_ head: HTTPRequestHead, channelContext: ChannelHandlerContext) {
-        state = .rejected
         context.counters.recordTooLarge()
-        logger.warning(
-            "Refused upload: body larger than PYROSCOPE_MAX_BODY_BYTES",
-            metadata: [
-                "path": "\(requestPath(head.uri))",
-                "limit_bytes": .stringConvertible(context.maxBodyBytes), "status": .stringConvertible(413),
-            ])
-        // The unread rest of the body makes the connection unusable: answer and close.
-        respond(
-            head, status: .payloadTooLarge, body: ByteBuffer(string: "upload larger than \(context.maxBodyBytes) bytes\n"),
-            forceClose: true, channelContext: channelContext)
+        reject(
+            head, status: .payloadTooLarge, reason: "upload larger than \(context.maxBodyBytes) bytes",
+            logMessage: "Refused upload: body larger than PYROSCOPE_MAX_BODY_BYTES", channelContext: channelContext)
+    }
+
+    /// Answers early and closes: the unread rest of the request makes the connection
+    /// unusable. One rate-limited line per status.
+    private func reject(
+        _ head: HTTPRequestHead, status: HTTPResponseStatus, reason: String, logMessage: Logger.Message = "Refused request",
+        channelContext: ChannelHandlerContext
+    ) {
+        state = .rejected
+        if let suppressed = context.refusalLogLimiter.admit("status_\(status.code)") {
+            var metadata: Logger.Metadata = [
+                "status": .stringConvertible(status.code), "reason": "\(reason)", "method": "\(head.method.rawValue.prefix(32))",
+                "path": "\(requestPath(head.uri).prefix(128))",
+            ]
+            if status == .payloadTooLarge { metadata["limit_bytes"] = .stringConvertible(context.maxBodyBytes) }
+            if suppressed > 0 { metadata["suppressed"] = .stringConvertible(suppressed) }
+            logger.warning(logMessage, metadata: metadata)
+        }
+        respond(head, status: status, body: ByteBuffer(string: reason + "\n"), forceClose: true, channelContext: channelContext)
     }
 
     /// Answers that repeat on every request, built once. Each equals what `respond` builds
@@ -165,7 +195,8 @@ final class IngressHandler: ChannelInboundHandler {
         let metrics = context.counters.metrics
         metrics.requests(pathClass: Self.pathClass(request.uri, routes: context.routes), status: status.code).increment()
         context.counters.recordAnswer(.now - requestStart)
-        let keepAlive = request.isKeepAlive && !forceClose
+        guard !connection.isClosing else { return }  // timed out meanwhile: already answered 408
+        let keepAlive = request.isKeepAlive && !forceClose && !inputClosed
         let responseHead: HTTPResponseHead
         if let prebuilt, keepAlive, request.version == .http1_1 {
             responseHead = prebuilt
@@ -183,8 +214,12 @@ final class IngressHandler: ChannelInboundHandler {
             channelContext.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         }
         if keepAlive {
+            if case .answering = state { state = .idle }
+            connection.answered()
             channelContext.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         } else {
+            state = .rejected
+            connection.answeredClosing()
             let channel = channelContext.channel
             channelContext.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
         }
@@ -201,17 +236,45 @@ final class IngressHandler: ChannelInboundHandler {
         return "other"
     }
 
+    func userInboundEventTriggered(context channelContext: ChannelHandlerContext, event: Any) {
+        guard let channelEvent = event as? ChannelEvent, channelEvent == .inputClosed else {
+            channelContext.fireUserInboundEventTriggered(event)
+            return
+        }
+        // The client sent all it will send. An answer still to come (a spool write) is
+        // written before the close; a request cut short was already answered 400 by the
+        // parser's error.
+        inputClosed = true
+        switch state {
+        case .answering: break
+        case .idle, .receiving, .local, .rejected: channelContext.close(promise: nil)
+        }
+    }
+
     func errorCaught(context channelContext: ChannelHandlerContext, error: Error) {
-        // NIO's HTTPServerProtocolErrorHandler has already answered 400 for parse errors;
-        // count it and make sure the connection goes.
+        guard let parseError = error as? HTTPParserError else {
+            logger.debug("Connection error", metadata: ["error": "\(error)"])
+            channelContext.close(promise: nil)
+            return
+        }
         if case .rejected = state {
             // The body we refused to read ends the parse early: expected, not malformed.
-        } else if error is HTTPParserError {
-            context.counters.recordMalformed()
-            logger.debug("Closed connection after a malformed request", metadata: ["error": "\(error)"])
-        } else {
-            logger.debug("Connection error", metadata: ["error": "\(error)"])
+            channelContext.close(promise: nil)
+            return
         }
-        channelContext.close(promise: nil)
+        // NIO's pipeline handler holds a parse error back while an answer is pending, then
+        // lets it through as if it were a request: answer it and close.
+        context.counters.recordMalformed()
+        logger.debug("Closed connection after a malformed request", metadata: ["error": "\(parseError)"])
+        let overflow = parseError == .headerOverflow
+        let status: HTTPResponseStatus = overflow ? .requestHeaderFieldsTooLarge : .badRequest
+        let reason =
+            overflow
+            ? "request head larger than \(context.limits.maxHeadBytes) bytes or more than \(context.limits.maxHeaderCount) header lines"
+            : "malformed request"
+        requestStart = .now
+        state = .rejected
+        let synthetic = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["connection": "close"])
+        respond(synthetic, status: status, body: ByteBuffer(string: reason + "\n"), forceClose: true, channelContext: channelContext)
     }
 }

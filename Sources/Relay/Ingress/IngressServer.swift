@@ -14,6 +14,9 @@ public final class IngressServer: Service, Sendable, CustomStringConvertible {
         let pipeline: DeliveryPipeline
         let routes: [LocalRoute]
         let maxBodyBytes: Int
+        let limits: IngressLimits
+        let headPolicy: RequestHeadPolicy
+        let limiter: ConnectionLimiter
         /// Refusals repeat per request under a flood: a few lines per reason and window.
         let refusalLogLimiter = LogRateLimiter()
         let logger: Logger
@@ -26,14 +29,22 @@ public final class IngressServer: Service, Sendable, CustomStringConvertible {
     private let context: Context
     private let channels = Mutex<[any Channel]>([])
 
+    /// - Parameter connectionCap: open client connections at most (see `IngressLimits`).
     public init(
         group: any EventLoopGroup, addresses: [ListenAddress], pipeline: DeliveryPipeline, routes: [LocalRoute] = [.healthz],
-        maxBodyBytes: Int, logger: Logger
+        maxBodyBytes: Int, limits: IngressLimits = IngressLimits(), connectionCap: Int, logger: Logger
     ) {
         self.group = group
         self.addresses = addresses
-        self.context = Context(pipeline: pipeline, routes: routes, maxBodyBytes: maxBodyBytes, logger: logger)
+        self.context = Context(
+            pipeline: pipeline, routes: routes, maxBodyBytes: maxBodyBytes, limits: limits, headPolicy: RequestHeadPolicy(limits: limits),
+            limiter: ConnectionLimiter(limit: connectionCap, slowHeadGrace: limits.slowHeadGrace), logger: logger)
     }
+
+    /// Open client connections now.
+    public var openConnections: Int { context.limiter.openCount }
+
+    var limiter: ConnectionLimiter { context.limiter }
 
     public var description: String { "IngressServer(\(addresses.map(\.description).joined(separator: ",")))" }
 
@@ -46,10 +57,23 @@ public final class IngressServer: Service, Sendable, CustomStringConvertible {
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            // A client that shuts down its sending side after the request still gets the
+            // answer (on the spool path it comes after the read side has ended).
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(IngressHandler(context: context))
+                    let connection = ConnectionGuard(shared: context)
+                    let operations = channel.pipeline.syncOperations
+                    try operations.addHandler(connection)
+                    // The parser's own bounds, as the policy's: past them it stops reading
+                    // and the handler answers 431. Parse errors are answered by the handler.
+                    var decoderLimits = NIOHTTPDecoderLimitConfiguration()
+                    decoderLimits.maxHeaderFieldSize = context.limits.maxHeadBytes
+                    decoderLimits.maxHeaderListSize = context.limits.maxHeadBytes
+                    decoderLimits.maxHeaderFieldCount = context.limits.maxHeaderCount
+                    try operations.configureHTTPServerPipeline(
+                        withErrorHandling: false, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: decoderLimits)
+                    try operations.addHandler(IngressHandler(context: context, connection: connection))
                 }
             }
         var bound: [any Channel] = []
@@ -80,7 +104,9 @@ public final class IngressServer: Service, Sendable, CustomStringConvertible {
             let ip = address.ipAddress ?? "\(address)"
             return ip.contains(":") ? "[\(ip)]:\(address.port ?? 0)" : "\(ip):\(address.port ?? 0)"
         }
-        context.logger.info("Relay listening", metadata: ["addresses": "\(printable.joined(separator: ","))"])
+        context.logger.info(
+            "Relay listening",
+            metadata: ["addresses": "\(printable.joined(separator: ","))", "max_connections": .stringConvertible(context.limiter.limit)])
         return local
     }
 

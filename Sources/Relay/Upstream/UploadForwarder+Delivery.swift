@@ -16,8 +16,8 @@ extension UploadForwarder {
     /// 401/403, and the retry policy's waits on the clock.
     ///
     /// - Parameter isCurrent: false once the upload must not be sent any more (accepted
-    ///   before a SnapStart restore): checked before each attempt.
-    func deliver(_ upload: Upload, isCurrent: () -> Bool = { true }) async -> DeliveryResult {
+    ///   before a SnapStart restore): asked before each attempt; it may wait (a held pipeline).
+    func deliver(_ upload: Upload, isCurrent: () async -> Bool = { true }) async -> DeliveryResult {
         // Built only for a log line: most uploads log nothing.
         func uploadLogger() -> Logger {
             var logger = logger
@@ -45,7 +45,7 @@ extension UploadForwarder {
         var reconnects = 0
         var random = SystemRandomNumberGenerator()
         while true {
-            guard isCurrent() else {
+            guard await isCurrent() else {
                 logDrop(.snapshot, logger: uploadLogger(), "Dropped upload accepted before the SnapStart restore: every restored copy would send it")
                 return .drop(.snapshot)
             }

@@ -104,7 +104,7 @@ public struct UploadForwarder: Service, CustomStringConvertible {
     private func sendUntilFinished() async {
         while let delivery = await pipeline.next() {
             let outcome: DeliveryPipeline.Outcome
-            switch await deliver(delivery.upload, isCurrent: { pipeline.isCurrent(delivery) }) {
+            switch await deliver(delivery.upload, isCurrent: { await pipeline.mayAttempt(delivery) }) {
             case .delivered: outcome = .delivered
             case .drop(let reason): outcome = .dropped(reason)
             case .cutShort(let logged):

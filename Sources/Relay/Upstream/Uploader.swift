@@ -126,6 +126,7 @@ public final class HTTPClientUploader: Uploader {
     }
 
     public func send(_ request: UpstreamRequest) async throws -> UpstreamResponse {
+        if let refusal = UpstreamHeadGuard.refusal(for: request) { return refusal }
         do {
             return try await attempt(request)
         } catch let error as HTTPClientError where [.deadlineExceeded, .readTimeout, .connectTimeout].contains(error) {
@@ -144,6 +145,19 @@ public final class HTTPClientUploader: Uploader {
         }
     }
 
+    static func isCancellation(_ error: any Error) -> Bool {
+        if error is CancellationError { return true }
+        guard let error = error as? HTTPClientError else { return false }
+        return error == .cancelled || error == .alreadyShutdown
+    }
+
+    /// An error for a log line. async-http-client's errors can carry header values
+    /// (`invalidHeaderFieldValues(["Bearer <token>"])`): those are described without them.
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? HTTPClientError { return "HTTPClientError: \(error.shortDescription)" }
+        return "\(error)"
+    }
+
     private func attempt(_ request: UpstreamRequest) async throws -> UpstreamResponse {
         var outgoing = try templates.value(for: TemplateKey(method: request.method.rawValue, url: request.url)) {
             try HTTPClient.Request(url: $0.url, method: request.method)
@@ -157,13 +171,22 @@ public final class HTTPClientUploader: Uploader {
         if let loop = MultiThreadedEventLoopGroup.currentEventLoop, clientLoops.contains(ObjectIdentifier(loop)) {
             preference = .delegate(on: loop)
         }
-        let task = client.execute(
-            request: outgoing, delegate: ResponseExcerpt(limit: Self.excerptLimit), eventLoop: preference,
-            deadline: .now() + TimeAmount(timeout))
-        return try await withTaskCancellationHandler {
-            try await task.futureResult.get()
-        } onCancel: {
-            task.cancel()
+        let excerpt = ResponseExcerpt(limit: Self.excerptLimit)
+        let task = client.execute(request: outgoing, delegate: excerpt, eventLoop: preference, deadline: .now() + TimeAmount(timeout))
+        do {
+            return try await withTaskCancellationHandler {
+                try await task.futureResult.get()
+            } onCancel: {
+                task.cancel()
+            }
+        } catch {
+            // A server may answer before it has read the request (a 413 for the body, a
+            // 414 for the target) and close; writing the rest then fails. The answer is
+            // the outcome: a 4xx is a rejection, not a connection failure to retry.
+            // A cancelled request (the drain deadline, or the client shut down to reconnect)
+            // stays cancelled whatever had arrived.
+            if !Task.isCancelled, !Self.isCancellation(error), let early = excerpt.earlyAnswer { return early }
+            throw error
         }
     }
 }
@@ -198,6 +221,14 @@ final class ResponseExcerpt: HTTPClientResponseDelegate {
         return task.eventLoop.makeSucceededVoidFuture()
     }
 
+    /// A non-2xx answer whose head arrived although the request then failed.
+    var earlyAnswer: UpstreamResponse? {
+        state.withLock { state in
+            guard let head = state.head, head.status.code >= 300 else { return nil }
+            return UpstreamResponse(status: head.status, bodyExcerpt: String(buffer: state.excerpt), retryAfter: head.headers.first(name: "retry-after"))
+        }
+    }
+
     func didFinishRequest(task: HTTPClient.Task<UpstreamResponse>) throws -> UpstreamResponse {
         try state.withLock { state in
             guard let head = state.head else { throw UploadFailure.connection("no response head") }
@@ -205,5 +236,32 @@ final class ResponseExcerpt: HTTPClientResponseDelegate {
             return UpstreamResponse(
                 status: head.status, bodyExcerpt: String(buffer: state.excerpt), retryAfter: head.headers.first(name: "retry-after"))
         }
+    }
+}
+
+/// async-http-client 1.37 stops the process on a request head over the channel's 64 KiB
+/// write-buffer high watermark on a pooled keep-alive connection with a body to send: the
+/// head's write turns the channel unwritable and writable again within the same flush, the
+/// request's state machine starts the body producer, and `headSent()` then fails its
+/// precondition (HTTPRequestStateMachine.swift:813). The ingress bounds keep client heads
+/// far below this; this guard makes sure no head (settings included) gets near it.
+enum UpstreamHeadGuard {
+    /// Well below 64 KiB: async-http-client adds a few headers of its own.
+    static let maxHeadBytes = 48 << 10
+
+    /// The request line and headers as they go on the wire (without the client's additions).
+    static func headBytes(_ request: UpstreamRequest) -> Int {
+        var bytes = request.method.rawValue.utf8.count + request.url.utf8.count + 12
+        for (name, value) in request.headers { bytes += name.utf8.count + value.utf8.count + 4 }
+        return bytes + 2
+    }
+
+    /// A final answer for a request that must not be sent, as the remote would give it.
+    static func refusal(for request: UpstreamRequest) -> UpstreamResponse? {
+        let bytes = headBytes(request)
+        guard bytes > maxHeadBytes else { return nil }
+        return UpstreamResponse(
+            status: .requestHeaderFieldsTooLarge,
+            bodyExcerpt: "not sent: the request head would be \(bytes) bytes, over the \(maxHeadBytes) the relay sends")
     }
 }

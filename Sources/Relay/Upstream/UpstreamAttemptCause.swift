@@ -102,10 +102,12 @@ extension UploadFailure {
     /// What an uploader throws for an error of the HTTP client.
     public init(classifying error: any Error, proxyHost: String?) {
         let cause = UpstreamAttemptCause(error: error, proxyHost: proxyHost)
+        // Described without header values: some HTTPClientError cases carry them.
+        let text = HTTPClientUploader.describe(error)
         switch cause {
-        case .timeout: self = .timeout("\(error)")
-        case _ where cause.isUnreachable: self = .unreachable(cause, "\(error)")
-        default: self = .connection("\(error)")
+        case .timeout: self = .timeout(text)
+        case _ where cause.isUnreachable: self = .unreachable(cause, text)
+        default: self = .connection(text)
         }
     }
 
