@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import RelayTestSupport
 import Testing
@@ -71,6 +72,20 @@ import Testing
         #expect(bare.explanation(.unauthorized).contains("no credentials are configured"))
         let privateCA = UpstreamFailureReporter(context: .init(remote: nil, trust: TrustConfiguration(additionalCAFile: "/opt/ca.pem")))
         #expect(privateCA.explanation(.tls).contains("PYROSCOPE_CA_FILE=/opt/ca.pem is in use"))
+    }
+
+    @Test func aBundleIsCheckedForItsPEMMarkerWithoutParsingIt() throws {
+        let directory = FileManager.default.temporaryDirectory.path + "/bundle-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        // The marker across the first two 16 KB reads, after a comment block.
+        let split = String(repeating: "#", count: (16 << 10) - 10) + "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+        try split.write(toFile: directory + "/split.pem", atomically: true, encoding: .utf8)
+        try String(repeating: "no certificate here\n", count: 2000).write(toFile: directory + "/text.pem", atomically: true, encoding: .utf8)
+        #expect(TrustConfiguration.problem(withBundle: directory + "/split.pem") == nil)
+        #expect(TrustConfiguration.problem(withBundle: directory + "/text.pem") == "it holds no PEM certificate")
+        #expect(TrustConfiguration.problem(withBundle: directory + "/missing.pem")?.contains("cannot be read (No such file or directory)") == true)
+        #expect(TrustConfiguration.problem(withBundle: directory)?.contains("cannot be read") == true, "a folder")
     }
 
     @Test func causesOfStatuses() {

@@ -1,5 +1,13 @@
 import NIOSSL
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// Which certificate authorities the relay trusts for HTTPS, as Go and OpenSSL decide it:
 /// the system bundle (NIOSSL finds Debian's and Amazon Linux's), `SSL_CERT_FILE` instead of
 /// it, and `PYROSCOPE_CA_FILE` in addition (a private CA for a self-hosted server).
@@ -25,15 +33,27 @@ public struct TrustConfiguration: Sendable, Equatable {
         return tls
     }
 
-    /// Checks that a bundle holds at least one PEM certificate, so a wrong path is one
-    /// warning at start rather than a TLS failure on every connection.
+    /// Checks that a bundle can be read and holds a PEM certificate, so a wrong path is one
+    /// warning at start rather than a TLS failure on every connection. It looks for the PEM
+    /// marker only: parsing the whole bundle (Debian's: 140 certificates) cost 10 ms of init
+    /// for every cold start; a damaged certificate is explained at the first TLS failure.
     /// - Returns: nil when usable, else why not.
     public static func problem(withBundle path: String) -> String? {
-        do {
-            let certificates = try NIOSSLCertificate.fromPEMFile(path)
-            return certificates.isEmpty ? "it holds no PEM certificate" : nil
-        } catch {
-            return "it cannot be read as a PEM certificate bundle (\(error))"
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return "it cannot be read (\(String(cString: strerror(errno))))" }
+        defer { close(descriptor) }
+        let marker = Array("-----BEGIN CERTIFICATE-----".utf8)
+        var window: [UInt8] = []  // the end of the previous chunk, for a marker across two reads
+        var chunk = [UInt8](repeating: 0, count: 16 << 10)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else {
+                return count < 0 ? "it cannot be read (\(String(cString: strerror(errno))))" : "it holds no PEM certificate"
+            }
+            window += chunk[..<count]
+            if window.firstRange(of: marker) != nil { return nil }
+            window = Array(window.suffix(marker.count - 1))
         }
     }
 }
