@@ -95,7 +95,8 @@ public final class HTTPExtensionsAPIClient: ExtensionsAPIClient {
         guard status == .ok, let id = headers.first(name: "Lambda-Extension-Identifier") else {
             struct Refusal: Decodable { var errorType: String? }
             let refusal = try? JSONDecoder().decode(Refusal.self, from: Data(bytes))
-            let code: ExtensionError.Code = refusal?.errorType == ExtensionError.Code.invalidEventType.functionErrorType ? .invalidEventType : .registrationFailed
+            let refusedEventType = refusal?.errorType == ExtensionError.Code.invalidEventType.functionErrorType
+            let code: ExtensionError.Code = refusedEventType ? .invalidEventType : .registrationFailed
             throw ExtensionError(code, "register answered \(status.code): \(String(decoding: bytes.prefix(300), as: UTF8.self))")
         }
         identifier.set(id)
