@@ -81,9 +81,9 @@ public struct RelayApplication: Sendable {
         await secrets.fetchAtStart()
         let pipeline = relay.pipeline
         let stats = StatsReporter(pipeline: pipeline, interval: settings.statsInterval, emf: settings.emf, logger: logger)
-        var services = relay.services + [.init(service: stats)]
+        var services = relay.services + [.init(service: stats, serviceName: "stats")]
         // First in, last to stop: held uploads can still get their credential while draining.
-        if let secret = secrets.secret { services.insert(.init(service: secret), at: 0) }
+        if let secret = secrets.secret { services.insert(.init(service: secret, serviceName: "secret"), at: 0) }
         // Off: nothing is created, so no handler, timer or task exists.
         var selfProfiler: SelfProfiler?
         if settings.selfProfiling, settings.relay.remote != nil {
@@ -106,7 +106,7 @@ public struct RelayApplication: Sendable {
                 do {
                     let destination = try await listener.bind()
                     try await lambdaAPI.subscribeTelemetry(destinationURI: destination, schemaVersion: settings.executionModel.telemetrySchemaVersion)
-                    services.append(.init(service: listener))
+                    services.append(.init(service: listener, serviceName: "telemetry"))
                 } catch {
                     // Flushing at each INVOKE still works without telemetry: degrade, don't fail.
                     if strategy == .end {
@@ -132,13 +132,13 @@ public struct RelayApplication: Sendable {
             services.append(
                 .init(
                     service: lifecycle, successTerminationBehavior: .gracefullyShutdownGroup,
-                    failureTerminationBehavior: .gracefullyShutdownGroup))
+                    failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: "lambda-lifecycle"))
             logger.info(
                 "Lambda lifecycle", metadata: ["flush_strategy": "\(strategy.rawValue)", "execution_model": "\(settings.executionModel.rawValue)"])
         }
 
         // Last in, first to stop: its final window is queued before the forwarder drains.
-        if let selfProfiler { services.append(.init(service: selfProfiler)) }
+        if let selfProfiler { services.append(.init(service: selfProfiler, serviceName: "self-profiler")) }
         if let remote = settings.relay.remote {
             var metadata: Logger.Metadata = ["remote": "\(remote.redactedDescription)", "workers": .stringConvertible(settings.relay.workers)]
             if let proxy = relay.upstreamProxy { metadata["proxy"] = "\(proxy)" }
