@@ -102,9 +102,9 @@ import Testing
             try await TestRelay.with(configuration) { relay in
                 #expect(await Self.post(relay, "slow") == 200)
                 await relay.pipeline.flush()
-                // Three attempts, each timing out (the remote may not even have read the last
-                // one before the relay gave up on it).
-                #expect((1...3).contains(remote.received.count))
+                // Three attempts, each timing out (on a loaded machine the remote may not have
+                // read any of them whole before the relay gave up on it): the counts say so.
+                #expect(remote.received.count <= 3)
                 #expect(relay.counters.snapshot.dropped == [.maxRetries: 1])
                 #expect(relay.counters.snapshot.retries == 2)
             }

@@ -99,7 +99,8 @@ import Testing
                     var statuses: [Int?] = []
                     for round in 0..<20 {
                         for connection in slow.prefix(50) { try? connection.send("a") }  // trickle
-                        let normal = try? RawConnection(port: port, timeoutSeconds: 5)
+                        // Starved would mean never; 15 s leaves a loaded machine room.
+                        let normal = try? RawConnection(port: port, timeoutSeconds: 15)
                         try? normal?.send("POST /ingest?name=app HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n\(round % 10)")
                         statuses.append(normal?.readResponse()?.status)
                     }

@@ -139,6 +139,17 @@ import Testing
         }
     }
 
+    @Test func pathClassesByByteSuffix() {
+        let routes = [LocalRoute.healthz, LocalRoute(path: "/metrics") { .init(body: ByteBuffer()) }]
+        #expect(IngressHandler.pathClass("/ingest?name=a", routes: routes) == "ingest")
+        #expect(IngressHandler.pathClass("/base/ingest", routes: routes) == "ingest")
+        #expect(IngressHandler.pathClass("/ingestx", routes: routes) == "other")
+        #expect(IngressHandler.pathClass("/push.v1.PusherService/Push", routes: routes) == "push")
+        #expect(IngressHandler.pathClass("/metrics?x", routes: routes) == "local")
+        #expect(IngressHandler.pathClass("/é/ingest", routes: routes) == "ingest")
+        #expect(IngressHandler.pathClass("st", routes: routes) == "other")
+    }
+
     @Test(arguments: RequestHeadPolicyCase.all)
     func requestHeadPolicy(_ row: RequestHeadPolicyCase) {
         let policy = RequestHeadPolicy(limits: IngressLimits())
@@ -182,5 +193,8 @@ struct RequestHeadPolicyCase: Sendable, CustomTestStringConvertible {
         .init(target: "/x", headers: [("Host", "x"), ("X", String(repeating: "v", count: 33 << 10))], expected: .refuse(431)),
         .init(target: "/x", headers: [("Host", "x")] + (0..<300).map { ("X-\($0)", "v") }, expected: .refuse(431)),
         .init(target: "/x", headers: [("Host", "x"), ("X", "a\u{0}b")], expected: .refuse(400)),
+        .init(target: "/x", headers: [("HOST", "a, b")], expected: .refuse(400)),
+        .init(target: "/x", headers: [("hOsT", "")], expected: .accept("/x")),
+        .init(target: "/x", headers: [("Hostx", "a"), ("X-Host", "b")], expected: .refuse(400)),
     ]
 }

@@ -230,10 +230,18 @@ final class IngressHandler: ChannelInboundHandler {
     static func pathClass(_ uri: String, routes: [LocalRoute]) -> String {
         let path = requestPath(uri)
         if routes.contains(where: { $0.path == path }) { return "local" }
-        // Byte-wise: String.hasSuffix compares Characters.
-        if path.utf8.reversed().starts(with: "/ingest".utf8.reversed()) { return "ingest" }
-        if path.utf8.reversed().starts(with: "/push.v1.PusherService/Push".utf8.reversed()) { return "push" }
+        if hasByteSuffix(path, "/ingest") { return "ingest" }
+        if hasByteSuffix(path, "/push.v1.PusherService/Push") { return "push" }
         return "other"
+    }
+
+    /// Byte-wise: `String.hasSuffix` compares Characters, and walking a reversed UTF-8 view
+    /// cost 1% of the relay's instructions per upload.
+    static func hasByteSuffix(_ text: Substring, _ suffix: StaticString) -> Bool {
+        let bytes = text.utf8
+        let count = suffix.utf8CodeUnitCount
+        guard bytes.count >= count else { return false }
+        return suffix.withUTF8Buffer { bytes.suffix(count).elementsEqual($0) }
     }
 
     func userInboundEventTriggered(context channelContext: ChannelHandlerContext, event: Any) {

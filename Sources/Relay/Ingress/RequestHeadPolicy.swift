@@ -29,7 +29,7 @@ struct RequestHeadPolicy: Sendable {
         if Self.headBytes(head) > limits.maxHeadBytes {
             return .refuse(.requestHeaderFieldsTooLarge, "request head larger than \(limits.maxHeadBytes) bytes")
         }
-        let hosts = head.headers[canonicalForm: "host"].count
+        let hosts = Self.hostCount(head.headers)
         if hosts > 1 {
             return .refuse(.badRequest, "more than one Host header")
         }
@@ -43,6 +43,17 @@ struct RequestHeadPolicy: Sendable {
             return .refuse(.badRequest, "request target must be a path (origin form) or an absolute http(s) URL")
         }
         return .accept(target: originForm)
+    }
+
+    /// Host header lines, a comma-separated value counting as two (RFC 9110 §7.2: one
+    /// value). Counted by hand: `headers[canonicalForm:]` built arrays of substrings for it,
+    /// 2% of the relay's instructions per upload. An empty value (allowed) counts as one.
+    static func hostCount(_ headers: HTTPHeaders) -> Int {
+        var count = 0
+        for (name, value) in headers where name.utf8.count == 4 && name.utf8.elementsEqual("host".utf8, by: { $0 | 0x20 == $1 }) {
+            count += value.utf8.contains(UInt8(ascii: ",")) ? 2 : 1
+        }
+        return count
     }
 
     /// The head's size as sent: request line and header lines.
