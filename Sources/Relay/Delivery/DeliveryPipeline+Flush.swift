@@ -6,25 +6,12 @@ extension DeliveryPipeline {
     /// (or kept in the spool at shutdown), wherever it waited. Later arrivals are not
     /// waited for. Returns at once when cancelled (callers bound it with a deadline).
     public func flush() async {
-        let id = state.withLock { state -> UInt64 in
-            state.nextWaiterID += 1
-            return state.nextWaiterID
-        }
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let done = state.withLock { state -> Bool in
-                    if Task.isCancelled || state.incomplete == 0 { return true }
-                    state.flushes.append(.init(id: id, target: state.nextSequence, remaining: state.incomplete, continuation: continuation))
-                    return false
-                }
-                if done { continuation.resume() }
-            }
-        } onCancel: {
-            let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-                guard let index = state.flushes.firstIndex(where: { $0.id == id }) else { return nil }
-                return state.flushes.remove(at: index).continuation
-            }
-            waiter?.resume()
+        await park(cancelled: ()) { state, id, continuation in
+            guard state.incomplete > 0 else { return () }
+            state.flushes.append(.init(id: id, target: state.nextSequence, remaining: state.incomplete, continuation: continuation))
+            return nil
+        } unpark: { state, id in
+            state.flushes.firstIndex { $0.id == id }.map { state.flushes.remove(at: $0).continuation }
         }
     }
 

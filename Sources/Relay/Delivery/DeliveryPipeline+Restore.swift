@@ -36,24 +36,14 @@ extension DeliveryPipeline {
     /// sent from every restored copy), then tells whether it may still be sent. A cancelled
     /// task (the drain deadline) stops waiting.
     public func mayAttempt(_ delivery: Delivery) async -> Bool {
+        // The usual case, on every attempt: one lock, no continuation.
         guard state.withLock({ $0.held }) else { return isCurrent(delivery) }
-        let id = state.withLock { state -> UInt64 in
-            state.nextHeldAttempt += 1
-            return state.nextHeldAttempt
-        }
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                // Under the lock: either `onCancel` finds this waiter, or it ran first and
-                // the task is already marked cancelled.
-                let waits = state.withLock { state -> Bool in
-                    guard state.held, !Task.isCancelled else { return false }
-                    state.heldAttempts[id] = continuation
-                    return true
-                }
-                if !waits { continuation.resume() }
-            }
-        } onCancel: {
-            state.withLock { $0.heldAttempts.removeValue(forKey: id) }?.resume()
+        await park(cancelled: ()) { state, id, continuation in
+            guard state.held else { return () }
+            state.heldAttempts[id] = continuation
+            return nil
+        } unpark: { state, id in
+            state.heldAttempts.removeValue(forKey: id)
         }
         return isCurrent(delivery)
     }

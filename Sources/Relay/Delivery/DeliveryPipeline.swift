@@ -243,28 +243,14 @@ public final class DeliveryPipeline: Sendable {
 
     private func waitForWork() async -> PipelineState.Wake {
         let loop = MultiThreadedEventLoopGroup.currentEventLoop.map { ObjectIdentifier($0) }
-        let id = state.withLock { state -> UInt64 in
-            state.nextWaiterID += 1
-            return state.nextWaiterID
-        }
-        return await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<PipelineState.Wake, Never>) in
-                let immediate = state.withLock { state -> PipelineState.Wake? in
-                    if Task.isCancelled { return .closed }
-                    // Work may have arrived since `take`: let the caller look again.
-                    if !state.memory.isEmpty || state.spoolAvailable > 0 { return .spool }
-                    if state.closed && state.spoolWriting == 0 { return .closed }
-                    state.senders.append(.init(id: id, loop: loop, continuation: continuation))
-                    return nil
-                }
-                if let immediate { continuation.resume(returning: immediate) }
-            }
-        } onCancel: {
-            let waiter = state.withLock { state -> CheckedContinuation<PipelineState.Wake, Never>? in
-                guard let index = state.senders.firstIndex(where: { $0.id == id }) else { return nil }
-                return state.senders.remove(at: index).continuation
-            }
-            waiter?.resume(returning: .closed)
+        return await park(cancelled: .closed) { state, id, continuation in
+            // Work may have arrived since `take`: let the caller look again.
+            if !state.memory.isEmpty || state.spoolAvailable > 0 { return .spool }
+            if state.closed && state.spoolWriting == 0 { return .closed }
+            state.senders.append(.init(id: id, loop: loop, continuation: continuation))
+            return nil
+        } unpark: { state, id in
+            state.senders.firstIndex { $0.id == id }.map { state.senders.remove(at: $0).continuation }
         }
     }
 

@@ -70,7 +70,6 @@ struct PipelineState {
     var held = false
     /// Deliveries waiting in `mayAttempt` for the hold to end, by waiter id.
     var heldAttempts: [UInt64: CheckedContinuation<Void, Never>] = [:]
-    var nextHeldAttempt: UInt64 = 0
     /// When recent uploads arrived, by sequence, while `held` (to find what came before a
     /// restore); bounded.
     var arrivals = CircularBuffer<(sequence: UInt64, at: ContinuousClock.Instant)>()
