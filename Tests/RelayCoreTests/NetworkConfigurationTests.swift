@@ -78,7 +78,7 @@ import Testing
         let directory = FileManager.default.temporaryDirectory.path + "/bundle-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        // The marker across the first two 16 KB reads, after a comment block.
+        // The marker after 16 KB of comment lines.
         let split = String(repeating: "#", count: (16 << 10) - 10) + "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
         try split.write(toFile: directory + "/split.pem", atomically: true, encoding: .utf8)
         try String(repeating: "no certificate here\n", count: 2000).write(toFile: directory + "/text.pem", atomically: true, encoding: .utf8)

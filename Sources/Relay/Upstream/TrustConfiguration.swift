@@ -39,21 +39,10 @@ public struct TrustConfiguration: Sendable, Equatable {
     /// for every cold start; a damaged certificate is explained at the first TLS failure.
     /// - Returns: nil when usable, else why not.
     public static func problem(withBundle path: String) -> String? {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { return "it cannot be read (\(String(cString: strerror(errno))))" }
-        defer { close(descriptor) }
-        let marker = Array("-----BEGIN CERTIFICATE-----".utf8)
-        var window: [UInt8] = []  // the end of the previous chunk, for a marker across two reads
-        var chunk = [UInt8](repeating: 0, count: 16 << 10)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-            if count < 0, errno == EINTR { continue }
-            guard count > 0 else {
-                return count < 0 ? "it cannot be read (\(String(cString: strerror(errno))))" : "it holds no PEM certificate"
-            }
-            window += chunk[..<count]
-            if window.firstRange(of: marker) != nil { return nil }
-            window = Array(window.suffix(marker.count - 1))
+        switch SpoolFiles.readWhole(path) {
+        case .failure(let failure): return "it cannot be read (\(String(cString: strerror(failure.errno))))"
+        case .success(let bytes):
+            return bytes.firstRange(of: Array("-----BEGIN CERTIFICATE-----".utf8)) == nil ? "it holds no PEM certificate" : nil
         }
     }
 }
