@@ -55,6 +55,13 @@ run_build() {
   echo "   $((SECONDS - started)) s"
 }
 
+# The Swift toolchain's LLVM tools read both architectures (the host's binutils cannot
+# read aarch64 files): they strip the built binary below.
+llvm_bin="$(dirname "$(readlink -f "$(command -v "$SWIFT")")")"
+for tool in llvm-nm llvm-objcopy; do
+  [ -x "$llvm_bin/$tool" ] || { echo "error: $llvm_bin/$tool not found ($tool of the Swift toolchain)" >&2; exit 1; }
+done
+
 if [ "$ARCH" = "$HOST" ]; then
   # The static archives replacing shared libraries outside glibc (g++ and zlib1g-dev).
   libstdcxx="$(gcc -print-file-name=libstdc++.a)"
@@ -79,7 +86,6 @@ if [ "$ARCH" = "$HOST" ]; then
   SWIFT_DRIVER_CLANG_EXEC="$PWD/layer/toolchain/clang" \
     run_build "$SWIFT" build -c release --static-swift-stdlib --product "$PRODUCT"
   built="$bin_path/$PRODUCT"
-  strip_all() { strip --strip-all -o "$2" "$1"; }
 elif [ "$ARCH" = arm64 ] && [ "$HOST" = x86_64 ]; then
   layer/cross/setup.sh toolchain
   eval "$(layer/cross/setup.sh env)"
@@ -100,10 +106,6 @@ elif [ "$ARCH" = arm64 ] && [ "$HOST" = x86_64 ]; then
     LAYER_HOST_CLANG=/usr/libexec/swift/bin/clang \
     swift build -c release --scratch-path .build-arm64 --swift-sdks-path "$CROSS_SDKS" \
     --swift-sdk "$CROSS_SDK_ID" --static-swift-stdlib --product "$PRODUCT"
-  # The host's binutils cannot read aarch64 files; the Swift toolchain's llvm-objcopy can.
-  objcopy="$(dirname "$(readlink -f "$(command -v "$SWIFT")")")/llvm-objcopy"
-  [ -x "$objcopy" ] || { echo "error: $objcopy not found (llvm-objcopy of the Swift toolchain)" >&2; exit 1; }
-  strip_all() { "$objcopy" --strip-all "$1" "$2"; }
 else
   echo "error: ARCH=$ARCH on a $HOST machine: build on $ARCH, or arm64 on x86_64" >&2
   exit 2
@@ -111,13 +113,8 @@ fi
 
 # Debug info goes; of the symbol table (.symtab) the code symbols stay, for self-profiling's
 # symbolization (it reads function symbols only). The data symbols (69,000 of 180,000 on
-# x86_64) went: 5.5 MB less binary on disk, 0.26 MB less zip. The Swift toolchain's LLVM
-# tools read both architectures.
+# x86_64) went: 5.5 MB less binary on disk, 0.26 MB less zip.
 binary="$STAGE/extensions/$PRODUCT"
-llvm_bin="$(dirname "$(readlink -f "$(command -v "$SWIFT")")")"
-for tool in llvm-nm llvm-objcopy; do
-  [ -x "$llvm_bin/$tool" ] || { echo "error: $llvm_bin/$tool not found ($tool of the Swift toolchain)" >&2; exit 1; }
-done
 code_symbols="$(mktemp)"
 "$llvm_bin/llvm-nm" --defined-only "$built" | awk '$2 ~ /^[tTwWi]$/ {print $3}' | sort -u >"$code_symbols"
 "$llvm_bin/llvm-objcopy" --strip-all --keep-symbols="$code_symbols" "$built" "$binary"
@@ -133,7 +130,7 @@ echo "checking $binary ($ARCH, glibc $MAX_GLIBC):"
 nosym="$(mktemp)"
 nosym_dir="$(mktemp -d)"
 trap 'rm -rf "$nosym" "$nosym_dir"' EXIT
-strip_all "$binary" "$nosym"
+"$llvm_bin/llvm-objcopy" --strip-all "$binary" "$nosym"
 mkdir -p "$nosym_dir/extensions" && cp "$nosym" "$nosym_dir/extensions/$PRODUCT"
 (cd "$nosym_dir" && zip -q -X -r layer.zip extensions)
 size() { stat -c %s "$1" | awk '{printf "%.1f MB (%d bytes)", $1 / 1048576, $1}'; }
