@@ -143,6 +143,14 @@ public func offCooperativePool<T: Sendable>(_ body: @escaping @Sendable () -> T)
     }
 }
 
+/// `GET /healthz` on a fresh connection, blocking (call it off the cooperative pool): the
+/// status, or nil when no answer came within `timeoutSeconds`.
+public func rawHealthz(port: Int, timeoutSeconds: Int = 5) -> Int? {
+    let probe = try? RawConnection(port: port, timeoutSeconds: timeoutSeconds)
+    try? probe?.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    return probe?.readResponse()?.status
+}
+
 /// POSTs `body` on a fresh connection; the status, or nil when the exchange failed.
 public func rawPost(port: Int, path: String = "/ingest?name=app", body: String) async -> Int? {
     await offCooperativePool {

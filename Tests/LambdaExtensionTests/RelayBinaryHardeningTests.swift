@@ -39,11 +39,7 @@ import Testing
     }
 
     static func healthz(port: Int) async -> Int? {
-        await offCooperativePool {
-            let connection = try? RawConnection(port: port, timeoutSeconds: 5)
-            try? connection?.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            return connection?.readResponse()?.status
-        }
+        await offCooperativePool { rawHealthz(port: port) }
     }
 
     /// Was: a pooled keep-alive connection, then a 64 KiB+ query; http.server answered 414
@@ -110,9 +106,7 @@ import Testing
                 var health: [Int?] = []
                 var uploads: [Int?] = []
                 for index in 0..<5 {
-                    let probe = try? RawConnection(port: port, timeoutSeconds: 5)
-                    try? probe?.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-                    health.append(probe?.readResponse()?.status)
+                    health.append(rawHealthz(port: port))
                     let upload = try? RawConnection(port: port, timeoutSeconds: 5)
                     try? upload?.send("POST /ingest?name=app HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n\(index)")
                     uploads.append(upload?.readResponse()?.status)

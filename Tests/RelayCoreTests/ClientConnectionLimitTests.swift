@@ -92,9 +92,7 @@ import Testing
                     let idle = (0..<40).compactMap { _ in try? RawConnection(port: port, timeoutSeconds: 5) }
                     var health: [Int?] = []
                     for _ in 0..<3 {
-                        let probe = try? RawConnection(port: port, timeoutSeconds: 5)
-                        try? probe?.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-                        health.append(probe?.readResponse()?.status)
+                        health.append(rawHealthz(port: port))
                     }
                     _ = idle
                     // Eight connections in the middle of a request head: nothing to replace.
@@ -111,9 +109,7 @@ import Testing
                     // Busy ones finish: room again.
                     for connection in busy { try? connection.send("Content-Length: 1\r\n\r\nx") }
                     for connection in busy { _ = connection.readResponse() }
-                    let after = try? RawConnection(port: port, timeoutSeconds: 5)
-                    try? after?.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-                    return (health, answer?.status, answer?.headers.contains { $0.0 == "retry-after" } ?? false, after?.readResponse()?.status)
+                    return (health, answer?.status, answer?.headers.contains { $0.0 == "retry-after" } ?? false, rawHealthz(port: port))
                 }
                 #expect(results.health == [200, 200, 200])
                 #expect(results.busy == 503 && results.retryAfter)

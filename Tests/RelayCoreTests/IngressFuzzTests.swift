@@ -88,11 +88,7 @@ import Testing
             report.cases += 1
             if report.cases % 25 == 0 || !report.failures.isEmpty {
                 // Generous: a loaded machine answers late; a hurt relay does not answer at all.
-                let healthy = (0..<2).contains { _ in
-                    let probe = try? RawConnection(port: port, timeoutSeconds: 10)
-                    try? probe?.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-                    return probe?.readResponse()?.status == 200
-                }
+                let healthy = (0..<2).contains { _ in rawHealthz(port: port, timeoutSeconds: 10) == 200 }
                 if !healthy {
                     report.failures.append("/healthz unanswered after case \(report.cases)")
                     break
