@@ -28,7 +28,7 @@ extension DeliveryPipeline {
 
     /// False for a delivery of an upload that `discardAccepted` dropped: it must not be sent.
     public func isCurrent(_ delivery: Delivery) -> Bool {
-        state.withLock { state in state.staleThrough.map { delivery.sequence > $0 } ?? true }
+        state.withLock { $0.isCurrent(delivery.sequence) }
     }
 
     /// Asked before each attempt of a delivery: while the pipeline is held, waits for the
@@ -37,7 +37,7 @@ extension DeliveryPipeline {
     /// task (the drain deadline) stops waiting.
     public func mayAttempt(_ delivery: Delivery) async -> Bool {
         // The usual case, on every attempt: one lock, no continuation.
-        guard state.withLock({ $0.held }) else { return isCurrent(delivery) }
+        if let current = state.withLock({ $0.held ? nil : $0.isCurrent(delivery.sequence) }) { return current }
         await park(cancelled: ()) { state, id, continuation in
             guard state.held else { return () }
             state.heldAttempts[id] = continuation

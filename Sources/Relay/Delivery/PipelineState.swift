@@ -184,6 +184,9 @@ struct PipelineState {
         if putBack { spoolAvailable += 1 }
     }
 
+    /// False for an upload that `discardAccepted` dropped (a SnapStart restore).
+    func isCurrent(_ sequence: UInt64) -> Bool { staleThrough.map { sequence > $0 } ?? true }
+
     /// An upload reached its end; returns the flushes that were waiting only for it.
     mutating func end(_ sequence: UInt64) -> [CheckedContinuation<Void, Never>] {
         incomplete -= 1
