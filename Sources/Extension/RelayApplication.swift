@@ -98,16 +98,21 @@ public struct RelayApplication: Sendable {
             var lambdaLogger = logger
             lambdaLogger[metadataKey: "comp"] = "orchestrator"
             let runtimeDone = RuntimeDoneTracker()
-            let milestones = PlatformMilestones()
+            // Only a subscription Lambda accepted brings milestones: without one the lifecycle
+            // must not wait for platform.initRuntimeDone (it would wait its whole bound).
+            var milestones: PlatformMilestones?
             // `end` waits for platform.runtimeDone; provisioned concurrency and SnapStart learn
             // when the function's init ended and (SnapStart) when the restore began.
             if strategy == .end || settings.executionModel.drainsBeforeFirstEvent {
-                let listener = TelemetryListener(group: group, tracker: runtimeDone, milestones: milestones, logger: lambdaLogger)
+                let subscribed = PlatformMilestones()
+                let listener = TelemetryListener(group: group, tracker: runtimeDone, milestones: subscribed, logger: lambdaLogger)
                 do {
                     let destination = try await listener.bind()
                     try await lambdaAPI.subscribeTelemetry(destinationURI: destination, schemaVersion: settings.executionModel.telemetrySchemaVersion)
                     services.append(.init(service: listener, serviceName: "telemetry"))
+                    milestones = subscribed
                 } catch {
+                    await listener.close()
                     // Flushing at each INVOKE still works without telemetry: degrade, don't fail.
                     if strategy == .end {
                         lambdaLogger.warning(

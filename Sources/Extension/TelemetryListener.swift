@@ -50,6 +50,11 @@ public final class TelemetryListener: Service, Sendable, CustomStringConvertible
 
     public func run() async throws {
         try? await gracefulShutdown()
+        await close()
+    }
+
+    /// Stops listening: at shutdown, or at once when the subscription was refused.
+    public func close() async {
         let bound = channel.withLock { channel in
             defer { channel = nil }
             return channel

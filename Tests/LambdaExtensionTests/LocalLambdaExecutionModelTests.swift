@@ -60,6 +60,29 @@ import Testing
         }
     }
 
+    /// Refused outright (403), or "accepted" with 202 `Telemetry.NotSupported` as the runtime
+    /// interface emulator answers: no platform.initRuntimeDone will come, so the first
+    /// `/event/next` must not wait the 5 s bound for it.
+    @Test(arguments: [403, 202])
+    func provisionedConcurrencyWithoutTelemetryReachesItsFirstNextWithoutTheMilestoneWait(_ refusal: Int) async throws {
+        try await RecordingRemote.with { remote in
+            let run = try await LocalLambdaTests.run(
+                remote: remote, invocations: 1, event: #"{"work_ms": 50, "uploads": 1, "tag": "pc-refused"}"#,
+                env: ["INIT_UPLOADS": "init:2", "PROFILE_UPLOAD_SECONDS": "120"],
+                options: ["--mode", "provisioned-concurrency", "--pc-idle-seconds", "1", "--runtime-start", "registered", "--refuse-telemetry", "\(refusal)"])
+            let subscriptions = run.report["telemetry_subscriptions"] as? [[String: Any]] ?? []
+            #expect(subscriptions.map { $0["status"] as? Int } == [refusal])
+            let registeredAt = try #require((run.extensionReport["register"] as? [String: Any])?["time"] as? Double)
+            let firstNext = try #require((run.extensionReport["next_calls"] as? [Double])?.first)
+            // Half the milestone bound: a test of the wait not happening, not a speed target.
+            #expect(firstNext - registeredAt < 2.5, "first /event/next \(firstNext - registeredAt) s after registering")
+            #expect(run.logs.contains { ($0["msg"] as? String)?.hasPrefix("Telemetry API unavailable: init drains") == true })
+            #expect(!run.logs.contains { ($0["msg"] as? String)?.hasPrefix("Function init not reported in time") == true })
+            #expect(Self.uploads(run, tag: "init").count == 2 && Self.uploads(run, tag: "pc-refused").count == 1)
+            #expect(run.stopped?["dropped"] as? Int == 0)
+        }
+    }
+
     static func sessionID(of request: RecordingRemote.Request) -> String? {
         guard let range = request.uri.range(of: "__session_id__%3D") else { return nil }
         return String(request.uri[range.upperBound...].prefix(16))

@@ -98,8 +98,27 @@ import Testing
             policy: Self.noJitter)
         let (result, waits) = try await harness.deliver(harness.upload())
         #expect(result == .delivered)
-        // Two immediate reconnects (not tries, no wait), then the backoff of the first try.
-        #expect(waits == [.zero, .zero, .milliseconds(500)])
+        // Two immediate reconnects (no wait at all), then the backoff of the first real try.
+        #expect(waits == [.milliseconds(500)])
+        #expect(harness.uploader.requests.count == 4)
+    }
+
+    /// Answers that used to look like "reconnect now" (a zero delay) to the forwarder, so
+    /// that `PYROSCOPE_RETRY_MAX_ATTEMPTS` never ended them: each ends within the budget.
+    @Test(arguments: [
+        ScriptedUploader.Answer.status(503, retryAfter: "0"),
+        .status(503, retryAfter: "Thu, 01 Jan 1970 00:00:01 GMT"),
+        .status(429, retryAfter: "Sun, 06 Nov 1994 08:49:37 GMT"),
+        .failure(.connection("connection reset by peer")),
+    ])
+    func answersAskingForNoWaitEndWithinMaxAttemptsRequests(_ answer: ScriptedUploader.Answer) async throws {
+        var policy = Self.noJitter
+        policy.maxAttempts = 4
+        let harness = Harness([answer], policy: policy)
+        let (result, waits) = try await harness.deliver(harness.upload())
+        #expect(result == .drop(.maxRetries))
+        #expect(harness.uploader.requests.count == 4, "one upload, PYROSCOPE_RETRY_MAX_ATTEMPTS requests: \(waits)")
+        #expect(harness.forwarder.pipeline.counters.snapshot.retries == 3)
     }
 
     @Test func finalRejectionIsNotRetried() async throws {

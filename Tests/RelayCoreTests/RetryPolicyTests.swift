@@ -61,9 +61,19 @@ import Testing
     }
 
     @Test func deadPooledConnectionsAreRetriedAtOnceWithinTheBudget() {
-        #expect(decide(.connectionFailure, reconnects: 0) == .retry(after: .zero))
-        #expect(decide(.connectionFailure, reconnects: 1) == .retry(after: .zero))
-        #expect(decide(.connectionFailure, reconnects: 2) == .retry(after: .milliseconds(500)))
+        #expect(decide(.connectionFailure, reconnects: 0) == .reconnect)
+        #expect(decide(.connectionFailure, attempt: 2, reconnects: 1) == .reconnect)
+        #expect(decide(.connectionFailure, attempt: 3, reconnects: 2) == .retry(after: .milliseconds(500)), "backoff of the first real try")
         #expect(decide(.timeout, reconnects: 0) == .retry(after: .milliseconds(500)), "a slow remote is not a dead connection")
+    }
+
+    @Test func reconnectsAndZeroRetryAftersAreRequestsCountedAgainstMaxAttempts() {
+        // A reconnect is its own decision, never a zero delay; a remote asking for no wait
+        // gets one, but each such answer is a try.
+        #expect(decide(.status(code: 503, retryAfter: .zero)) == .retry(after: .zero))
+        #expect(decide(.status(code: 503, retryAfter: .zero), attempt: 10) == .drop(.maxRetries))
+        #expect(decide(.connectionFailure, attempt: 10, reconnects: 0) == .drop(.maxRetries), "no reconnect past the budget")
+        let once = RetryPolicy(maxAttempts: 1, jitter: 0)
+        #expect(once.decide(.connectionFailure, attempt: 1, reconnectsUsed: 0, age: .zero, random: 0) == .drop(.maxRetries))
     }
 }

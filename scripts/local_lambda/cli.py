@@ -56,8 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="lambda-managed-instances: at least this long between invocation starts (default 0)")
     p.add_argument("--refuse-invoke-registration", action="store_true",
                    help="fault: answer registrations with INVOKE 403 Extension.InvalidEventType, as LMI does")
-    p.add_argument("--refuse-telemetry", action="store_true",
-                   help="fault: answer every Telemetry API subscription 400 ValidationError")
+    p.add_argument("--refuse-telemetry", nargs="?", const="400", choices=["400", "403", "202"], default=None,
+                   help="fault: answer every Telemetry API subscription 400 ValidationError (the default), "
+                        "403 AccessDeniedException, or 202 Telemetry.NotSupported as Lambda's runtime interface emulator does")
     p.add_argument("--env", action="append", nargs="+", default=[], metavar="KEY=VALUE",
                    help="environment for the extension(s) and the function (repeatable)")
     p.add_argument("--report", metavar="PATH.json", help="write the JSON report here")

@@ -17,6 +17,14 @@ from .util import ACCOUNT_ID, FUNCTION_NAME, FUNCTION_VERSION, decode_body, head
 
 EXT_PREFIX = "/2020-01-01/extension"
 
+# --refuse-telemetry: each answer, as (status, errorType, errorMessage). 202 is what the
+# runtime interface emulator answers (rapi/handler/runtimelogs_stub.go): accepted, not supported.
+TELEMETRY_REFUSALS = {
+    "400": (400, "ValidationError", "subscription refused by the emulator (--refuse-telemetry)"),
+    "403": (403, "AccessDeniedException", "subscription refused by the emulator (--refuse-telemetry 403)"),
+    "202": (202, "Telemetry.NotSupported", "Telemetry API is not supported"),
+}
+
 
 class Extension:
     def __init__(self, path: str):
@@ -248,8 +256,8 @@ class ExtensionsAPI:
                 return refuse(403, "Telemetry.SubscriptionClosed", "Telemetry API subscriptions are only accepted during init")
             if self.opts.refuse_telemetry:
                 ext.telemetry_subscription = sub_rec
-                self.warnings.append(f"telemetry subscription of {ext.name} refused (--refuse-telemetry)")
-                return refuse(400, "ValidationError", "subscription refused by the emulator (--refuse-telemetry)")
+                self.warnings.append(f"telemetry subscription of {ext.name} refused (--refuse-telemetry {self.opts.refuse_telemetry})")
+                return refuse(*TELEMETRY_REFUSALS[self.opts.refuse_telemetry])
             try:
                 config = telemetry.validate_subscription(parsed, self.model.schema_versions)
             except telemetry.SubscriptionError as e:

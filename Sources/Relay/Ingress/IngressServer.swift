@@ -56,7 +56,7 @@ public final class IngressServer: Service, Sendable, CustomStringConvertible {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             // A client that shuts down its sending side after the request still gets the
             // answer (on the spool path it comes after the read side has ended).
             .childChannelOption(.allowRemoteHalfClosure, value: true)

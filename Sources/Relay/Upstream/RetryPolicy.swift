@@ -17,6 +17,7 @@ public struct RetryPolicy: Sendable, Equatable {
     /// Connection-level failures retried at once, on a fresh connection, before backoff
     /// starts: pooled connections die while Lambda freezes the environment, and the first
     /// use after the thaw finds them dead without the remote having seen the request.
+    /// Each reconnect is still a request, counted against `maxAttempts`.
     public var immediateReconnects: Int
 
     public init(
@@ -45,12 +46,16 @@ public struct RetryPolicy: Sendable, Equatable {
 
     public enum Decision: Sendable, Equatable {
         case delivered
+        /// Send again at once on a fresh connection: the pooled one was dead.
+        case reconnect
+        /// Send again after the delay (zero when the remote's `Retry-After` says so).
         case retry(after: Duration)
         case drop(DropReason)
     }
 
     /// - Parameters:
-    ///   - attempt: 1 for the first try.
+    ///   - attempt: requests sent for this upload so far, reconnects included (1 for the
+    ///     first): whatever the remote answers, no upload is sent more than `maxAttempts` times.
     ///   - reconnectsUsed: immediate reconnects already spent on this upload.
     ///   - age: time since the upload was received.
     ///   - random: a value in [0, 1) for the jitter.
@@ -61,16 +66,17 @@ public struct RetryPolicy: Sendable, Equatable {
             if (200..<300).contains(code) { return .delivered }
             if (400..<500).contains(code), code != 408, code != 429 { return .drop(.rejected4xx) }
             retryAfter = after
-        case .connectionFailure:
-            if reconnectsUsed < immediateReconnects, age < maxAge { return .retry(after: .zero) }
-            retryAfter = nil
-        case .timeout, .unreachable:
+        case .connectionFailure, .timeout, .unreachable:
             retryAfter = nil
         }
         if attempt >= maxAttempts { return .drop(.maxRetries) }
+        if result == .connectionFailure, reconnectsUsed < immediateReconnects, age < maxAge { return .reconnect }
         // The remote's Retry-After wins over our backoff (even a longer one), up to
-        // five minutes: a remote asking for more is treated as down for that long.
-        let delay = retryAfter.map { min($0, max(maxBackoff, Self.retryAfterCeiling)) } ?? backoff(attempt: attempt, random: random)
+        // five minutes: a remote asking for more is treated as down for that long. The
+        // backoff grows with the tries that were not reconnects.
+        let delay =
+            retryAfter.map { min($0, max(maxBackoff, Self.retryAfterCeiling)) }
+            ?? backoff(attempt: attempt - reconnectsUsed, random: random)
         if age + delay >= maxAge { return .drop(.tooOld) }
         return .retry(after: delay)
     }

@@ -118,13 +118,13 @@ extension UploadForwarder {
                 detail["attempt"] = .stringConvertible(attempt)
                 logDrop(reason, logger: uploadLogger(), "Failed to relay request", metadata: detail)
                 return .drop(reason)
+            case .reconnect:
+                // A dead pooled connection: sent again at once on a fresh one, no backoff.
+                pipeline.counters.recordRetry()
+                reconnects += 1
+                uploadLogger().debug("Reconnecting to resend upload", metadata: detail.merging(["attempt": .stringConvertible(attempt)]) { $1 })
             case .retry(let delay):
                 pipeline.counters.recordRetry()
-                if delay == .zero {
-                    // A dead pooled connection: not the remote's fault, not a try.
-                    reconnects += 1
-                    attempt -= 1
-                }
                 uploadLogger().debug(
                     "Retrying upload",
                     metadata: detail.merging([
