@@ -131,6 +131,9 @@ public struct LambdaLifecycle: Service, CustomStringConvertible {
                 invocation.set(nil)
                 let deadline = instant(forDeadlineMs: shutdown.deadlineMs)
                 drainDeadline.set(deadline)
+                // A spin-down ends the execution environment and its /tmp; a reset after a
+                // failed invocation (timeout, failure) keeps /tmp for the re-init.
+                if shutdown.shutdownReason.lowercased() == "spindown" { pipeline.spoolEndsWithThisProcess() }
                 let pending = pipeline.snapshot
                 logger.info(
                     "Shutdown: draining queued uploads before the deadline",

@@ -67,6 +67,7 @@ public struct StatsReporter: Service, CustomStringConvertible {
             "dropped": .stringConvertible(stats.droppedTotal), "retries": .stringConvertible(stats.retries),
             "too_large": .stringConvertible(stats.tooLarge), "malformed": .stringConvertible(stats.malformed),
             "queue_items": .stringConvertible(queued.queuedItems), "spool_items": .stringConvertible(queued.spoolItems),
+            "kept_in_spool": .stringConvertible(stats.keptInSpool),
             "answer_p50_ms": .stringConvertible(Self.rounded(latency.answerP50)),
             "answer_p99_ms": .stringConvertible(Self.rounded(latency.answerP99)),
             "upload_p50_ms": .stringConvertible(Self.rounded(latency.upstreamP50)),

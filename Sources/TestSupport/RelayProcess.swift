@@ -21,10 +21,20 @@ public final class RelayProcess: Sendable {
         String(binaryPath[..<(binaryPath.lastIndex(of: "/") ?? binaryPath.startIndex)]) + "/" + name
     }
 
-    public init(environment: [String: String], executable: String = RelayProcess.binaryPath, arguments: [String] = []) throws {
+    /// - Parameter user: run as this unprivileged user, as Lambda runs extensions (nil: as
+    ///   the test runs). Needs root to switch to; see `LambdaUser`.
+    public init(
+        environment: [String: String], executable: String = RelayProcess.binaryPath, arguments: [String] = [], user: LambdaUser? = nil
+    ) throws {
         process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
+        if let user {
+            let (launcher, prefix) = try user.launcher()
+            process.executableURL = URL(fileURLWithPath: launcher)
+            process.arguments = prefix + [executable] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = arguments
+        }
         var env = ["PATH": "/usr/bin:/bin"]
         env.merge(environment) { $1 }
         if env["PYROSCOPE_SPOOL_DIR"] == nil {

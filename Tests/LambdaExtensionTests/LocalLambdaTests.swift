@@ -189,6 +189,27 @@ import Testing
         }
     }
 
+    /// The issue's case: a SHUTDOWN with the queue full and a remote taking 500 ms per answer.
+    /// What the last stats line calls delivered is what the remote recorded (no request is
+    /// left in flight at the deadline), and every accepted upload ends exactly once.
+    @Test func shutdownWithASlowRemoteAndAFullQueueCountsWhatTheRemoteRecorded() async throws {
+        try await RecordingRemote.with(respond: { _ in .delayed(.milliseconds(500), .ok) }) { remote in
+            let run = try await Self.run(
+                remote: remote, invocations: 1, event: #"{"work_ms": 10, "uploads": 36, "tag": "queued"}"#, shutdownMs: 2000,
+                env: ["PYROSCOPE_FLUSH_STRATEGY": "background", "PROFILE_UPLOAD_SECONDS": "120", "PYROSCOPE_QUEUE_MAX_BYTES": "4096"])
+            #expect(run.extensionReport["killed_at_deadline"] as? Bool == false, "exited before Lambda's deadline")
+            let stopped = try #require(run.stopped)
+            let accepted = stopped["accepted"] as? Int ?? -1
+            let delivered = stopped["delivered"] as? Int ?? -1
+            let dropped = stopped["dropped"] as? Int ?? -1
+            let recorded = Set(run.remote.map { String(decoding: $0.body, as: UTF8.self) })
+            #expect(accepted >= 36)
+            #expect(delivered + dropped == accepted, "every accepted upload ends once: \(stopped)")
+            #expect(delivered == recorded.count, "delivered is what the remote recorded: \(stopped), remote \(run.remote.count) requests")
+            #expect(dropped > 0 && stopped["dropped_shutdown_deadline"] as? Int == dropped)
+        }
+    }
+
     @Test func selfProfilesGoThroughTheRelayAndAreAccountedLikeAnyUpload() async throws {
         try await RecordingRemote.with { remote in
             let run = try await Self.run(

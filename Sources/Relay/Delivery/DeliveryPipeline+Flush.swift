@@ -26,10 +26,10 @@ extension DeliveryPipeline {
 
     /// At the drain deadline, once the senders stopped: what is still in memory is dropped
     /// (`shutdown_deadline`), what is in the spool stays there for the next start (spool
-    /// writes still under way too, when they finish). Returns both counts; flushes still
-    /// waiting are released.
+    /// writes still under way too, when they finish), or is dropped too when the spool ends
+    /// with this process. Returns both counts; flushes still waiting are released.
     public func abandon() -> (dropped: Int, keptInSpool: Int) {
-        let (dropped, kept, flushes) = state.withLock { state in
+        let (dropped, kept, spoolOutlives, flushes) = state.withLock { state in
             let dropped = Array(state.memory)
             let kept = state.spoolAvailable
             state.abandoned = true
@@ -38,14 +38,36 @@ extension DeliveryPipeline {
             state.spoolAvailable = 0
             state.incomplete -= dropped.count + kept
             defer { state.flushes.removeAll() }
-            return (dropped, kept, state.flushes.map(\.continuation))
+            return (dropped, kept, state.spoolOutlivesShutdown, state.flushes.map(\.continuation))
         }
         // Dropped, and counted so: not replayed by the next start either.
         endJournal(dropped)
         if !dropped.isEmpty { counters.recordDropped(.shutdownDeadline, count: dropped.count) }
-        if kept > 0 { counters.recordKeptInSpool(kept) }
+        recordLeftInSpool(kept)
         for flush in flushes { flush.resume() }
-        return (dropped.count, kept)
+        return spoolOutlives ? (dropped.count, kept) : (dropped.count + kept, 0)
+    }
+
+    /// Lambda's SHUTDOWN of a spin-down: the execution environment, and its `/tmp` with it,
+    /// ends with this process, so nothing left in the spool will ever be sent; it is counted
+    /// as dropped at the deadline instead of kept. (A reset after a failed invocation keeps
+    /// `/tmp` for the re-init, which replays the spool: there the records are kept.)
+    public func spoolEndsWithThisProcess() {
+        state.withLock { $0.spoolOutlivesShutdown = false }
+    }
+
+    public var spoolOutlivesShutdown: Bool { state.withLock { $0.spoolOutlivesShutdown } }
+
+    /// Uploads whose records stay in the spool at shutdown: kept for the next start, or
+    /// dropped when there is none. Their records stay either way: deleting them would
+    /// spend the shutdown budget on files that are about to go.
+    func recordLeftInSpool(_ count: Int) {
+        guard count > 0 else { return }
+        if spoolOutlivesShutdown {
+            counters.recordKeptInSpool(count)
+        } else {
+            counters.recordDropped(.shutdownDeadline, count: count)
+        }
     }
 
     func endJournal(_ uploads: [PipelineState.Queued]) {

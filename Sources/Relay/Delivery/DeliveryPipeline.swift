@@ -106,7 +106,7 @@ public final class DeliveryPipeline: Sendable {
                 spool = try Spool(directory: directory, maxBytes: configuration.spoolMaxBytes, logger: logger)
             } catch {
                 logger.warning(
-                    "Spool unavailable: uploads beyond the memory queue will be refused with 503, and those in memory would not survive the process being killed",
+                    "Spool unavailable: uploads beyond the memory queue will be refused with 503, and those in memory would not survive the process being killed. Set PYROSCOPE_SPOOL_DIR to a folder this user can write (in Lambda, under /tmp)",
                     metadata: ["spool_dir": "\(directory)", "error": "\(error)"])
             }
         }
@@ -115,7 +115,7 @@ public final class DeliveryPipeline: Sendable {
                 journal = try UploadJournal(directory: spool.files.directory, logger: logger)
             } catch {
                 logger.warning(
-                    "Journal unavailable: uploads waiting in memory would not survive the process being killed",
+                    "Journal unavailable: uploads waiting in memory would not survive the process being killed. Set PYROSCOPE_SPOOL_DIR to a folder this user can write (in Lambda, under /tmp)",
                     metadata: ["spool_dir": "\(spool.files.directory)", "error": "\(error)"])
             }
         }
@@ -210,7 +210,7 @@ public final class DeliveryPipeline: Sendable {
             return (sender, flushes, state.releaseIdleSendersIfFinished(), kept)
         }
         if stored { counters.recordAccepted() } else { counters.recordDropped(.queueFull) }
-        if keptAtShutdown { counters.recordKeptInSpool(1) }
+        if keptAtShutdown { recordLeftInSpool(1) }
         sender?.resume(returning: .spool)
         for flush in flushes { flush.resume() }
         for waiting in idle { waiting.resume(returning: .closed) }
@@ -300,7 +300,7 @@ public final class DeliveryPipeline: Sendable {
         switch outcome {
         case .delivered: counters.recordDelivered(bytes: bodyBytes)
         case .dropped(let reason): counters.recordDropped(reason)
-        case .keptInSpool: counters.recordKeptInSpool(1)
+        case .keptInSpool: recordLeftInSpool(1)
         }
         for flush in flushes { flush.resume() }
         for waiting in released { waiting.resume(returning: .closed) }

@@ -63,6 +63,9 @@ struct PipelineState {
     var closed = false
     /// Set at the drain deadline: spool writes finishing later are kept for the next start.
     var abandoned = false
+    /// False once the spool's folder ends with this process (Lambda's spin-down): what it
+    /// holds at the end is then dropped, not kept for a next start that never comes.
+    var spoolOutlivesShutdown = true
     /// Uploads up to this sequence were discarded (a SnapStart restore): a delivery of one
     /// taken before must not be sent.
     var staleThrough: UInt64?

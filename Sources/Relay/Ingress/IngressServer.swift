@@ -5,6 +5,12 @@ import NIOPosix
 import ServiceLifecycle
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
+
 /// The relay's HTTP/1.1 listener. `bind()` is separate from `run()` so the caller can be
 /// sure the port accepts connections before it tells Lambda it is ready (and can report
 /// a port already in use as an init error).
@@ -92,9 +98,16 @@ public final class IngressServer: Service, Sendable, CustomStringConvertible {
                     continue
                 }
                 for channel in bound { try? await channel.close() }
+                let listen = ListenAddress(host: address.host, port: port)
+                if (error as? IOError)?.errnoCode == EACCES {
+                    // Lambda runs extensions as an unprivileged user: no port below 1024.
+                    throw RelayError(
+                        .bindFailed,
+                        "cannot listen on \(listen): this user may not bind it (ports below 1024 need privileges Lambda does not give). Set PYROSCOPE_LISTEN_ADDRESS to a port from 1024 up",
+                        underlying: error)
+                }
                 throw RelayError(
-                    .bindFailed,
-                    "cannot listen on \(ListenAddress(host: address.host, port: port)): is another process using the port? Set PYROSCOPE_LISTEN_ADDRESS to a free one",
+                    .bindFailed, "cannot listen on \(listen): is another process using the port? Set PYROSCOPE_LISTEN_ADDRESS to a free one",
                     underlying: error)
             }
         }

@@ -49,6 +49,8 @@ extension UploadForwarder {
                 logDrop(.snapshot, logger: uploadLogger(), "Dropped upload accepted before the SnapStart restore: every restored copy would send it")
                 return .drop(.snapshot)
             }
+            // At shutdown: not started when its answer would come after the deadline.
+            guard hasTimeForAnAttempt() else { return .cutShort() }
             attempt += 1
             let started = ContinuousClock.now
             let result: RetryPolicy.AttemptResult
@@ -124,6 +126,7 @@ extension UploadForwarder {
                 reconnects += 1
                 uploadLogger().debug("Reconnecting to resend upload", metadata: detail.merging(["attempt": .stringConvertible(attempt)]) { $1 })
             case .retry(let delay):
+                guard hasTimeForAnAttempt(after: delay) else { return .cutShort() }
                 pipeline.counters.recordRetry()
                 uploadLogger().debug(
                     "Retrying upload",
@@ -138,6 +141,7 @@ extension UploadForwarder {
     private func recordAttempt(_ result: RetryPolicy.AttemptResult, cause: UpstreamAttemptCause, duration: Duration) {
         let counters = pipeline.counters
         counters.recordUpstream(duration)
+        shutdownBudget.record(duration)
         switch result {
         case .status(let code, _):
             let statusClass = "\(code / 100)xx"

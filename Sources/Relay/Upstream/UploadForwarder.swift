@@ -26,6 +26,8 @@ public struct UploadForwarder: Service, CustomStringConvertible {
     let credentialSource: (any UpstreamCredentialSource)?
     /// Explains failed attempts in the log: the first of each cause at once, then counts.
     let failureReporter: UpstreamFailureReporter
+    /// At shutdown, whether another attempt can end before the deadline.
+    let shutdownBudget = ShutdownAttemptBudget()
 
     public init(
         pipeline: DeliveryPipeline, uploader: any Uploader, builder: UpstreamRequestBuilder?, workers: Int, drainTimeout: Duration,
@@ -69,6 +71,8 @@ public struct UploadForwarder: Service, CustomStringConvertible {
                 // Returns at graceful shutdown (throws only if cancelled first).
                 guard (try? await gracefulShutdown()) != nil else { return }
                 let deadline = drainDeadline.value ?? clock.now + drainTimeout
+                // Dev mode sets it here; senders judge each attempt against it.
+                drainDeadline.set(deadline)
                 let pending = pipeline.snapshot
                 logger.debug(
                     "Draining upload queue",
@@ -92,7 +96,7 @@ public struct UploadForwarder: Service, CustomStringConvertible {
                 metadata: ["reason": "\(DropReason.shutdownDeadline.rawValue)", "count": .stringConvertible(dropped)])
         }
         let spool = pipeline.snapshot
-        if kept > 0 || spool.spoolItems > 0 {
+        if kept > 0 || (spool.spoolItems > 0 && pipeline.spoolOutlivesShutdown) {
             logger.warning(
                 "Uploads left in the spool at shutdown: replayed when the relay starts again with the same spool",
                 metadata: ["count": .stringConvertible(spool.spoolItems), "spool_bytes": .stringConvertible(spool.spoolBytes)])
@@ -102,7 +106,7 @@ public struct UploadForwarder: Service, CustomStringConvertible {
     /// One sender: takes, sends, reports, until the pipeline is closed and empty or the
     /// drain deadline cancels it.
     private func sendUntilFinished() async {
-        while let delivery = await pipeline.next() {
+        while hasTimeForAnAttempt(), let delivery = await pipeline.next() {
             let outcome: DeliveryPipeline.Outcome
             switch await deliver(delivery.upload, isCurrent: { await pipeline.mayAttempt(delivery) }) {
             case .delivered: outcome = .delivered
@@ -111,11 +115,18 @@ public struct UploadForwarder: Service, CustomStringConvertible {
                 if delivery.isFromSpool {
                     outcome = .keptInSpool
                 } else {
-                    if !logged { logDrop(.shutdownDeadline, logger: logger, "Dropped upload in flight: drain deadline passed") }
+                    if !logged { logDrop(.shutdownDeadline, logger: logger, "Dropped upload: the drain deadline came before it was delivered") }
                     outcome = .dropped(.shutdownDeadline)
                 }
             }
             await pipeline.complete(delivery, outcome)
         }
+    }
+
+    /// False while draining once an attempt started after `delay` could not end before the
+    /// drain deadline (see `ShutdownAttemptBudget`); true at any other time.
+    func hasTimeForAnAttempt(after delay: Duration = .zero) -> Bool {
+        guard pipeline.isClosed else { return true }
+        return shutdownBudget.allowsAttempt(startingAt: clock.now + delay, deadline: drainDeadline.value)
     }
 }
