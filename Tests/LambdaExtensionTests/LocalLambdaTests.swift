@@ -32,6 +32,10 @@ import Testing
 
     static var python: String { testPython }
 
+    /// The extension runs as Lambda's unprivileged user whenever these tests run as root
+    /// (they are unprivileged already otherwise).
+    static var runAsLambdaUser: [String] { geteuid() == 0 ? ["--run-as", LambdaUser.sandbox.description] : [] }
+
     /// - Parameter options: more emulator flags (`--mode ...`); `expectHealthy`: the run
     ///   must end healthy (the emulator exits 1 when the function or an extension failed).
     static func run(
@@ -82,7 +86,7 @@ import Testing
                 "--function-dir", ClientFixture.repositoryRoot + "/scripts/lambda_function",
                 "--python", python, "--invocations", "\(invocations)", "--freeze-seconds", "\(freezeSeconds)",
                 "--event", event, "--shutdown-ms", "\(shutdownMs)", "--report", reportPath, "--quiet",
-            ] + options + ["--env"] + environment.map { "\($0.key)=\($0.value)" }
+            ] + Self.runAsLambdaUser + options + ["--env"] + environment.map { "\($0.key)=\($0.value)" }
         process.standardOutput = FileHandle.nullDevice
         try process.run()
         let deadline = ContinuousClock.now + .seconds(180)
@@ -113,6 +117,9 @@ import Testing
             #expect(run.extensionReport["exit_code"] as? Int == 0)
             #expect(run.extensionReport["killed_at_deadline"] as? Bool == false)
             #expect(run.report["init_failed"] is NSNull)
+            if geteuid() == 0 {
+                #expect(run.extensionReport["uid"] as? Int == 993 && run.extensionReport["gid"] as? Int == 990, "ran as Lambda's user")
+            }
         }
     }
 

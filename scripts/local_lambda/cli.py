@@ -24,6 +24,14 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(USAGE_ERROR)
 
 
+def user_and_group(text: str) -> tuple[int, int]:
+    """--run-as UID:GID."""
+    uid, sep, gid = text.partition(":")
+    if not (sep and uid.isdigit() and gid.isdigit()):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected UID:GID, e.g. 993:990")
+    return int(uid), int(gid)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="local_lambda.py",
@@ -59,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refuse-telemetry", nargs="?", const="400", choices=["400", "403", "202"], default=None,
                    help="fault: answer every Telemetry API subscription 400 ValidationError (the default), "
                         "403 AccessDeniedException, or 202 Telemetry.NotSupported as Lambda's runtime interface emulator does")
+    p.add_argument("--run-as", type=user_and_group, metavar="UID:GID",
+                   help="run the extensions as this user and group, with no supplementary groups, as Lambda runs "
+                        "them (its sbx_user1051 is 993:990); needs root. Default: as the emulator runs")
     p.add_argument("--env", action="append", nargs="+", default=[], metavar="KEY=VALUE",
                    help="environment for the extension(s) and the function (repeatable)")
     p.add_argument("--report", metavar="PATH.json", help="write the JSON report here")
@@ -81,6 +92,8 @@ def parse_args(argv):
     for path in opts.extensions:
         if not os.path.isfile(path) or not os.access(path, os.X_OK):
             p.error(f"--extension {path}: not an executable file")
+    if opts.run_as and os.geteuid() != 0:
+        p.error("--run-as needs root (to switch to that user); run without it to keep this user")
     if not os.path.isdir(opts.function_dir):
         p.error(f"--function-dir {opts.function_dir}: not a directory")
     opts.function_dir = os.path.abspath(opts.function_dir)

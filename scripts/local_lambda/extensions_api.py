@@ -59,6 +59,8 @@ class Extension:
             "name": self.name,
             "path": self.path,
             "pid": p.pid if p else None,
+            "uid": p.uid if p else None,
+            "gid": p.gid if p else None,
             "identifier": self.id,
             "events": self.events,
             "register": self.register,

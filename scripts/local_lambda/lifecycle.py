@@ -95,8 +95,10 @@ class Lifecycle:
         ext_env = self.extension_env()
         for ext in self.extensions:
             try:
-                ext.proc = ManagedProcess(f"extension {ext.name}", [ext.path], ext_env, None, self._on_line, self._on_exit)
-                self.say(f"started extension {ext.name} (pid {ext.proc.pid})")
+                ext.proc = ManagedProcess(f"extension {ext.name}", [ext.path], ext_env, None, self._on_line, self._on_exit,
+                                          run_as=self.opts.run_as)
+                as_user = f" as {self.opts.run_as[0]}:{self.opts.run_as[1]}" if self.opts.run_as else ""
+                self.say(f"started extension {ext.name} (pid {ext.proc.pid}){as_user}")
             except OSError as e:
                 ext.launch_error = str(e)
                 self.init_failed = {"time": now(), "by": f"extension {ext.name}", "error_type": "Extension.LaunchError"}

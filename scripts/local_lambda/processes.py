@@ -11,6 +11,16 @@ from typing import Callable
 from .util import now
 
 
+def _real_ids(pid: int) -> tuple[int | None, int | None]:
+    """The real uid and gid of a process, from /proc (None where there is no /proc)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            fields = dict(line.split(":", 1) for line in status if ":" in line)
+        return int(fields["Uid"].split()[0]), int(fields["Gid"].split()[0])
+    except (OSError, KeyError, ValueError):
+        return None, None
+
+
 class ManagedProcess:
     """One sandbox process (an extension or the runtime).
 
@@ -28,7 +38,9 @@ class ManagedProcess:
         cwd: str | None,
         on_line: Callable[["ManagedProcess", str, str, float], None],
         on_exit: Callable[["ManagedProcess"], None],
+        run_as: tuple[int, int] | None = None,
     ):
+        """run_as: (uid, gid) to drop to before exec, with no supplementary groups."""
         self.label = label
         self.argv = argv
         self.output: list[list] = []  # [t, line]
@@ -46,8 +58,11 @@ class ManagedProcess:
             stderr=subprocess.PIPE,
             start_new_session=True,
             close_fds=True,
+            **({"user": run_as[0], "group": run_as[1], "extra_groups": []} if run_as else {}),
         )
         self.pid = self.proc.pid
+        # Popen returns once the child has exec'd, after any switch of user: what it runs as.
+        self.uid, self.gid = _real_ids(self.pid)
         self.pgid = self.proc.pid  # session leader => its own process group
         self._readers = [
             threading.Thread(target=self._read, args=(self.proc.stdout, "stdout"), daemon=True),

@@ -72,6 +72,7 @@ def build(emu) -> dict:
             "invoke_interval": o.invoke_interval,
             "refuse_invoke_registration": o.refuse_invoke_registration,
             "refuse_telemetry": o.refuse_telemetry,
+            "run_as": "%d:%d" % o.run_as if o.run_as else None,
             "invoke_timeout": o.invoke_timeout,
             "init_timeout": o.init_timeout,
             "shutdown_ms": o.shutdown_ms,
