@@ -11,6 +11,10 @@
 #   LAMBDA_FUNCTION_DIR    the function's folder (default scripts/lambda_function)
 #   LAMBDA_LISTEN_ADDRESS  where the extension listens and the function sends (default localhost:4040)
 #   PYROSCOPE_FLUSH_STRATEGY, PYROSCOPE_LOG_LEVEL  passed to the extension
+#   LAMBDA_RUN_AS          the extension's user:group when run as root (default 993:990, Lambda's
+#                          sbx_user1051; "root" keeps root)
+# As Lambda runs it: the extension as an unprivileged user, and (with the local stand-in, which
+# lives inside it too) the whole run in a network namespace of its own (scripts/lambda_sandbox.sh).
 # Why these defaults: pyroscope-io uploads every 10 s from its start in the function's init,
 # and its clock stands still while the environment is frozen; the default run lasts past
 # that (three invocations 5.5 s apart; on lambda-managed-instances, never frozen, 12 s of
@@ -18,11 +22,24 @@
 set -euo pipefail
 relay="$1"; python="$2"
 cd "$(dirname "$0")/.."
+# A remote of the user's own is outside any private namespace: then the machine's network.
+if [[ -z "${PYROSCOPE_REMOTE_ADDRESS:-}" && -z "${LAMBDA_SANDBOX_INSIDE:-}" ]]; then
+  exec scripts/lambda_sandbox.sh "$0" "$@"
+fi
+run_as=()
+if [[ $(id -u) -eq 0 && "${LAMBDA_RUN_AS:-993:990}" != root ]]; then run_as=(--run-as "${LAMBDA_RUN_AS:-993:990}"); fi
 # Absolute: the runtime starts in the function's folder, where a relative path names nothing.
 python="$(cd "$(dirname "$python")" && pwd)/$(basename "$python")"
 mode="${MODE:-on-demand}"
 listen="${LAMBDA_LISTEN_ADDRESS:-localhost:4040}"
 work=$(mktemp -d)
+# A /tmp of its own (lambda_sandbox.sh): the extension's default spool, new as in Lambda. Else
+# a spool folder of this run's, writable by the extension's user.
+spool_env=()
+if [[ -z "${LAMBDA_SANDBOX_PRIVATE_TMP:-}" ]]; then
+  mkdir "$work/spool" && spool_env=(PYROSCOPE_SPOOL_DIR="$work/spool")
+  if [[ ${#run_as[@]} -gt 0 ]]; then chmod 755 "$work" && chown "${run_as[1]}" "$work/spool"; fi
+fi
 capture=""
 cleanup() { [[ -n "$capture" ]] && kill "$capture" 2>/dev/null; wait 2>/dev/null || true; }
 trap cleanup EXIT
@@ -47,13 +64,13 @@ case "$mode" in
   *) echo "FAIL: MODE=$mode: not one of on-demand, provisioned-concurrency, snap-start, lambda-managed-instances" >&2; exit 2 ;;
 esac
 
-echo "== local Lambda, $mode: extension $relay, function ${LAMBDA_FUNCTION_DIR:-scripts/lambda_function} (${LAMBDA_HANDLER:-app.handler}) -> $remote"
+echo "== local Lambda, $mode: extension $relay${run_as:+ as ${run_as[1]}}, function ${LAMBDA_FUNCTION_DIR:-scripts/lambda_function} (${LAMBDA_HANDLER:-app.handler}) -> $remote"
 status=0
-"$python" scripts/local_lambda.py --mode "$mode" "${mode_args[@]}" --extension "$relay" \
+"$python" scripts/local_lambda.py --mode "$mode" "${mode_args[@]}" "${run_as[@]}" --extension "$relay" \
   --function-dir "${LAMBDA_FUNCTION_DIR:-scripts/lambda_function}" --handler "${LAMBDA_HANDLER:-app.handler}" \
   --python "$python" --invocations "$invocations" --event "$event" --report "$work/report.json" \
-  --env PYROSCOPE_SPOOL_DIR="$work/spool" \
-  --env PYROSCOPE_REMOTE_ADDRESS="$remote" PYROSCOPE_FLUSH_STRATEGY="${PYROSCOPE_FLUSH_STRATEGY:-end}" \
+  --env "${spool_env[@]}" \
+  PYROSCOPE_REMOTE_ADDRESS="$remote" PYROSCOPE_FLUSH_STRATEGY="${PYROSCOPE_FLUSH_STRATEGY:-end}" \
   PYROSCOPE_LOG_LEVEL="${PYROSCOPE_LOG_LEVEL:-info}" PYROSCOPE_LISTEN_ADDRESS="$listen" \
   PYROSCOPE_SERVER_ADDRESS="http://$listen" || status=$?
 echo "== report: $work/report.json"
