@@ -22,4 +22,5 @@ if [[ "${LAMBDA_SANDBOX_NETNS:-1}" != 0 && -z "${LAMBDA_SANDBOX_INSIDE:-}" ]]; t
   fi
   echo "note: no private network namespace ($why): running in this machine's network" >&2
 fi
-exec "$@"
+# Said inside too when no namespace was made: a script that re-executes itself here stops.
+LAMBDA_SANDBOX_INSIDE=1 exec "$@"
