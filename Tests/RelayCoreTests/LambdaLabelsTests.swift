@@ -93,13 +93,19 @@ import Testing
 
     @Test func unknownFieldsAndOtherTopLevelFieldsAreCopiedAsSent() throws {
         let body = PushBodies.encode(
-            series: [[.unknown(field: 9, wireType: 0, payload: [0x96, 0x01]), .label(name: "a", value: "b"), .unknown(field: 10, wireType: 5, payload: [1, 2, 3, 4])]],
+            series: [
+                [
+                    .unknown(field: 9, wireType: 0, payload: [0x96, 0x01]), .label(name: "a", value: "b"),
+                    .unknown(field: 10, wireType: 5, payload: [1, 2, 3, 4]),
+                ]
+            ],
             topLevelUnknown: [(field: 3, wireType: 1, payload: [1, 2, 3, 4, 5, 6, 7, 8])])
         let rewritten = try #require(try PushBodyLabels.add(Self.added, to: body))
         let expected = PushBodies.encode(
             series: [
                 [
-                    .unknown(field: 9, wireType: 0, payload: [0x96, 0x01]), .label(name: "a", value: "b"), .unknown(field: 10, wireType: 5, payload: [1, 2, 3, 4]),
+                    .unknown(field: 9, wireType: 0, payload: [0x96, 0x01]), .label(name: "a", value: "b"),
+                    .unknown(field: 10, wireType: 5, payload: [1, 2, 3, 4]),
                     .label(name: "faas_name", value: "my-fn"), .label(name: "faas_version", value: "7"),
                 ]
             ],
@@ -121,16 +127,17 @@ import Testing
         #expect(try PushBodyLabels.add(Self.added, to: thirty) == nil)
     }
 
-    @Test(arguments: [
-        ("truncated varint", [0x0A, 0x80]),
-        ("length past the end", [0x0A, 0x05, 0x01]),
-        ("series as varint", [0x08, 0x01]),
-        ("group wire type", [0x0B, 0x0C]),
-        ("field number 0", [0x02, 0x00]),
-        ("label as varint", [0x0A, 0x02, 0x08, 0x01]),
-        ("label pair truncated", [0x0A, 0x04, 0x0A, 0x02, 0x0A, 0x05]),
-        ("text", Array("hello, this is not protobuf".utf8)),
-    ] as [(String, [UInt8])])
+    @Test(
+        arguments: [
+            ("truncated varint", [0x0A, 0x80]),
+            ("length past the end", [0x0A, 0x05, 0x01]),
+            ("series as varint", [0x08, 0x01]),
+            ("group wire type", [0x0B, 0x0C]),
+            ("field number 0", [0x02, 0x00]),
+            ("label as varint", [0x0A, 0x02, 0x08, 0x01]),
+            ("label pair truncated", [0x0A, 0x04, 0x0A, 0x02, 0x0A, 0x05]),
+            ("text", Array("hello, this is not protobuf".utf8)),
+        ] as [(String, [UInt8])])
     func malformedBodiesAreRefused(what: String, body: [UInt8]) {
         #expect(throws: PushBodyLabels.Malformed.self, "\(what)") { try PushBodyLabels.add(Self.added, to: body) }
     }
