@@ -11,6 +11,8 @@
 #   LAMBDA_FUNCTION_DIR    the function's folder (default scripts/lambda_function)
 #   LAMBDA_LISTEN_ADDRESS  where the extension listens and the function sends (default localhost:4040)
 #   PYROSCOPE_FLUSH_STRATEGY, PYROSCOPE_LOG_LEVEL  passed to the extension
+#   PYROSCOPE_LAMBDA_LABELS  passed to the extension (default true: the stand-in's uploads
+#                          must then carry faas_name and the rest, shown in the verdict)
 # Why these defaults: pyroscope-io uploads every 10 s from its start in the function's init,
 # and its clock stands still while the environment is frozen; the default run lasts past
 # that (three invocations 5.5 s apart; on lambda-managed-instances, never frozen, 12 s of
@@ -21,6 +23,7 @@ cd "$(dirname "$0")/.."
 # Absolute: the runtime starts in the function's folder, where a relative path names nothing.
 python="$(cd "$(dirname "$python")" && pwd)/$(basename "$python")"
 mode="${MODE:-on-demand}"
+lambda_labels="${PYROSCOPE_LAMBDA_LABELS:-true}"
 listen="${LAMBDA_LISTEN_ADDRESS:-localhost:4040}"
 work=$(mktemp -d)
 capture=""
@@ -54,7 +57,7 @@ status=0
   --python "$python" --invocations "$invocations" --event "$event" --report "$work/report.json" \
   --env PYROSCOPE_SPOOL_DIR="$work/spool" \
   --env PYROSCOPE_REMOTE_ADDRESS="$remote" PYROSCOPE_FLUSH_STRATEGY="${PYROSCOPE_FLUSH_STRATEGY:-end}" \
-  PYROSCOPE_LOG_LEVEL="${PYROSCOPE_LOG_LEVEL:-info}" PYROSCOPE_LISTEN_ADDRESS="$listen" \
+  PYROSCOPE_LOG_LEVEL="${PYROSCOPE_LOG_LEVEL:-info}" PYROSCOPE_LISTEN_ADDRESS="$listen" PYROSCOPE_LAMBDA_LABELS="$lambda_labels" \
   PYROSCOPE_SERVER_ADDRESS="http://$listen" || status=$?
 echo "== report: $work/report.json"
 uploads=0
@@ -73,8 +76,17 @@ if [[ -n "$capture" && "${uploads:-0}" -eq 0 ]]; then
   echo "FAIL: no upload reached the stand-in Pyroscope server ($mode): check the extension's lines above"
   exit 1
 fi
+labelled=""
+# Off as the extension reads it (Go's strconv.ParseBool false values): nothing to check.
+if [[ -n "$capture" && ! "$lambda_labels" =~ ^(false|FALSE|False|f|F|0)$ ]]; then
+  if ! labelled=$(python3 scripts/summarize_capture.py --lambda-labels "$work/received.jsonl"); then
+    echo "FAIL: PYROSCOPE_LAMBDA_LABELS=$lambda_labels but not every profile reaching the stand-in carries faas_name ($mode): seen ${labelled:-none}"
+    exit 1
+  fi
+  labelled=", labelled $labelled"
+fi
 if [[ -n "$capture" ]]; then
-  echo "OK: $uploads upload(s) reached the stand-in Pyroscope server through the extension ($mode)"
+  echo "OK: $uploads upload(s) reached the stand-in Pyroscope server through the extension ($mode)$labelled"
 else
   echo "OK: the function and the extension ran ($mode); uploads went to $remote"
 fi
