@@ -11,6 +11,8 @@
 #   LAMBDA_FUNCTION_DIR    the function's folder (default scripts/lambda_function)
 #   LAMBDA_LISTEN_ADDRESS  where the extension listens and the function sends (default localhost:4040)
 #   PYROSCOPE_FLUSH_STRATEGY, PYROSCOPE_LOG_LEVEL  passed to the extension
+#   PYROSCOPE_LAMBDA_LABELS  passed to the extension (default true: the stand-in's uploads
+#                          must then carry faas_name and the rest, shown in the verdict)
 #   LAMBDA_RUN_AS          the extension's user:group when run as root (default 993:990, Lambda's
 #                          sbx_user1051; "root" keeps root)
 # As Lambda runs it: the extension as an unprivileged user, and (with the local stand-in, which
@@ -31,6 +33,7 @@ if [[ $(id -u) -eq 0 && "${LAMBDA_RUN_AS:-993:990}" != root ]]; then run_as=(--r
 # Absolute: the runtime starts in the function's folder, where a relative path names nothing.
 python="$(cd "$(dirname "$python")" && pwd)/$(basename "$python")"
 mode="${MODE:-on-demand}"
+lambda_labels="${PYROSCOPE_LAMBDA_LABELS:-true}"
 listen="${LAMBDA_LISTEN_ADDRESS:-localhost:4040}"
 work=$(mktemp -d)
 # A /tmp of its own (lambda_sandbox.sh): the extension's default spool, new as in Lambda. Else
@@ -71,7 +74,7 @@ status=0
   --python "$python" --invocations "$invocations" --event "$event" --report "$work/report.json" \
   --env "${spool_env[@]}" \
   PYROSCOPE_REMOTE_ADDRESS="$remote" PYROSCOPE_FLUSH_STRATEGY="${PYROSCOPE_FLUSH_STRATEGY:-end}" \
-  PYROSCOPE_LOG_LEVEL="${PYROSCOPE_LOG_LEVEL:-info}" PYROSCOPE_LISTEN_ADDRESS="$listen" \
+  PYROSCOPE_LOG_LEVEL="${PYROSCOPE_LOG_LEVEL:-info}" PYROSCOPE_LISTEN_ADDRESS="$listen" PYROSCOPE_LAMBDA_LABELS="$lambda_labels" \
   PYROSCOPE_SERVER_ADDRESS="http://$listen" || status=$?
 echo "== report: $work/report.json"
 uploads=0
@@ -90,8 +93,17 @@ if [[ -n "$capture" && "${uploads:-0}" -eq 0 ]]; then
   echo "FAIL: no upload reached the stand-in Pyroscope server ($mode): check the extension's lines above"
   exit 1
 fi
+labelled=""
+# Off as the extension reads it (Go's strconv.ParseBool false values): nothing to check.
+if [[ -n "$capture" && ! "$lambda_labels" =~ ^(false|FALSE|False|f|F|0)$ ]]; then
+  if ! labelled=$(python3 scripts/summarize_capture.py --lambda-labels "$work/received.jsonl"); then
+    echo "FAIL: PYROSCOPE_LAMBDA_LABELS=$lambda_labels but not every profile reaching the stand-in carries faas_name ($mode): seen ${labelled:-none}"
+    exit 1
+  fi
+  labelled=", labelled $labelled"
+fi
 if [[ -n "$capture" ]]; then
-  echo "OK: $uploads upload(s) reached the stand-in Pyroscope server through the extension ($mode)"
+  echo "OK: $uploads upload(s) reached the stand-in Pyroscope server through the extension ($mode)$labelled"
 else
   echo "OK: the function and the extension ran ($mode); uploads went to $remote"
 fi

@@ -4,10 +4,14 @@
 Usage:
   python3 scripts/summarize_capture.py PATH.jsonl
 
+  python3 scripts/summarize_capture.py --lambda-labels PATH.jsonl
+
 Prints: requests by kind and path, total bytes, distinct service_name / app
-names, auth schemes seen (credentials masked), and for every push body
-whether it was valid gzip. Exits 1 with "no uploads received" if the file is
-missing or holds no records. Stdlib only.
+names, the Lambda labels the extension added (PYROSCOPE_LAMBDA_LABELS), auth
+schemes seen (credentials masked), and for every push body whether it was
+valid gzip. Exits 1 with "no uploads received" if the file is missing or holds
+no records. With --lambda-labels: prints the Lambda labels seen, one line, and
+exits 1 when some profile upload lacks faas_name. Stdlib only.
 """
 
 import collections
@@ -50,12 +54,47 @@ def load(path):
     return records, bad
 
 
+# The labels PYROSCOPE_LAMBDA_LABELS can add (README, "Lambda labels").
+LAMBDA_LABELS = ("faas_name", "faas_version", "cloud_provider", "cloud_platform", "cloud_region", "host_arch",
+                 "faas_max_memory", "aws_lambda_initialization_type", "faas_instance")
+
+
+def upload_labels(record):
+    """[(name, value)] of one upload: every push series' labels, or an ingest name's."""
+    s = record.get("summary") or {}
+    if record.get("kind") == "push":
+        return [(n, v) for series in s.get("series") or [] for n, v in series.get("labels") or []]
+    name = s.get("name") or ""
+    if "{" not in name:
+        return []
+    inner = name.split("{", 1)[1].rsplit("}", 1)[0]
+    return [tuple(p.split("=", 1)) for p in inner.split(",") if "=" in p]
+
+
+def lambda_labels(records):
+    """Counter of the Lambda labels seen, and how many profile uploads lack faas_name."""
+    seen, missing = collections.Counter(), 0
+    for r in records:
+        if r.get("kind") not in ("push", "ingest"):
+            continue
+        labels = upload_labels(r)
+        for n, v in labels:
+            if n in LAMBDA_LABELS:
+                seen["%s=%s" % (n, v)] += 1
+        if not any(n == "faas_name" for n, _ in labels):
+            missing += 1
+    return seen, missing
+
+
 def md_escape(s):
     return str(s).replace("|", "\\|").replace("\n", " ")
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    labels_only = argv[:1] == ["--lambda-labels"]
+    if labels_only:
+        argv = argv[1:]
     if len(argv) != 1 or argv[0] in ("-h", "--help"):
         print(__doc__.strip(), file=sys.stderr)
         return 2
@@ -66,6 +105,11 @@ def main(argv=None):
     if not records:
         return fail("no uploads received: %s is empty%s"
                     % (path, " (%d unparseable lines)" % bad if bad else ""))
+
+    seen_labels, unlabelled = lambda_labels(records)
+    if labels_only:
+        print(", ".join(sorted(seen_labels)) or "none")
+        return 1 if unlabelled or not seen_labels else 0
 
     by_kind = collections.Counter()
     by_path = collections.OrderedDict()
@@ -139,6 +183,16 @@ def main(argv=None):
             "`%s` (%d)" % (md_escape(k), v) for k, v in app_names.items()))
     if not services and not app_names:
         out.append("- none found")
+    out.append("")
+    out.append("## Lambda labels (PYROSCOPE_LAMBDA_LABELS)")
+    out.append("")
+    if seen_labels:
+        for k, v in sorted(seen_labels.items()):
+            out.append("- `%s` on %d upload(s)" % (md_escape(k), v))
+        if unlabelled:
+            out.append("- **%d profile upload(s) without faas_name**" % unlabelled)
+    else:
+        out.append("- none")
     out.append("")
     out.append("## Auth (masked)")
     out.append("")

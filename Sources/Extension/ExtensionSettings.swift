@@ -88,6 +88,7 @@ public struct ExtensionSettings: Sendable {
         "AWS_SESSION_TOKEN", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_ENDPOINT_URL",
         "AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL_SSM", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy",
         "NO_PROXY", "no_proxy", "PYROSCOPE_CA_FILE", "SSL_CERT_FILE",
+        "PYROSCOPE_LAMBDA_LABELS", "AWS_LAMBDA_FUNCTION_VERSION", "AWS_REGION", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_LOG_STREAM_NAME",
     ]
 
     public init(environment: [String: String]) {
@@ -182,6 +183,7 @@ public struct ExtensionSettings: Sendable {
         network = Self.networkConfiguration(&reader, lambdaRuntimeAPI: lambdaRuntimeAPI)
         relay.network = network
         relay.credentialSettings = credentialSettings
+        relay.labels = Self.lambdaLabels(&reader)
         statsInterval = reader.duration("PYROSCOPE_STATS_INTERVAL", default: .seconds(60), mustBePositive: false)
         if statsInterval < .zero {
             reader.warnings.append(

@@ -147,6 +147,7 @@ public struct RelayApplication: Sendable {
         if let remote = settings.relay.remote {
             var metadata: Logger.Metadata = ["remote": "\(remote.redactedDescription)", "workers": .stringConvertible(settings.relay.workers)]
             if let proxy = relay.upstreamProxy { metadata["proxy"] = "\(proxy)" }
+            if !settings.relay.labels.isEmpty { metadata["labels"] = "\(settings.relay.labels.labels.map(\.description).joined(separator: ","))" }
             logger.info("Relaying uploads", metadata: metadata)
         }
         let serviceGroup = ServiceGroup(

@@ -47,6 +47,7 @@ public final class RelayMetrics: Sendable {
     /// Open client connections.
     public let clientConnections: Gauge
     private let connectionsClosed: [ClientConnectionCloseReason: Counter]
+    private let labelsNotApplied: [LabelsNotAppliedReason: Counter]
 
     /// Sub-millisecond local answers: 50 µs to 1 s.
     public static let answerBuckets: [Duration] = [
@@ -129,7 +130,20 @@ public final class RelayMetrics: Sendable {
                 labels: [("reason", reason.rawValue)])
         }
         connectionsClosed = closed
+        var notApplied: [LabelsNotAppliedReason: Counter] = [:]
+        for reason in LabelsNotAppliedReason.allCases {
+            notApplied[reason] = registry.makeCounter(
+                descriptor: Self.name(
+                    "labels_not_applied", "total",
+                    "Uploads relayed unchanged although PYROSCOPE_LAMBDA_LABELS is on: the relay could not add the labels to them, by reason."
+                ),
+                labels: [("reason", reason.rawValue)])
+        }
+        labelsNotApplied = notApplied
     }
+
+    /// Only made when a label is not applied; its series exist from the start (at zero).
+    public func labelsNotApplied(reason: LabelsNotAppliedReason) -> Counter { labelsNotApplied[reason]! }
 
     public func clientConnectionsClosed(reason: ClientConnectionCloseReason) -> Counter { connectionsClosed[reason]! }
 
@@ -178,6 +192,21 @@ public final class RelayMetrics: Sendable {
     public func exposition() -> [UInt8] { registry.emitToBuffer() }
 
     public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
+}
+
+/// Why an upload went out without the labels of PYROSCOPE_LAMBDA_LABELS (it is relayed
+/// as the client sent it: never dropped for this).
+public enum LabelsNotAppliedReason: String, Sendable, CaseIterable {
+    /// A push body that is not a protobuf `PushRequest`, or not valid gzip.
+    case malformedPushBody = "malformed_push_body"
+    /// A push body the relay does not rewrite: JSON (Connect's `application/json`) or another type.
+    case unsupportedContentType = "unsupported_content_type"
+    /// A push body compressed other than gzip.
+    case unsupportedEncoding = "unsupported_encoding"
+    /// A gzip push body that inflates to more than the relay holds in memory for it.
+    case tooLarge = "too_large"
+    /// An `/ingest` upload without a `name` Pyroscope can parse.
+    case unparsableIngestName = "unparsable_ingest_name"
 }
 
 /// Why the relay closed a client connection itself.

@@ -34,6 +34,8 @@ public struct RelayConfiguration: Sendable {
     public var credentialSettings: [String] = []
     /// Request head size, client timeouts and the connection cap.
     public var ingress: IngressLimits
+    /// PYROSCOPE_LAMBDA_LABELS: added to every profile relayed; empty (the default): none.
+    public var labels: LambdaLabels = .none
 
     /// Memory is the function's own: keep the relay's share small and spill to disk.
     public static let defaultQueueMaxBytes = 8 << 20

@@ -81,6 +81,12 @@ public final class RelayCounters: Sendable {
         metrics.uploadsDropped(reason: reason.rawValue)?.increment(by: Int64(count))
     }
 
+    /// Upload relayed without the Lambda labels: counted on `/metrics` only (a property of
+    /// the upload's shape, not of its delivery).
+    func recordLabelsNotApplied(_ reason: LabelsNotAppliedReason) {
+        metrics.labelsNotApplied(reason: reason).increment()
+    }
+
     public var snapshot: Snapshot { state.withLock { $0 } }
 
     /// The most recent latencies, for p50/p99 in the stats line (histogram buckets are too

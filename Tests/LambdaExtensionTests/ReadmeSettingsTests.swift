@@ -12,7 +12,7 @@ import Testing
 
     /// Variables named in reads of the environment in the settings sources.
     static func variablesReadInCode() throws -> Set<String> {
-        let text = try source("Sources/Extension/ExtensionSettings.swift") + source("Sources/Extension/ExtensionSettings+Network.swift")
+        let text = try ["", "+Network", "+Labels"].map { try source("Sources/Extension/ExtensionSettings\($0).swift") }.joined()
         let pattern = try NSRegularExpression(pattern: #"(?:string|bool|integer|duration|headers|headerValue)\("([A-Za-z_]+)"|environment\["([A-Za-z_]+)"\]"#)
         var names = Set<String>()
         for match in pattern.matches(in: text, range: NSRange(text.startIndex..., in: text)) {

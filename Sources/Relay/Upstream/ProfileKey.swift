@@ -73,39 +73,3 @@ struct ProfileKey: Equatable {
         !key.isEmpty && key.unicodeScalars.allSatisfy(isTagKeyScalar)
     }
 }
-
-/// Adds the session id to the `name` parameter of a legacy ingest query, as the Go
-/// extension's `sessionid.InjectToRequest` does, but rewrites only that parameter: every
-/// other byte of the query is kept as the client sent it (Go re-encodes and re-orders
-/// the whole query). Returns nil when nothing changes: no parsable name, or a name that
-/// already carries a session id.
-func injectSessionID(_ sessionID: SessionID, intoQuery query: Substring) -> String? {
-    // Go's url.ParseQuery: '&'-separated pairs; a pair with ';' or a bad escape is skipped.
-    var pairs = query.split(separator: "&", omittingEmptySubsequences: false)
-    var nameIndex: Int?
-    var nameValue = ""
-    for (index, pair) in pairs.enumerated() where !pair.isEmpty && !pair.contains(";") {
-        let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-        guard let key = percentDecode(parts[0], plusIsSpace: true), key == "name",
-            let value = percentDecode(parts.count > 1 ? parts[1] : "", plusIsSpace: true)
-        else { continue }
-        nameIndex = index
-        nameValue = value
-        break
-    }
-    guard let nameIndex, var key = ProfileKey(parsing: nameValue) else { return nil }
-    guard key.labels[SessionID.labelName] == nil else { return nil }
-    key.labels[SessionID.labelName] = sessionID.description
-    pairs[nameIndex] = Substring("name=" + queryEscape(key.normalized))
-    // Go's Values.Set replaces every value of the key: later `name` pairs go.
-    var kept: [Substring] = []
-    for (index, pair) in pairs.enumerated() {
-        if index > nameIndex, let key = percentDecode(pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)[0], plusIsSpace: true),
-            key == "name"
-        {
-            continue
-        }
-        kept.append(pair)
-    }
-    return kept.joined(separator: "&")
-}

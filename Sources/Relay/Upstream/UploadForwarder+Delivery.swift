@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import RelayMetrics
 
 extension UploadForwarder {
     /// How one upload's delivery ended; drops are already logged (rate-limited).
@@ -39,7 +40,9 @@ extension UploadForwarder {
                 return .drop(reason)
             }
         }
-        var request = builder.build(upload)
+        let prepared = builder.prepare(upload)
+        var request = prepared.request
+        if let reason = prepared.labelsNotApplied { reportLabelsNotApplied(reason, logger: uploadLogger()) }
         var credentialsRefetched = false
         var attempt = 0
         var reconnects = 0
@@ -96,7 +99,8 @@ extension UploadForwarder {
                 // The secret was rotated: send again at once with the new value, once.
                 credentialsRefetched = true
                 builder.credentials = fresh
-                request = builder.build(upload)
+                // Only the headers carry credentials: the body (labels added) stays as built.
+                request.headers = builder.headers(for: upload.headers)
                 pipeline.counters.recordRetry()
                 uploadLogger().info("Resending upload with credentials fetched again after a \(statusCode)")
                 continue
@@ -152,6 +156,16 @@ extension UploadForwarder {
         case .connectionFailure, .unreachable:
             counters.metrics.upstreamAttempts(outcome: "connection_error", statusClass: "none", cause: cause.rawValue).increment()
         }
+    }
+
+    /// An upload relayed without the Lambda labels: counted, and said at most a few times
+    /// per reason and window. It is relayed as the client sent it.
+    func reportLabelsNotApplied(_ reason: LabelsNotAppliedReason, logger: Logger) {
+        pipeline.counters.recordLabelsNotApplied(reason)
+        guard let suppressed = labelsLogLimiter.admit(reason.rawValue, now: clock.now) else { return }
+        var metadata: Logger.Metadata = ["reason": "\(reason.rawValue)"]
+        if suppressed > 0 { metadata["suppressed"] = .stringConvertible(suppressed) }
+        logger.warning("Relaying upload without the PYROSCOPE_LAMBDA_LABELS labels: the relay cannot add them to it, so it goes as sent", metadata: metadata)
     }
 
     /// Logs a drop, at most a few lines per reason and window; counting is the pipeline's.

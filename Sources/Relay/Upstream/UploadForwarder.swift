@@ -19,6 +19,8 @@ public struct UploadForwarder: Service, CustomStringConvertible {
     /// Backoff waits, ages and the drain deadline go through this clock.
     let clock: any RelayClock
     let dropLogLimiter = LogRateLimiter()
+    /// Uploads the labels could not be added to (PYROSCOPE_LAMBDA_LABELS), by reason.
+    let labelsLogLimiter = LogRateLimiter()
     /// Loops the senders run on (spread over them); empty: the cooperative pool.
     let senderLoops: [any EventLoop]
     let logger: Logger
