@@ -189,8 +189,10 @@ publish-layer: layer-tools ## aws lambda publish-layer-version per ARCH: LAYER_N
 publish-layers: ## publish-layer for both architectures (the zips of make layers)
 	@$(MAKE) --no-print-directory publish-layer ARCH="$(ARCHS)"
 
-test-layer: venv layer layer-runner ## Layer tests per ARCH: zip layout and start-up (arm64: under qemu), self-profiling, publishing (dry run, moto), example (cfn-lint, local Lambda)
-	LAYER_ARCH="$(ARCH)" PYROSCOPE_TEST_PYTHON="$(abspath $(VENV_PY))" $(LAYER_PY) -m pytest -q layer/tests --ignore=layer/tests/test_compat.py
+# As Lambda runs it: the extension as its unprivileged user with the layer read-only, the
+# whole session in a network namespace and a /tmp of its own (scripts/lambda_sandbox.sh).
+test-layer: venv layer layer-runner ## Layer tests per ARCH: zip layout and start-up (arm64: under qemu), self-profiling, publishing (dry run, moto), example (cfn-lint, local Lambda); as Lambda's user, in a network of their own
+	LAYER_ARCH="$(ARCH)" PYROSCOPE_TEST_PYTHON="$(abspath $(VENV_PY))" scripts/lambda_sandbox.sh $(LAYER_PY) -m pytest -q layer/tests --ignore=layer/tests/test_compat.py
 
 test-layers: ## test-layer for both architectures
 	@$(MAKE) --no-print-directory test-layer ARCH="$(ARCHS)"

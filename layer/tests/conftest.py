@@ -13,10 +13,12 @@ import platform
 import re
 import shlex
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
+import zipfile
 
 import pytest
 
@@ -78,6 +80,41 @@ def runner_for(arch: str) -> list[str]:
 @pytest.fixture(scope="session")
 def runner(arch) -> list[str]:
     return runner_for(arch)
+
+
+# Lambda runs extensions as an unprivileged user (sbx_user1051: uid 993, gid 990, no groups),
+# with the layer's files read-only under /opt and only /tmp writable.
+LAMBDA_USER = (993, 990)
+
+
+def as_lambda_user() -> list[str]:
+    """The command prefix that runs a program as Lambda's user (util-linux's setpriv execs it,
+    so the process is the program itself); nothing when these tests are not root, as they
+    are unprivileged already."""
+    if os.geteuid() != 0:
+        return []
+    uid, gid = LAMBDA_USER
+    return ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--"]
+
+
+def unpack_layer(layer_zip: pathlib.Path) -> pathlib.Path:
+    """The layer unzipped as Lambda lays it out in /opt: readable by everyone, written by no
+    one (pytest's own tmp_path is root's alone, unreadable to Lambda's user). Removed at exit
+    of the test session's /tmp."""
+    opt = pathlib.Path(tempfile.mkdtemp(prefix="layer-opt-"))
+    with zipfile.ZipFile(layer_zip) as archive:
+        archive.extractall(opt)
+    for path in [opt, *opt.rglob("*")]:
+        path.chmod(0o555)
+    return opt
+
+
+def writable_by_lambda_user(path: pathlib.Path) -> pathlib.Path:
+    """A folder Lambda's user may write in (what the tests need of /tmp)."""
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        os.chown(path, *LAMBDA_USER)
+    return path
 
 
 class Relay:

@@ -10,11 +10,11 @@ import re
 import shlex
 import subprocess
 import sys
-import zipfile
+import tempfile
 
 import pytest
 
-from conftest import PRODUCT, ROOT
+from conftest import LAMBDA_USER, PRODUCT, ROOT, unpack_layer
 
 EXAMPLE = ROOT / "examples" / "python-function"
 CFN_LINT = pathlib.Path(sys.executable).parent / "cfn-lint"
@@ -56,19 +56,18 @@ def test_example_function_profiled_through_the_layer_in_local_lambda(layer_zip, 
     python = os.environ.get("PYROSCOPE_TEST_PYTHON")
     if not python:
         pytest.fail("PYROSCOPE_TEST_PYTHON (the .venv with pyroscope-io and awslambdaric) is not set: run make test-layer")
-    with zipfile.ZipFile(layer_zip) as archive:
-        archive.extractall(tmp_path / "opt")
-    extension = tmp_path / "opt" / "extensions" / PRODUCT
-    extension.chmod(0o755)
+    # The layer read-only, as in /opt; the extension runs as Lambda's user (--run-as below).
+    extension = unpack_layer(layer_zip) / "extensions" / PRODUCT
     if runner:
-        # Another architecture (arm64 on x86_64): a script of the same name in its place
-        # starts the binary under qemu-aarch64 with exec, so the process the local Lambda
-        # registers, freezes and signals is the extension itself.
-        binary = tmp_path / "binary" / PRODUCT
-        binary.parent.mkdir()
-        extension.rename(binary)
+        # Another architecture (arm64 on x86_64): a script of the same name starts the
+        # binary under qemu-aarch64 with exec, so the process the local Lambda registers,
+        # freezes and signals is the extension itself.
+        binary = extension
+        extension = pathlib.Path(tempfile.mkdtemp(prefix="layer-qemu-")) / PRODUCT
+        extension.parent.chmod(0o755)
         extension.write_text(f"#!/bin/sh\nexec {shlex.join([*runner, str(binary)])} \"$@\"\n")
         extension.chmod(0o755)
+    run_as = ["--run-as", "%d:%d" % LAMBDA_USER] if os.geteuid() == 0 else []
     relay_port = free_port()
     report = tmp_path / "report.json"
     # pyroscope-io uploads every 10 s from configure(), at the first thaw after that: the third
@@ -77,7 +76,7 @@ def test_example_function_profiled_through_the_layer_in_local_lambda(layer_zip, 
         [python, str(ROOT / "scripts" / "local_lambda.py"), "--extension", str(extension),
          "--function-dir", str(EXAMPLE), "--handler", "app.handler", "--python", python,
          "--invocations", "3", "--freeze-seconds", "5.5", "--invoke-timeout", "10", "--event", '{"size": 100000}',
-         "--report", str(report), "--quiet",
+         "--report", str(report), "--quiet", *run_as,
          "--env", f"PYROSCOPE_REMOTE_ADDRESS={sink.url}", f"PYROSCOPE_LISTEN_ADDRESS=127.0.0.1:{relay_port}",
          f"PYROSCOPE_SERVER_ADDRESS=http://127.0.0.1:{relay_port}", "PYROSCOPE_FLUSH_STRATEGY=end",
          "PYROSCOPE_APPLICATION_NAME=example.test"],
@@ -85,6 +84,8 @@ def test_example_function_profiled_through_the_layer_in_local_lambda(layer_zip, 
     result = json.loads(report.read_text())
     assert [invocation["failure"] for invocation in result["invocations"]] == [None] * 3, result["invocations"]
     assert result["extensions"][0]["exit_code"] == 0
+    if run_as:
+        assert (result["extensions"][0]["uid"], result["extensions"][0]["gid"]) == LAMBDA_USER
     # pyroscope-io 1.4.0 pushes gzip'd protobuf (push.v1) carrying the service name.
     uploads = sink.wait_for(1, timeout=5)
     assert uploads, "no profile reached the stand-in Pyroscope server"

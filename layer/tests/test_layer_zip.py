@@ -9,7 +9,8 @@ import subprocess
 import sys
 import zipfile
 
-from conftest import PRODUCT, ROOT, Relay, dev_mode_environment, http_post_accepted, relay_and_check
+from conftest import (LAMBDA_USER, PRODUCT, ROOT, Relay, as_lambda_user, dev_mode_environment, http_post_accepted,
+                      relay_and_check, unpack_layer)
 
 
 # readelf's names of the ELF machines.
@@ -26,9 +27,15 @@ def test_layout_is_one_executable_in_extensions(layer_zip):
 
 def test_unzipped_binary_starts_and_answers_healthz(layer_zip, runner, tmp_path, sink):
     subprocess.run(["unzip", "-q", str(layer_zip), "-d", str(tmp_path)], check=True)
-    binary = tmp_path / "extensions" / PRODUCT
-    assert os.access(binary, os.X_OK)
-    relay = Relay([*runner, str(binary)], dev_mode_environment(sink.url))
+    assert os.access(tmp_path / "extensions" / PRODUCT, os.X_OK)
+    # As Lambda runs it: its user, the layer read-only.
+    binary = unpack_layer(layer_zip) / "extensions" / PRODUCT
+    relay = Relay([*as_lambda_user(), *runner, str(binary)], dev_mode_environment(sink.url))
+    relay.port()  # listening: setpriv has switched user and exec'd
+    if os.geteuid() == 0:
+        with open(f"/proc/{relay.process.pid}/status") as status:
+            ids = dict(line.split(":", 1) for line in status if ":" in line)
+        assert (int(ids["Uid"].split()[0]), int(ids["Gid"].split()[0])) == LAMBDA_USER, ids["Uid"]
     try:
         relay_and_check(relay, sink, "layer.zip")
     finally:
@@ -77,9 +84,8 @@ def test_layer_binary_profiles_itself_with_the_unwinder_it_was_linked_with(layer
     # _dl_find_object stand-in of glibc_compat.c): self-profiling must still cross the signal
     # frame and give deep, symbolized stacks, from the stripped-but-.symtab binary. For arm64
     # on x86_64 this runs under qemu-aarch64, whose signal frame the unwinder crosses too.
-    subprocess.run(["unzip", "-q", str(layer_zip), "-d", str(tmp_path)], check=True)
     environment = dev_mode_environment(sink.url) | {"PYROSCOPE_SELF_PROFILING": "true"}
-    relay = Relay([*runner, str(tmp_path / "extensions" / PRODUCT)], environment)
+    relay = Relay([*as_lambda_user(), *runner, str(unpack_layer(layer_zip) / "extensions" / PRODUCT)], environment)
     try:
         port = relay.port()
         relay.wait_for_line("msg=Self-profiling")

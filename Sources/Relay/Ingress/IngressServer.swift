@@ -6,9 +6,9 @@ import ServiceLifecycle
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #else
-import Darwin
+    import Darwin
 #endif
 
 /// The relay's HTTP/1.1 listener. `bind()` is separate from `run()` so the caller can be
