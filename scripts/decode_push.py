@@ -9,47 +9,18 @@ protobuf). Prints one JSON list, per frame either
 {"series": [{"labels": [[name, value], ...], "samples": [{"raw_profile": hex, "id": str}]}]}
 or {"error": "..."} when the body is not a valid PushRequest.
 
-The schema is grafana/pyroscope api/push/v1/push.proto (and types/v1 LabelPair), built
-here as a descriptor so no protoc or generated _pb2 module is needed.
+The schema is grafana/pyroscope api/push/v1/push.proto (and types/v1 LabelPair), the one
+scripts/profiles.py builds as a descriptor, so no protoc or generated _pb2 module is needed.
 """
 
 import gzip
 import json
+import os
 import struct
 import sys
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-
-F = descriptor_pb2.FieldDescriptorProto
-
-SCHEMA = {
-    "PushRequest": [("series", 1, F.TYPE_MESSAGE, F.LABEL_REPEATED, "RawProfileSeries")],
-    "RawProfileSeries": [
-        ("labels", 1, F.TYPE_MESSAGE, F.LABEL_REPEATED, "LabelPair"),
-        ("samples", 2, F.TYPE_MESSAGE, F.LABEL_REPEATED, "RawSample"),
-    ],
-    "LabelPair": [
-        ("name", 1, F.TYPE_STRING, F.LABEL_OPTIONAL, None),
-        ("value", 2, F.TYPE_STRING, F.LABEL_OPTIONAL, None),
-    ],
-    "RawSample": [
-        ("raw_profile", 1, F.TYPE_BYTES, F.LABEL_OPTIONAL, None),
-        ("ID", 2, F.TYPE_STRING, F.LABEL_OPTIONAL, None),
-    ],
-}
-
-
-def push_request_class():
-    file = descriptor_pb2.FileDescriptorProto(name="push_labels_check.proto", package="push.v1", syntax="proto3")
-    for message, fields in SCHEMA.items():
-        proto = file.message_type.add(name=message)
-        for name, number, kind, label, type_name in fields:
-            field = proto.field.add(name=name, number=number, type=kind, label=label)
-            if type_name:
-                field.type_name = ".push.v1." + type_name
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(file)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("push.v1.PushRequest"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from profiles import PushRequest  # noqa: E402  (the one push.v1 schema of the scripts)
 
 
 def decode(cls, body):
@@ -69,7 +40,7 @@ def decode(cls, body):
 
 
 def main():
-    cls = push_request_class()
+    cls = PushRequest
     data = sys.stdin.buffer.read()
     out, offset = [], 0
     while offset < len(data):
