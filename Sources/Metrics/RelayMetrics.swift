@@ -120,26 +120,29 @@ public final class RelayMetrics: Sendable {
         }
         self.dropped = dropped
         clientConnections = registry.makeGauge(descriptor: Self.name("client_connections", "", "Open connections from profilers and scrapers."))
-        var closed: [ClientConnectionCloseReason: Counter] = [:]
-        for reason in ClientConnectionCloseReason.allCases {
-            closed[reason] = registry.makeCounter(
-                descriptor: Self.name(
-                    "client_connections_closed", "total",
-                    "Client connections the relay closed itself: timeouts, and the connection cap (replaced: an idle one made room; over_limit: refused with 503)."
-                ),
-                labels: [("reason", reason.rawValue)])
+        connectionsClosed = Self.counterPerReason(
+            ClientConnectionCloseReason.self, registry: registry,
+            descriptor: Self.name(
+                "client_connections_closed", "total",
+                "Client connections the relay closed itself: timeouts, and the connection cap (replaced: an idle one made room; over_limit: refused with 503)."
+            ))
+        labelsNotApplied = Self.counterPerReason(
+            LabelsNotAppliedReason.self, registry: registry,
+            descriptor: Self.name(
+                "labels_not_applied", "total",
+                "Uploads relayed unchanged although PYROSCOPE_LAMBDA_LABELS is on: the relay could not add the labels to them, by reason."
+            ))
+    }
+
+    /// One counter per case of `Reason`, labelled `reason`, each series there from the start.
+    private static func counterPerReason<Reason: CaseIterable & Hashable & RawRepresentable>(
+        _: Reason.Type, registry: PrometheusCollectorRegistry, descriptor: MetricNameDescriptor
+    ) -> [Reason: Counter] where Reason.RawValue == String {
+        var counters: [Reason: Counter] = [:]
+        for reason in Reason.allCases {
+            counters[reason] = registry.makeCounter(descriptor: descriptor, labels: [("reason", reason.rawValue)])
         }
-        connectionsClosed = closed
-        var notApplied: [LabelsNotAppliedReason: Counter] = [:]
-        for reason in LabelsNotAppliedReason.allCases {
-            notApplied[reason] = registry.makeCounter(
-                descriptor: Self.name(
-                    "labels_not_applied", "total",
-                    "Uploads relayed unchanged although PYROSCOPE_LAMBDA_LABELS is on: the relay could not add the labels to them, by reason."
-                ),
-                labels: [("reason", reason.rawValue)])
-        }
-        labelsNotApplied = notApplied
+        return counters
     }
 
     /// Only made when a label is not applied; its series exist from the start (at zero).

@@ -125,10 +125,10 @@ public struct UploadForwarder: Service, CustomStringConvertible {
         }
     }
 
-    /// False while draining once an attempt started after `delay` could not end before the
-    /// drain deadline (see `ShutdownAttemptBudget`); true at any other time.
+    /// False once shutdown set the drain deadline and an attempt started after `delay` could
+    /// not end before it (see `ShutdownAttemptBudget`); true at any other time. The deadline
+    /// alone says shutdown began: one lock per attempt on the hot path, not two.
     func hasTimeForAnAttempt(after delay: Duration = .zero) -> Bool {
-        guard pipeline.isClosed else { return true }
-        return shutdownBudget.allowsAttempt(startingAt: clock.now + delay, deadline: drainDeadline.value)
+        shutdownBudget.allowsAttempt(startingAt: clock.now + delay, deadline: drainDeadline.value)
     }
 }
