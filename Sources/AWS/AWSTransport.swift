@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import NIOCore
 import NIOHTTP1
 import RelayCore
@@ -34,55 +33,31 @@ public protocol AWSTransport: Sendable {
     func send(_ request: AWSHTTPRequest, timeout: Duration) async throws -> AWSHTTPResponse
 }
 
-/// The real transport: async-http-client on the relay's event loops, with the proxy and
-/// trust roots of the settings. The proxy is decided per destination host when the
-/// transport is made (there are at most three: the credentials endpoint, Secrets Manager
-/// and SSM); hosts that `NO_PROXY`, loopback or the Lambda API exclude go direct.
+/// The real transport: the relay's `HTTP1Client` on the relay's event loops, with the proxy
+/// and trust roots of the settings; hosts that `NO_PROXY`, loopback or the Lambda API
+/// exclude go direct (the client decides per destination).
 public final class HTTPClientAWSTransport: AWSTransport {
-    private let direct: HTTPClient
-    private let proxied: HTTPClient?
-    private let proxiedHosts: Set<String>
+    private let client: HTTP1Client
     /// Answers larger than this are refused (a secret is at most 64 KiB).
     static let maxResponseBytes = 1 << 20
 
-    /// - Parameter destinations: every URL this transport will be asked for.
-    public init(eventLoopGroup: any EventLoopGroup, network: NetworkConfiguration, destinations: [String]) {
-        func configuration(proxy: HTTPClient.Configuration.Proxy?) -> HTTPClient.Configuration {
-            var configuration = HTTPClient.Configuration()
-            configuration.redirectConfiguration = .disallow
-            configuration.connectionPool.retryConnectionEstablishment = false
-            configuration.tracing.tracer = nil
-            configuration.tlsConfiguration = network.trust.tlsConfiguration
-            configuration.proxy = proxy
-            return configuration
-        }
-        var proxy: HTTPClient.Configuration.Proxy?
-        var hosts = Set<String>()
-        for destination in destinations {
-            guard let target = URLTarget(destination), let chosen = network.proxy.proxy(for: target) else { continue }
-            // One proxy per scheme; both AWS APIs are HTTPS, so in practice there is one.
-            proxy = chosen.clientProxy
-            hosts.insert(target.host)
-        }
-        direct = HTTPClient(eventLoopGroup: eventLoopGroup, configuration: configuration(proxy: nil))
-        proxied = proxy.map { HTTPClient(eventLoopGroup: eventLoopGroup, configuration: configuration(proxy: $0)) }
-        proxiedHosts = hosts
+    public init(eventLoopGroup: any EventLoopGroup, network: NetworkConfiguration) {
+        // The calls (credentials, GetSecretValue, GetParameter) may be repeated: one on a
+        // connection found dead is made once more on a fresh one.
+        client = HTTP1Client(
+            eventLoopGroup: eventLoopGroup, configuration: .init(maxIdleConnectionsPerOrigin: 1, retriesDeadPooledConnection: true, network: network))
     }
 
     public func send(_ request: AWSHTTPRequest, timeout: Duration) async throws -> AWSHTTPResponse {
-        var outgoing = HTTPClientRequest(url: request.url)
-        outgoing.method = request.method
+        var outgoing = HTTP1Request(method: request.method, url: request.url)
         for (name, value) in request.headers { outgoing.headers.add(name: name, value: value) }
-        if !request.body.isEmpty { outgoing.body = .bytes(ByteBuffer(bytes: request.body)) }
-        let host = URLTarget(request.url)?.host ?? ""
-        let client = proxiedHosts.contains(host) ? (proxied ?? direct) : direct
-        let response = try await client.execute(outgoing, timeout: TimeAmount(timeout))
-        let body = try await response.body.collect(upTo: Self.maxResponseBytes)
-        return AWSHTTPResponse(status: response.status.code, body: Array(buffer: body))
+        if !request.body.isEmpty { outgoing.body = ByteBuffer(bytes: request.body) }
+        let response = try await client.execute(outgoing, deadline: .now() + TimeAmount(timeout), bodyLimit: Self.maxResponseBytes)
+        if response.bodyTruncated {
+            throw HTTP1ClientError(.invalidResponse, "the answer from \(URLTarget(request.url)?.host ?? "AWS") is over \(Self.maxResponseBytes) bytes")
+        }
+        return AWSHTTPResponse(status: response.status.code, body: Array(buffer: response.body))
     }
 
-    public func shutdown() async {
-        try? await direct.shutdown()
-        try? await proxied?.shutdown()
-    }
+    public func shutdown() async { await client.shutdown() }
 }

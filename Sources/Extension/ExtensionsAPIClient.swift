@@ -1,7 +1,7 @@
-import AsyncHTTPClient
 import FoundationEssentials
 import NIOCore
 import NIOHTTP1
+import RelayCore
 import Synchronization
 
 /// The Lambda Extensions API (and the Telemetry API subscription), the network boundary
@@ -15,40 +15,42 @@ public protocol ExtensionsAPIClient: Sendable {
     func reportExitError(_ error: ExtensionError) async
 }
 
-/// The real client over HTTP, on its own async-http-client without a read timeout
+/// The real client over HTTP, on its own `HTTP1Client`, with no deadline on its requests
 /// (`/event/next` may wait for hours between invocations).
 public final class HTTPExtensionsAPIClient: ExtensionsAPIClient {
-    let client: HTTPClient
+    let client: HTTP1Client
     let baseURL: String
     let telemetryURL: String
     private let identifier = ExtensionIdentifier()
 
     public init(runtimeAPI: String, eventLoopGroup: any EventLoopGroup) {
-        var configuration = HTTPClient.Configuration()
-        configuration.timeout = .init(connect: .seconds(2), read: nil)
-        configuration.redirectConfiguration = .disallow
-        client = HTTPClient(eventLoopGroup: eventLoopGroup, configuration: configuration)
+        // A call on a connection that died while the environment was frozen is made once
+        // more on a fresh one: the API's calls may be repeated.
+        client = HTTP1Client(
+            eventLoopGroup: eventLoopGroup, configuration: .init(connectTimeout: .seconds(2), maxIdleConnectionsPerOrigin: 2, retriesDeadPooledConnection: true))
         baseURL = "http://\(runtimeAPI)/2020-01-01/extension"
         telemetryURL = "http://\(runtimeAPI)/2022-07-01/telemetry"
     }
 
-    public func shutdown() async { try? await client.shutdown() }
+    public func shutdown() async { await client.shutdown() }
+
+    /// An event is a few hundred bytes; nothing the API sends comes near this.
+    static let maxAnswerBytes = 4 << 20
 
     private func call(_ method: HTTPMethod, _ url: String, headers: [(String, String)], body: [UInt8]?, code: ExtensionError.Code)
         async throws(ExtensionError) -> (HTTPResponseStatus, HTTPHeaders, [UInt8])
     {
-        var request = HTTPClientRequest(url: url)
-        request.method = method
+        var request = HTTP1Request(method: method, url: url)
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let id = identifier.value { request.headers.add(name: "Lambda-Extension-Identifier", value: id) }
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(bytes: body))
+            request.body = ByteBuffer(bytes: body)
         }
         do {
-            let response = try await client.execute(request, deadline: .distantFuture)
-            var collected = try await response.body.collect(upTo: 4 << 20)
-            return (response.status, response.headers, collected.readBytes(length: collected.readableBytes) ?? [])
+            let response = try await client.execute(request, deadline: nil, bodyLimit: Self.maxAnswerBytes)
+            if response.bodyTruncated { throw HTTP1ClientError(.invalidResponse, "the answer is over \(Self.maxAnswerBytes) bytes") }
+            return (response.status, response.headers, Array(buffer: response.body))
         } catch {
             throw ExtensionError(code, "\(method) \(url) failed: \(error)")
         }

@@ -27,7 +27,7 @@ struct SecretsWiring {
         logger[metadataKey: "comp"] = "secrets"
         let redactions = settings.log.redactions
         let learned: @Sendable ([String]) -> Void = { redactions.add($0) }
-        let transport = HTTPClientAWSTransport(eventLoopGroup: group, network: settings.network, destinations: secrets.destinations)
+        let transport = HTTPClientAWSTransport(eventLoopGroup: group, network: settings.network)
         let credentials: any AWSCredentialsProvider
         switch secrets.awsCredentials {
         case .environment(let keys): credentials = StaticCredentialsProvider(keys)

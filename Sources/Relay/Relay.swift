@@ -39,12 +39,12 @@ public struct Relay: Sendable {
         uploader: (any Uploader)? = nil, clock: any RelayClock = SystemClock(), credentialSource: (any UpstreamCredentialSource)? = nil,
         logger: Logger, _ body: (Relay) async throws -> T
     ) async throws -> T {
-        var clientConfiguration = HTTPClientUploader.clientConfiguration(timeout: configuration.upstreamTimeout, workers: configuration.workers)
-        let proxy = configuration.network.apply(to: &clientConfiguration, reaching: configuration.remote)
+        let proxy = configuration.network.proxy(reaching: configuration.remote)
         let uploader =
             uploader
             ?? HTTPClientUploader(
-                eventLoopGroup: group, configuration: clientConfiguration, timeout: configuration.upstreamTimeout, proxyHost: proxy?.host)
+                eventLoopGroup: group, timeout: configuration.upstreamTimeout, workers: configuration.workers, network: configuration.network,
+                remote: configuration.remote)
         let relay = Relay(
             configuration: configuration, group: group, uploader: uploader, proxy: proxy, credentialSource: credentialSource, clock: clock,
             logger: logger)

@@ -1,6 +1,6 @@
-import AsyncHTTPClient
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import RelayTestSupport
 import Testing
 
@@ -183,20 +183,17 @@ import Testing
         try await RecordingRemote.with { remote in
             let configuration = TestRelay.configuration(remote: remote) { $0.queueMaxItems = count }
             try await TestRelay.with(configuration) { relay in
-                let client = HTTPClient(
-                    eventLoopGroup: .singletonMultiThreadedEventLoopGroup,
-                    configuration: .init(
-                        timeout: .init(connect: .seconds(60)),  // a request waits this long for a pooled connection
-                        connectionPool: .init(idleTimeout: .seconds(5), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)))
+                let client = HTTP1Client(
+                    eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+                    configuration: .init(connectTimeout: .seconds(60), idleTimeout: .seconds(5), maxIdleConnectionsPerOrigin: 64))
                 // Failures are collected, not thrown: the client must be shut down on every path.
                 let results = await withTaskGroup(of: Result<UInt, any Error>.self) { group in
                     for index in 0..<count {
                         group.addTask {
-                            var request = HTTPClientRequest(url: "http://127.0.0.1:\(relay.port)/ingest?name=app&n=\(index)")
-                            request.method = .POST
-                            request.body = .bytes(ByteBuffer(string: "upload-\(index)"))
+                            let request = HTTP1Request(
+                                method: .POST, url: "http://127.0.0.1:\(relay.port)/ingest?name=app&n=\(index)", body: ByteBuffer(string: "upload-\(index)"))
                             do {
-                                return .success(try await client.execute(request, timeout: .seconds(30)).status.code)
+                                return .success(try await client.execute(request, deadline: .now() + .seconds(30)).status.code)
                             } catch {
                                 return .failure(error)
                             }
@@ -206,7 +203,7 @@ import Testing
                     for await result in group { results.append(result) }
                     return results
                 }
-                try await client.shutdown()
+                await client.shutdown()
                 let statuses = results.compactMap { try? $0.get() }
                 let failures = results.compactMap { result -> String? in
                     guard case .failure(let error) = result else { return nil }

@@ -1,5 +1,3 @@
-import AsyncHTTPClient
-
 /// How the relay reaches the network beyond loopback: the proxy and the trust roots, for the
 /// upstream remote and for AWS alike.
 public struct NetworkConfiguration: Sendable, Equatable {
@@ -13,13 +11,9 @@ public struct NetworkConfiguration: Sendable, Equatable {
 
     public static let direct = NetworkConfiguration()
 
-    /// Sets the client's proxy (decided for `remote` now: the upstream client only ever
-    /// reaches that host) and trust roots. Returns the proxy chosen, if any.
-    @discardableResult
-    public func apply(to configuration: inout HTTPClient.Configuration, reaching remote: RemoteEndpoint?) -> ProxyServer? {
-        if let tls = trust.tlsConfiguration { configuration.tlsConfiguration = tls }
-        guard let remote, let target = URLTarget(remote.origin), let server = proxy.proxy(for: target) else { return nil }
-        configuration.proxy = server.clientProxy
-        return server
+    /// The proxy requests to `remote` go through, if any.
+    public func proxy(reaching remote: RemoteEndpoint?) -> ProxyServer? {
+        guard let remote, let target = URLTarget(remote.origin) else { return nil }
+        return proxy.proxy(for: target)
     }
 }

@@ -1,5 +1,3 @@
-import AsyncHTTPClient
-
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -48,7 +46,7 @@ public struct URLTarget: Sendable, Equatable {
 }
 
 /// An HTTP proxy from `HTTPS_PROXY`/`HTTP_PROXY`: `[http://][user:password@]host[:port]`.
-public struct ProxyServer: Sendable, Equatable, CustomStringConvertible {
+public struct ProxyServer: Sendable, Hashable, CustomStringConvertible {
     public var host: String
     public var port: Int
     public var user: String?
@@ -58,12 +56,6 @@ public struct ProxyServer: Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         let credentials = user.map { "\($0):***@" } ?? ""
         return "http://\(credentials)\(host.contains(":") ? "[\(host)]" : host):\(port)"
-    }
-
-    /// async-http-client tunnels every request through the proxy with `CONNECT`.
-    public var clientProxy: HTTPClient.Configuration.Proxy {
-        let authorization = user.map { HTTPClient.Authorization.basic(username: $0, password: password ?? "") }
-        return .server(host: host, port: port, authorization: authorization)
     }
 
     /// Parses the variable's value; the error says why it cannot be used (never the password).

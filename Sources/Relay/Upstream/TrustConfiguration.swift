@@ -1,5 +1,3 @@
-import NIOSSL
-
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Musl)
@@ -11,7 +9,7 @@ import NIOSSL
 /// Which certificate authorities the relay trusts for HTTPS, as Go and OpenSSL decide it:
 /// the system bundle (NIOSSL finds Debian's and Amazon Linux's), `SSL_CERT_FILE` instead of
 /// it, and `PYROSCOPE_CA_FILE` in addition (a private CA for a self-hosted server).
-public struct TrustConfiguration: Sendable, Equatable {
+public struct TrustConfiguration: Sendable, Hashable {
     /// PEM bundle added to the roots (`PYROSCOPE_CA_FILE`).
     public var additionalCAFile: String?
     /// PEM bundle used instead of the system roots (`SSL_CERT_FILE`).
@@ -23,15 +21,6 @@ public struct TrustConfiguration: Sendable, Equatable {
     }
 
     public static let system = TrustConfiguration()
-
-    /// nil: async-http-client's default (system roots).
-    public var tlsConfiguration: TLSConfiguration? {
-        guard additionalCAFile != nil || replacementCAFile != nil else { return nil }
-        var tls = TLSConfiguration.makeClientConfiguration()
-        if let replacementCAFile { tls.trustRoots = .file(replacementCAFile) }
-        if let additionalCAFile { tls.additionalTrustRoots = [.file(additionalCAFile)] }
-        return tls
-    }
 
     /// Checks that a bundle can be read and holds a PEM certificate, so a wrong path is one
     /// warning at start rather than a TLS failure on every connection. It looks for the PEM

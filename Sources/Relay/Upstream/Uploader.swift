@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -54,199 +53,80 @@ extension Uploader {
     public func shutdown() async {}
 }
 
-/// The real uploader: one async-http-client for the process, on the relay's event loops.
+/// The real uploader: the relay's `HTTP1Client`, on the relay's event loops.
 ///
-/// Uses the client's `EventLoopFuture` API: called from a sender running on an event loop
-/// (see `UploadForwarder`), the request, its connection and its answer all stay on that
-/// loop, so an upload costs no thread hop. The async API would hop to the cooperative
-/// pool and back for the response head and again for the body.
+/// Senders run on the event loops (see `UploadForwarder`): the client prefers a pooled
+/// connection on the caller's loop, so a request, its connection and its answer stay on
+/// that loop and an upload costs no thread hop.
 public final class HTTPClientUploader: Uploader {
     /// Failure bodies are read only this far: enough to log, never a memory risk.
     static let excerptLimit = 512
 
-    /// The client in use; replaced by `discardConnections` (async-http-client has no call
-    /// that closes a pool's idle connections).
-    private let current: Mutex<HTTPClient>
-    private let configuration: HTTPClient.Configuration
-    private let eventLoopGroup: any EventLoopGroup
+    let client: HTTP1Client
     let timeout: Duration
-    /// The client's loops: only these may be named as a request's loop.
-    private let clientLoops: Set<ObjectIdentifier>
-    /// Parsed requests by method and URL: async-http-client parses a URL string with
-    /// Foundation's `URL` for every request; uploads mostly go to a handful of URLs.
-    private let templates = BoundedMemo<TemplateKey, HTTPClient.Request>()
-    private struct TemplateKey: Hashable, Sendable {
-        var method: String
-        var url: String
-    }
-
     /// The proxy's host, when requests go through one: its failures are told apart.
     let proxyHost: String?
 
-    public init(eventLoopGroup: any EventLoopGroup, configuration: HTTPClient.Configuration, timeout: Duration, proxyHost: String? = nil) {
-        self.eventLoopGroup = eventLoopGroup
-        self.configuration = configuration
-        self.current = Mutex(HTTPClient(eventLoopGroup: eventLoopGroup, configuration: configuration))
+    public init(client: HTTP1Client, timeout: Duration, proxyHost: String? = nil) {
+        self.client = client
         self.timeout = timeout
         self.proxyHost = proxyHost
-        self.clientLoops = Set(eventLoopGroup.makeIterator().map { ObjectIdentifier($0) })
     }
 
-    var client: HTTPClient { current.withLock { $0 } }
-
-    public func discardConnections() async {
-        let replacement = HTTPClient(eventLoopGroup: eventLoopGroup, configuration: configuration)
-        let previous = current.withLock { client in
-            defer { client = replacement }
-            return client
-        }
-        try? await previous.shutdown()
+    /// An uploader with a client of its own, for the relay's remote.
+    public convenience init(eventLoopGroup: any EventLoopGroup, timeout: Duration, workers: Int, network: NetworkConfiguration = .direct, remote: RemoteEndpoint? = nil) {
+        let client = HTTP1Client(eventLoopGroup: eventLoopGroup, configuration: Self.clientConfiguration(timeout: timeout, workers: workers, network: network))
+        self.init(client: client, timeout: timeout, proxyHost: remote.flatMap { client.proxy(for: $0.origin) }?.host)
     }
 
-    public func shutdown() async {
-        try? await client.shutdown()
+    /// Client settings for relaying: connect within the upload timeout, as many idle
+    /// connections as senders, no retry of its own (every request counts against
+    /// PYROSCOPE_RETRY_MAX_ATTEMPTS; the forwarder decides reconnects).
+    public static func clientConfiguration(timeout: Duration, workers: Int, network: NetworkConfiguration = .direct) -> HTTP1ClientConfiguration {
+        HTTP1ClientConfiguration(connectTimeout: timeout, maxIdleConnectionsPerOrigin: max(1, workers), retriesDeadPooledConnection: false, network: network)
     }
 
-    /// Client settings for relaying: no redirects (a redirect would re-send credentials
-    /// elsewhere), no decompression (bodies pass through untouched).
-    public static func clientConfiguration(timeout: Duration, workers: Int) -> HTTPClient.Configuration {
-        var configuration = HTTPClient.Configuration()
-        configuration.redirectConfiguration = .disallow
-        configuration.decompression = .disabled
-        configuration.timeout = .init(connect: .init(timeout), read: .init(timeout))
-        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = max(1, workers)
-        // A failed connect (DNS, refused, TLS verification) fails the attempt at once, so it
-        // is counted, explained and backed off by the relay's retry policy; the client's own
-        // default retries it silently until the request deadline.
-        configuration.connectionPool.retryConnectionEstablishment = false
-        // No tracing is bootstrapped: without this each request still starts a no-op span
-        // and formats its attributes.
-        configuration.tracing.tracer = nil
-        return configuration
-    }
+    public func discardConnections() async { client.discardConnections() }
+
+    public func shutdown() async { await client.shutdown() }
 
     public func send(_ request: UpstreamRequest) async throws -> UpstreamResponse {
         if let refusal = UpstreamHeadGuard.refusal(for: request) { return refusal }
         do {
-            return try await attempt(request)
-        } catch let error as HTTPClientError where [.deadlineExceeded, .readTimeout, .connectTimeout].contains(error) {
-            throw UploadFailure.timeout("\(error)")
-        } catch let error as HTTPClientError where error == .cancelled || error == .alreadyShutdown {
-            // The caller's cancellation (the drain deadline), or the client closed under the
-            // request (`discardConnections` after a SnapStart restore): a connection lost.
-            if Task.isCancelled { throw CancellationError() }
-            throw UploadFailure.connection("\(error): its connection was closed")
-        } catch is CancellationError {
-            throw CancellationError()
-        } catch let failure as UploadFailure {
-            throw failure
+            let response = try await client.execute(
+                HTTP1Request(method: request.method, url: request.url, headers: request.headers, body: request.body),
+                deadline: .now() + TimeAmount(timeout), bodyLimit: Self.excerptLimit)
+            if (200..<300).contains(response.status.code) { return UpstreamResponse(status: response.status) }
+            return UpstreamResponse(
+                status: response.status, bodyExcerpt: String(buffer: response.body), retryAfter: response.headers.first(name: "retry-after"))
+        } catch let error as HTTP1ClientError {
+            switch error.code {
+            case .deadlineExceeded: throw UploadFailure.timeout("\(error)")
+            case .cancelled, .shutDown:
+                // The caller's cancellation (the drain deadline), or the connections closed
+                // under the request (`discardConnections` after a SnapStart restore).
+                if Task.isCancelled { throw CancellationError() }
+                throw UploadFailure.connection("\(error): its connection was closed")
+            default: throw UploadFailure(classifying: error, proxyHost: proxyHost)
+            }
         } catch {
+            if Task.isCancelled { throw CancellationError() }
             throw UploadFailure(classifying: error, proxyHost: proxyHost)
         }
     }
 
-    static func isCancellation(_ error: any Error) -> Bool {
-        if error is CancellationError { return true }
-        guard let error = error as? HTTPClientError else { return false }
-        return error == .cancelled || error == .alreadyShutdown
-    }
-
-    /// An error for a log line. async-http-client's errors can carry header values
-    /// (`invalidHeaderFieldValues(["Bearer <token>"])`): those are described without them.
-    static func describe(_ error: any Error) -> String {
-        if let error = error as? HTTPClientError { return "HTTPClientError: \(error.shortDescription)" }
-        return "\(error)"
-    }
-
-    private func attempt(_ request: UpstreamRequest) async throws -> UpstreamResponse {
-        var outgoing = try templates.value(for: TemplateKey(method: request.method.rawValue, url: request.url)) {
-            try HTTPClient.Request(url: $0.url, method: request.method)
-        }
-        outgoing.headers = request.headers
-        outgoing.body = .byteBuffer(request.body)
-        var preference = HTTPClient.EventLoopPreference.indifferent
-        // `.delegate(on:)`, not `.delegateAndChannel(on:)`: the pool still prefers a
-        // connection on this loop, but a request that requires one gets an "overflow"
-        // connection that is closed after use, so every upload would connect anew.
-        if let loop = MultiThreadedEventLoopGroup.currentEventLoop, clientLoops.contains(ObjectIdentifier(loop)) {
-            preference = .delegate(on: loop)
-        }
-        let excerpt = ResponseExcerpt(limit: Self.excerptLimit)
-        let task = client.execute(request: outgoing, delegate: excerpt, eventLoop: preference, deadline: .now() + TimeAmount(timeout))
-        do {
-            return try await withTaskCancellationHandler {
-                try await task.futureResult.get()
-            } onCancel: {
-                task.cancel()
-            }
-        } catch {
-            // A server may answer before it has read the request (a 413 for the body, a
-            // 414 for the target) and close; writing the rest then fails. The answer is
-            // the outcome: a 4xx is a rejection, not a connection failure to retry.
-            // A cancelled request (the drain deadline, or the client shut down to reconnect)
-            // stays cancelled whatever had arrived.
-            if !Task.isCancelled, !Self.isCancellation(error), let early = excerpt.earlyAnswer { return early }
-            throw error
-        }
-    }
+    /// An error for a log line. None of the client's errors carry header values.
+    static func describe(_ error: any Error) -> String { "\(error)" }
 }
 
-/// Reads the answer: status and `Retry-After`, and for a failure the start of its body.
-/// Called on the request's event loop; the lock is uncontended.
-final class ResponseExcerpt: HTTPClientResponseDelegate {
-    typealias Response = UpstreamResponse
-
-    private struct State {
-        var head: HTTPResponseHead?
-        var excerpt = ByteBuffer()
-    }
-    private let limit: Int
-    private let state = Mutex(State())
-
-    init(limit: Int) { self.limit = limit }
-
-    func didReceiveHead(task: HTTPClient.Task<UpstreamResponse>, _ head: HTTPResponseHead) -> EventLoopFuture<Void> {
-        state.withLock { $0.head = head }
-        return task.eventLoop.makeSucceededVoidFuture()
-    }
-
-    func didReceiveBodyPart(task: HTTPClient.Task<UpstreamResponse>, _ buffer: ByteBuffer) -> EventLoopFuture<Void> {
-        let limit = self.limit
-        state.withLock { state in
-            // Success bodies are read and discarded, so the connection can be reused.
-            guard let status = state.head?.status, !(200..<300).contains(status.code), state.excerpt.readableBytes < limit else { return }
-            var part = buffer.getSlice(at: buffer.readerIndex, length: min(buffer.readableBytes, limit - state.excerpt.readableBytes)) ?? buffer
-            state.excerpt.writeBuffer(&part)
-        }
-        return task.eventLoop.makeSucceededVoidFuture()
-    }
-
-    /// A non-2xx answer whose head arrived although the request then failed.
-    var earlyAnswer: UpstreamResponse? {
-        state.withLock { state in
-            guard let head = state.head, head.status.code >= 300 else { return nil }
-            return UpstreamResponse(status: head.status, bodyExcerpt: String(buffer: state.excerpt), retryAfter: head.headers.first(name: "retry-after"))
-        }
-    }
-
-    func didFinishRequest(task: HTTPClient.Task<UpstreamResponse>) throws -> UpstreamResponse {
-        try state.withLock { state in
-            guard let head = state.head else { throw UploadFailure.connection("no response head") }
-            if (200..<300).contains(head.status.code) { return UpstreamResponse(status: head.status) }
-            return UpstreamResponse(
-                status: head.status, bodyExcerpt: String(buffer: state.excerpt), retryAfter: head.headers.first(name: "retry-after"))
-        }
-    }
-}
-
-/// async-http-client 1.37 stops the process on a request head over the channel's 64 KiB
-/// write-buffer high watermark on a pooled keep-alive connection with a body to send: the
-/// head's write turns the channel unwritable and writable again within the same flush, the
-/// request's state machine starts the body producer, and `headSent()` then fails its
-/// precondition (HTTPRequestStateMachine.swift:813). The ingress bounds keep client heads
-/// far below this; this guard makes sure no head (settings included) gets near it.
+/// No request head over 48 KiB is sent: servers refuse far smaller ones (nginx: 8 KiB lines,
+/// 32 KiB in all by default; Go's net/http: 1 MiB), and a head that large can only come from
+/// settings or a client gone wrong. It is answered as the remote would, 431, and dropped as
+/// a rejection. (The guard began as a shield against async-http-client 1.37, which trapped
+/// on heads over 64 KiB on pooled connections; the relay's own client does not, and the
+/// limit is kept as the relay's rule.)
 enum UpstreamHeadGuard {
-    /// Well below 64 KiB: async-http-client adds a few headers of its own.
+    /// Well below 64 KiB.
     static let maxHeadBytes = 48 << 10
 
     /// The request line and headers as they go on the wire (without the client's additions).

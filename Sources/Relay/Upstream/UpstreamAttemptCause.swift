@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -50,17 +49,14 @@ public enum UpstreamAttemptCause: String, Sendable, CaseIterable {
         }
     }
 
-    /// Classifies what async-http-client (NIO, NIOSSL) threw for an attempt.
+    /// Classifies what the HTTP client (NIO, NIOSSL) threw for an attempt.
     /// - Parameter proxyHost: a connection failure to this host is the proxy's.
     public init(error: any Error, proxyHost: String? = nil) {
         switch error {
-        case let error as HTTPClientError:
-            switch error {
-            case .deadlineExceeded, .readTimeout, .writeTimeout, .connectTimeout, .getConnectionFromPoolTimeout: self = .timeout
-            case .tlsHandshakeTimeout: self = .tls
-            case .proxyAuthenticationRequired, .invalidProxyResponse, .httpProxyHandshakeTimeout, .socksHandshakeTimeout,
-                .invalidProxyConfiguration:
-                self = .proxy
+        case let error as HTTP1ClientError:
+            switch error.code {
+            case .deadlineExceeded: self = .timeout
+            case .proxyRefused, .proxyAuthenticationRequired: self = .proxy
             default: self = .connection
             }
         case let error as NIOConnectionError:
@@ -102,7 +98,6 @@ extension UploadFailure {
     /// What an uploader throws for an error of the HTTP client.
     public init(classifying error: any Error, proxyHost: String?) {
         let cause = UpstreamAttemptCause(error: error, proxyHost: proxyHost)
-        // Described without header values: some HTTPClientError cases carry them.
         let text = HTTPClientUploader.describe(error)
         switch cause {
         case .timeout: self = .timeout(text)

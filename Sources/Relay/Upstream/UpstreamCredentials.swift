@@ -1,5 +1,3 @@
-import AsyncHTTPClient
-
 /// Credentials the relay puts on every upstream request, replacing the client's own.
 public enum UpstreamCredentials: Sendable, Equatable, CustomStringConvertible {
     /// Nothing configured: the client's own Authorization header passes through.
@@ -24,9 +22,4 @@ public enum UpstreamCredentials: Sendable, Equatable, CustomStringConvertible {
         case .basic(let user, let password): [password, basicAuthorizationValue(user: user, password: password)]
         }
     }
-}
-
-/// `Basic base64(user:password)`, as async-http-client builds it.
-func basicAuthorizationValue(user: String, password: String) -> String {
-    HTTPClient.Authorization.basic(username: user, password: password).headerValue
 }

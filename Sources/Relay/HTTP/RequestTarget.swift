@@ -1,0 +1,93 @@
+/// Where a request goes, parsed from its absolute URL: what the connection pool keys on
+/// (scheme, host, port) and what the request line and `Host` header carry.
+public struct RequestOrigin: Hashable, Sendable, CustomStringConvertible {
+    public enum Scheme: String, Sendable { case http, https }
+
+    public var scheme: Scheme
+    /// Lowercased; an IPv6 literal without its brackets (as the resolver and TLS want it).
+    public var host: String
+    public var port: Int
+    /// `host[:port]` as written in the URL (brackets kept): the `Host` header's value.
+    public var authority: String
+
+    public var description: String { "\(scheme.rawValue)://\(authority)" }
+
+    /// The name sent in TLS's SNI and checked against the certificate; nil for an IP
+    /// literal, which NIOSSL then checks against the certificate's IP addresses.
+    var serverNameIndication: String? { IPAddress(host) == nil ? host : nil }
+}
+
+/// An absolute `http(s)://[user@]host[:port][/path][?query]` URL split for sending.
+/// Parsed by hand (as `RemoteEndpoint` is): the relay keeps to no Foundation.
+public struct RequestURL: Sendable, Equatable {
+    public var origin: RequestOrigin
+    /// The request target in origin form, `/` when the URL has no path.
+    public var pathAndQuery: String
+
+    public init?(_ url: String) {
+        guard let schemeEnd = url.firstRange(of: "://"), let scheme = RequestOrigin.Scheme(rawValue: url[..<schemeEnd.lowerBound].lowercased())
+        else { return nil }
+        let rest = url[schemeEnd.upperBound...]
+        let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? rest.endIndex
+        var authority = rest[..<authorityEnd]
+        // Credentials in a URL are the caller's to turn into headers: never sent as written.
+        if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
+        var host: Substring
+        var portText: Substring?
+        if authority.hasPrefix("[") {
+            guard let close = authority.firstIndex(of: "]") else { return nil }
+            host = authority[authority.index(after: authority.startIndex)..<close]
+            let after = authority[authority.index(after: close)...]
+            if !after.isEmpty {
+                guard after.hasPrefix(":") else { return nil }
+                portText = after.dropFirst()
+            }
+        } else if let colon = authority.lastIndex(of: ":") {
+            host = authority[..<colon]
+            portText = authority[authority.index(after: colon)...]
+        } else {
+            host = authority
+        }
+        guard !host.isEmpty, !host.contains(where: { $0 == " " || $0 == "\r" || $0 == "\n" }) else { return nil }
+        var port = scheme == .https ? 443 : 80
+        if let portText {
+            guard let value = Int(portText), (1...65535).contains(value) else { return nil }
+            port = value
+        }
+        var target = String(rest[authorityEnd...])
+        if let fragment = target.firstIndex(of: "#") { target = String(target[..<fragment]) }
+        if target.isEmpty || target.hasPrefix("?") { target = "/" + target }
+        origin = RequestOrigin(scheme: scheme, host: host.lowercased(), port: port, authority: String(authority))
+        pathAndQuery = target
+    }
+}
+
+/// Standard base64 (RFC 4648 §4, with padding): HTTP basic credentials.
+enum Base64 {
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
+    static func encode(_ bytes: some Collection<UInt8>) -> String {
+        let input = Array(bytes)
+        var output: [UInt8] = []
+        output.reserveCapacity((input.count + 2) / 3 * 4)
+        var index = 0
+        while index < input.count {
+            let remaining = input.count - index
+            let b0 = UInt32(input[index])
+            let b1 = remaining > 1 ? UInt32(input[index + 1]) : 0
+            let b2 = remaining > 2 ? UInt32(input[index + 2]) : 0
+            let triple = b0 << 16 | b1 << 8 | b2
+            output.append(alphabet[Int(triple >> 18 & 63)])
+            output.append(alphabet[Int(triple >> 12 & 63)])
+            output.append(remaining > 1 ? alphabet[Int(triple >> 6 & 63)] : UInt8(ascii: "="))
+            output.append(remaining > 2 ? alphabet[Int(triple & 63)] : UInt8(ascii: "="))
+            index += 3
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+}
+
+/// `Basic base64(user:password)` (RFC 7617).
+func basicAuthorizationValue(user: String, password: String) -> String {
+    "Basic " + Base64.encode(Array("\(user):\(password)".utf8))
+}
