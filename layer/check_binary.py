@@ -1,11 +1,17 @@
 #!/usr/bin/env python3
-"""Fail when a Linux binary would not start beside every Lambda runtime.
+"""Fail when a Linux binary would not start beside every Lambda runtime, or has grown back
+what the cold start cannot afford.
 
 Reads the ELF with readelf (binutils, which reads the headers of every architecture): the
 binary must be for --arch (x86_64 or arm64) when given, every glibc symbol version it
 requires must be at most --max-glibc (2.26, Amazon Linux 2), and every shared library it
-needs must be part of glibc itself. Prints what it found; exits 1 with the offending symbols
-otherwise.
+needs must be part of glibc itself.
+
+Cost (issue 22): no code of a module in FORBIDDEN_MODULES may be linked (async-http-client and
+what only it brought), and the Swift protocol conformance records may not exceed
+--max-conformances: the Swift runtime scans all of them at each first conformance lookup,
+which was 18 of 26 million start-up instructions with async-http-client linked (6,392 records).
+Prints what it found; exits 1 with the offending symbols or figures otherwise.
 """
 
 import argparse
@@ -19,6 +25,16 @@ GLIBC_LIBRARIES = {
     "libresolv.so.2", "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1",
 }
 
+
+# Modules the relay must not link again: async-http-client and the packages only it brought
+# (HTTP/2, HPACK, SOCKS, decompression, swift-configuration, tracing, swift-algorithms).
+# Found by their mangled module names in the code symbols the layer keeps (self-profiling).
+FORBIDDEN_MODULES = ["AsyncHTTPClient", "NIOHTTP2", "NIOHPACK", "NIOSOCKS", "NIOHTTPCompression", "Configuration",
+                     "Tracing", "Algorithms", "FoundationEssentials", "_FoundationCollections"]
+
+# Each record of the swift5_protocol_conformances section is a 32-bit relative pointer.
+CONFORMANCE_SECTION = "swift5_protocol_conformances"
+CONFORMANCE_RECORD_BYTES = 4
 
 # readelf's name of each architecture's ELF machine.
 MACHINES = {"x86_64": "Advanced Micro Devices X86-64", "arm64": "AArch64"}
@@ -51,11 +67,39 @@ def inspect(binary: str) -> tuple[list[str], dict[str, set[str]]]:
     return needed, versions
 
 
+def conformance_records(binary: str) -> int:
+    """How many protocol conformance records the Swift runtime will scan."""
+    for line in readelf(binary, "--section-headers").splitlines():
+        fields = line.replace("[ ", "[").split()
+        if CONFORMANCE_SECTION in fields:
+            index = fields.index(CONFORMANCE_SECTION)
+            # Name Type Address Off Size ...
+            return int(fields[index + 4], 16) // CONFORMANCE_RECORD_BYTES
+    return 0
+
+
+def linked_modules(binary: str, modules: list[str]) -> dict[str, list[str]]:
+    """For each module, some of its symbols in the binary's symbol table (Swift mangles a
+    module name as its length and its name: `15AsyncHTTPClient`)."""
+    found: dict[str, list[str]] = {}
+    symbols = readelf(binary, "--syms").splitlines()
+    for module in modules:
+        pattern = re.compile(rf"\$s{len(module)}{re.escape(module)}[0-9A-Z_]")
+        hits = [line.split()[-1] for line in symbols if pattern.search(line)]
+        if hits:
+            found[module] = hits[:3]
+    return found
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("binary")
     parser.add_argument("--max-glibc", default="2.26")
     parser.add_argument("--arch", choices=sorted(MACHINES), help="the architecture the binary must be for")
+    parser.add_argument("--max-conformances", type=int, default=0,
+                        help="fail above this many Swift protocol conformance records (0: not checked)")
+    parser.add_argument("--forbid-modules", action="store_true",
+                        help="fail when code of a module in FORBIDDEN_MODULES is linked")
     arguments = parser.parse_args()
 
     found = machine(arguments.binary)
@@ -66,6 +110,17 @@ def main() -> int:
     print(f"  newest glibc symbol version required: {newest} (limit {arguments.max_glibc})")
 
     problems = []
+    if arguments.max_conformances:
+        records = conformance_records(arguments.binary)
+        print(f"  Swift protocol conformance records: {records} (limit {arguments.max_conformances})")
+        if records > arguments.max_conformances:
+            problems.append(f"has {records} Swift protocol conformance records, over the {arguments.max_conformances} allowed: "
+                            "each first conformance lookup at start-up scans them all; see what was linked anew")
+    if arguments.forbid_modules:
+        linked = linked_modules(arguments.binary, FORBIDDEN_MODULES)
+        print(f"  forbidden modules linked: {', '.join(linked) or 'none'}")
+        for module, symbols in linked.items():
+            problems.append(f"links {module} (e.g. {symbols[0]}), which the relay dropped for its start-up cost")
     if arguments.arch and found != MACHINES[arguments.arch]:
         problems.append(f"is an ELF for {found}, not {arguments.arch} ({MACHINES[arguments.arch]})")
     for library in needed:
@@ -77,8 +132,8 @@ def main() -> int:
             symbols = ", ".join(sorted(versions[version])[:12]) or "(version reference only)"
             problems.append(f"needs GLIBC_{version} (newer than {arguments.max_glibc}): {symbols}")
     if problems:
-        print(f"error: {arguments.binary} would not start on {arguments.arch or 'its'} Lambda with glibc "
-              f"{arguments.max_glibc} (Amazon Linux 2):", file=sys.stderr)
+        print(f"error: {arguments.binary} fails the layer's checks for {arguments.arch or 'its'} Lambda (glibc "
+              f"{arguments.max_glibc}, Amazon Linux 2; start-up cost):", file=sys.stderr)
         for problem in problems:
             print(f"  - {problem}", file=sys.stderr)
         return 1
