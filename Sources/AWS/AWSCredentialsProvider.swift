@@ -1,3 +1,4 @@
+import NIOHTTP1
 import RelayJSON
 
 /// Where the fetch gets its AWS credentials.
