@@ -1,4 +1,5 @@
-import FoundationEssentials
+import NIOHTTP1
+import RelayJSON
 
 /// Where the fetch gets its AWS credentials.
 public protocol AWSCredentialsProvider: Sendable {
@@ -35,10 +36,16 @@ public struct ContainerCredentialsProvider: AWSCredentialsProvider {
         self.learned = learned
     }
 
-    struct Answer: Decodable {
+    struct Answer {
         var AccessKeyId: String
         var SecretAccessKey: String
         var Token: String?
+
+        init(json: JSONValue) throws(JSONError) {
+            AccessKeyId = try json.required("AccessKeyId", \.string)
+            SecretAccessKey = try json.required("SecretAccessKey", \.string)
+            Token = try json.optional("Token", \.string)
+        }
     }
 
     public func credentials() async throws(SecretFetchError) -> AWSCredentials {
@@ -54,7 +61,7 @@ public struct ContainerCredentialsProvider: AWSCredentialsProvider {
                 .credentials,
                 "the container credentials endpoint AWS_CONTAINER_CREDENTIALS_FULL_URI answered \(response.status): check AWS_CONTAINER_AUTHORIZATION_TOKEN")
         }
-        guard let answer = try? JSONDecoder().decode(Answer.self, from: Data(response.body)) else {
+        guard let answer = try? Answer(json: JSONValue.parse(response.body)) else {
             throw SecretFetchError(.credentials, "the container credentials endpoint's answer has no AccessKeyId and SecretAccessKey")
         }
         let credentials = AWSCredentials(accessKeyID: answer.AccessKeyId, secretAccessKey: answer.SecretAccessKey, sessionToken: answer.Token)

@@ -1,5 +1,5 @@
-import FoundationEssentials
 import NIOHTTP1
+import RelayJSON
 
 /// Reads one secret's credential value; the network boundary the secret source is tested
 /// against with fakes.
@@ -37,16 +37,16 @@ public struct AWSSecretFetcher: SecretFetcher {
         }
         let keys = try await credentials.credentials()
         let target: String
-        let body: [String: JSONRequestValue]
+        let body: JSONValue
         switch reference.service {
         case .secretsManager:
             target = "secretsmanager.GetSecretValue"
             body = ["SecretId": .string(reference.arn)]
         case .ssm:
             target = "AmazonSSM.GetParameter"
-            body = ["Name": .string(reference.arn), "WithDecryption": .bool(true)]
+            body = ["Name": .string(reference.arn), "WithDecryption": true]
         }
-        let payload = try JSONEncoder().encodeOrFail(body)
+        let payload = body.serialized()
         guard let url = URLParts(endpoint) else {
             throw SecretFetchError(.misconfigured, "\(reference.service.endpointVariable) '\(endpoint)' is not an http(s) URL")
         }
@@ -67,28 +67,28 @@ public struct AWSSecretFetcher: SecretFetcher {
         let text: String
         switch reference.service {
         case .secretsManager:
-            guard let answer = try? JSONDecoder().decode(GetSecretValueAnswer.self, from: Data(response.body)) else {
+            guard let answer = try? GetSecretValueAnswer(json: JSONValue.parse(response.body)) else {
                 throw SecretFetchError(.invalidResponse, "\(reference.arn): the GetSecretValue answer is not the documented JSON")
             }
             if let string = answer.SecretString {
                 text = string
-            } else if let binary = answer.SecretBinary, let bytes = Data(base64Encoded: binary) {
+            } else if let binary = answer.SecretBinary, let bytes = Base64.decode(binary) {
                 text = String(decoding: bytes, as: UTF8.self)
             } else {
                 throw SecretFetchError(.invalidResponse, "\(reference.arn): the secret has neither SecretString nor SecretBinary")
             }
         case .ssm:
-            guard let answer = try? JSONDecoder().decode(GetParameterAnswer.self, from: Data(response.body)) else {
+            guard let answer = try? GetParameterAnswer(json: JSONValue.parse(response.body)) else {
                 throw SecretFetchError(.invalidResponse, "\(reference.arn): the GetParameter answer is not the documented JSON")
             }
-            text = answer.Parameter.Value
+            text = answer.Value
         }
         return try SecretValueRule.credential(from: text, key: reference.jsonKey, arn: reference.arn)
     }
 
     /// AWS's JSON error (`__type`, `message`) in a message that says what to check.
     static func serviceError(_ response: AWSHTTPResponse, reference: SecretReference) -> SecretFetchError {
-        let answer = try? JSONDecoder().decode(AWSErrorAnswer.self, from: Data(response.body))
+        let answer = try? AWSErrorAnswer(json: JSONValue.parse(response.body))
         let body = String(decoding: response.body.prefix(2048), as: UTF8.self)
         // JSON services answer `__type`; a signature refused before the service may come as
         // the query protocol's XML (`<Code>`), as moto sends it.
@@ -128,7 +128,7 @@ public enum SecretValueRule {
             guard !value.isEmpty else { throw SecretFetchError(.invalidValue, "\(arn): the secret is empty") }
             return value
         }
-        guard let object = try? JSONDecoder().decode([String: JSONScalar].self, from: Data(text.utf8)) else {
+        guard let object = JSONScalar.object(text) else {
             throw SecretFetchError(.invalidValue, "\(arn)#\(key): the secret is not a JSON object, so #\(key) cannot be read from it")
         }
         guard let member = object[key] else {
@@ -143,61 +143,64 @@ public enum SecretValueRule {
 
     /// True when a whole secret looks like a JSON object: then `#key` was probably forgotten.
     public static func looksLikeJSONObject(_ value: String) -> Bool {
-        value.hasPrefix("{") && (try? JSONDecoder().decode([String: JSONScalar].self, from: Data(value.utf8))) != nil
+        value.hasPrefix("{") && JSONScalar.object(value) != nil
     }
 }
 
 /// A JSON member's value as far as the `#key` rule cares.
-enum JSONScalar: Decodable {
+enum JSONScalar {
     case text(String)
     case other
 
-    init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if let string = try? container.decode(String.self) {
+    /// A string as it is, a number as written when an integer (`1e3` is `1000`) or as Swift
+    /// prints the `Double` otherwise: what the `JSONDecoder` rule before gave.
+    init(_ json: JSONValue) {
+        if let string = json.string {
             self = .text(string)
-        } else if let number = try? container.decode(Int64.self) {
+        } else if let number = json.int64 {
             self = .text(String(number))
-        } else if let number = try? container.decode(Double.self) {
+        } else if let number = json.double {
             self = .text(String(number))
         } else {
             self = .other
         }
     }
-}
 
-enum JSONRequestValue: Encodable {
-    case string(String)
-    case bool(Bool)
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        switch self {
-        case .string(let value): try container.encode(value)
-        case .bool(let value): try container.encode(value)
-        }
+    /// The members of a JSON object; nil when `text` is not one.
+    static func object(_ text: String) -> [String: JSONScalar]? {
+        guard let members = (try? JSONValue.parse(text))?.dictionary else { return nil }
+        return members.mapValues(JSONScalar.init)
     }
 }
 
-struct GetSecretValueAnswer: Decodable {
+struct GetSecretValueAnswer {
     var SecretString: String?
     var SecretBinary: String?
+
+    init(json: JSONValue) throws(JSONError) {
+        SecretString = try json.optional("SecretString", \.string)
+        SecretBinary = try json.optional("SecretBinary", \.string)
+    }
 }
 
-struct GetParameterAnswer: Decodable {
-    struct Parameter: Decodable { var Value: String }
-    var Parameter: Parameter
+struct GetParameterAnswer {
+    var Value: String
+
+    init(json: JSONValue) throws(JSONError) {
+        let parameter = try json.required("Parameter", \.object)
+        Value = try JSONValue.object(parameter).required("Value", \.string)
+    }
 }
 
-struct AWSErrorAnswer: Decodable {
+struct AWSErrorAnswer {
     var __type: String?
     var message: String?
     var Message: String?
-}
 
-extension JSONEncoder {
-    func encodeOrFail(_ value: some Encodable) throws(SecretFetchError) -> [UInt8] {
-        do { return Array(try encode(value)) } catch { throw SecretFetchError(.invalidResponse, "cannot encode the request", underlying: error) }
+    init(json: JSONValue) throws(JSONError) {
+        __type = try json.optional("__type", \.string)
+        message = try json.optional("message", \.string)
+        Message = try json.optional("Message", \.string)
     }
 }
 

@@ -1,6 +1,8 @@
-import FoundationEssentials
+import RelayJSON
 
 /// What `/register` answered.
+///
+/// Still `Decodable` for `ExtensionsAPIClient.swift` until it calls `Registration.decode`.
 public struct Registration: Sendable, Equatable, Decodable {
     public var functionName: String
     public var functionVersion: String
@@ -8,17 +10,47 @@ public struct Registration: Sendable, Equatable, Decodable {
     public var accountId: String?
 }
 
-public struct InvokeEvent: Sendable, Equatable, Decodable {
+// In extensions, so the structs keep their memberwise initializers.
+extension Registration {
+    public init(json: JSONValue) throws(JSONError) {
+        functionName = try json.required("functionName", \.string)
+        functionVersion = try json.required("functionVersion", \.string)
+        handler = try json.optional("handler", \.string)
+        accountId = try json.optional("accountId", \.string)
+    }
+
+    /// Decodes the `/register` answer; the error says which member was missing or wrong.
+    public static func decode(_ bytes: [UInt8]) throws(JSONError) -> Registration {
+        try Registration(json: JSONValue.parse(bytes))
+    }
+}
+
+public struct InvokeEvent: Sendable, Equatable {
     public var requestId: String
     /// Unix milliseconds.
     public var deadlineMs: Int64
     public var invokedFunctionArn: String?
 }
 
-public struct ShutdownEvent: Sendable, Equatable, Decodable {
+extension InvokeEvent {
+    public init(json: JSONValue) throws(JSONError) {
+        requestId = try json.required("requestId", \.string)
+        deadlineMs = try json.required("deadlineMs", \.int64)
+        invokedFunctionArn = try json.optional("invokedFunctionArn", \.string)
+    }
+}
+
+public struct ShutdownEvent: Sendable, Equatable {
     /// spindown, timeout or failure (case varies between sources).
     public var shutdownReason: String
     public var deadlineMs: Int64
+}
+
+extension ShutdownEvent {
+    public init(json: JSONValue) throws(JSONError) {
+        shutdownReason = try json.required("shutdownReason", \.string)
+        deadlineMs = try json.required("deadlineMs", \.int64)
+    }
 }
 
 public enum ExtensionEvent: Sendable, Equatable {
@@ -28,17 +60,18 @@ public enum ExtensionEvent: Sendable, Equatable {
     /// Decodes an `/event/next` body; an unknown type or a body without the fields
     /// is an `unexpectedEvent` error rather than a crash.
     public static func decode(_ bytes: [UInt8]) throws(ExtensionError) -> ExtensionEvent {
-        struct Envelope: Decodable { var eventType: String }
-        let data = Data(bytes)
-        let decoder = JSONDecoder()
+        let json: JSONValue
         let type: String
-        do { type = try decoder.decode(Envelope.self, from: data).eventType } catch {
+        do {
+            json = try JSONValue.parse(bytes)
+            type = try json.required("eventType", \.string)
+        } catch {
             throw ExtensionError(.unexpectedEvent, "event without an eventType: \(String(decoding: bytes.prefix(200), as: UTF8.self))")
         }
         do {
             switch type.uppercased() {
-            case "INVOKE": return .invoke(try decoder.decode(InvokeEvent.self, from: data))
-            case "SHUTDOWN": return .shutdown(try decoder.decode(ShutdownEvent.self, from: data))
+            case "INVOKE": return .invoke(try InvokeEvent(json: json))
+            case "SHUTDOWN": return .shutdown(try ShutdownEvent(json: json))
             default: throw ExtensionError(.unexpectedEvent, "unknown eventType '\(type)'")
             }
         } catch let error as ExtensionError {

@@ -1,7 +1,7 @@
-import FoundationEssentials
 import GoCompatibility
 import RelayAWS
 import RelayCore
+import RelayJSON
 import RelayLogging
 import RelayProfiler
 
@@ -270,6 +270,16 @@ struct EnvironmentReader {
         value.utf8.allSatisfy { $0 == UInt8(ascii: "\t") || ($0 >= 0x20 && $0 != 0x7F) }
     }
 
+    /// A JSON object whose values are all strings (of a repeated key the first counts, as
+    /// with `JSONDecoder` before).
+    static func stringObject(_ text: String) throws(JSONError) -> [String: String] {
+        let json = try JSONValue.parse(text)
+        guard let members = json.dictionary else { throw JSONError(.typeMismatch, "expected an object, found \(json.typeName)") }
+        var strings: [String: String] = [:]
+        for (key, _) in members { strings[key] = try json.required(key, \.string) }
+        return strings
+    }
+
     /// A setting sent as a header value: nil, with an error naming the variable and never
     /// the value (it may be a secret), when it cannot be one.
     mutating func headerValue(_ name: String, what: String) -> String? {
@@ -327,7 +337,7 @@ struct EnvironmentReader {
         guard let text = string(name) else { return [] }
         let decoded: [String: String]
         do {
-            decoded = try JSONDecoder().decode([String: String].self, from: Data(text.utf8))
+            decoded = try Self.stringObject(text)
         } catch {
             errors.append(
                 RelayError(

@@ -1,8 +1,8 @@
-import FoundationEssentials
 import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import RelayJSON
 import ServiceLifecycle
 import Synchronization
 
@@ -72,18 +72,36 @@ public final class TelemetryListener: Service, Sendable, CustomStringConvertible
         var functionInitDone = false
     }
 
-    static func platformEvents(in body: [UInt8]) -> PlatformEvents {
-        struct Event: Decodable {
-            struct Record: Decodable { var requestId: String? }
-            var type: String
-            var time: String?
-            var record: Record?
+    /// One Telemetry API event, as far as the extension reads it.
+    struct Event {
+        var type: String
+        var time: String?
+        var requestId: String?
+
+        /// A batch is read whole or not at all: one event of another shape (a `type` that is
+        /// not a string, a `record` that is not an object) drops the batch, as before.
+        init(json: JSONValue) throws(JSONError) {
+            type = try json.required("type", \.string)
+            time = try json.optional("time", \.string)
+            let record = try json.optional("record", \.object).map(JSONValue.object)
+            requestId = try record?.optional("requestId", \.string)
         }
+
+        static func batch(_ body: [UInt8]) throws(JSONError) -> [Event] {
+            let json = try JSONValue.parse(body)
+            guard let elements = json.array else { throw JSONError(.typeMismatch, "a Telemetry API batch is an array, not \(json.typeName)") }
+            var events: [Event] = []
+            for element in elements { events.append(try Event(json: element)) }
+            return events
+        }
+    }
+
+    static func platformEvents(in body: [UInt8]) -> PlatformEvents {
         var found = PlatformEvents()
-        guard let events = try? JSONDecoder().decode([Event].self, from: Data(body)) else { return found }
+        guard let events = try? Event.batch(body) else { return found }
         for event in events {
             switch event.type {
-            case "platform.runtimeDone": if let id = event.record?.requestId { found.runtimeDone.append(id) }
+            case "platform.runtimeDone": if let id = event.requestId { found.runtimeDone.append(id) }
             case "platform.restoreStart": found.restoreStart = event.time.flatMap { PlatformMilestones.unixMilliseconds(rfc3339: $0) }
             case "platform.initRuntimeDone": found.functionInitDone = true
             default: break
