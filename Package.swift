@@ -46,6 +46,7 @@ let package = Package(
             name: "RelayCore",
             dependencies: [
                 "RelayMetrics",
+                "RelayJSON",
                 "GoCompatibility",
                 "CZlib",
                 .product(name: "HeapModule", package: "swift-collections"),

@@ -1,9 +1,7 @@
 import RelayJSON
 
 /// What `/register` answered.
-///
-/// Still `Decodable` for `ExtensionsAPIClient.swift` until it calls `Registration.decode`.
-public struct Registration: Sendable, Equatable, Decodable {
+public struct Registration: Sendable, Equatable {
     public var functionName: String
     public var functionVersion: String
     public var handler: String?

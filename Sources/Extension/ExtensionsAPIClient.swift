@@ -1,7 +1,7 @@
-import FoundationEssentials
 import NIOCore
 import NIOHTTP1
 import RelayCore
+import RelayJSON
 import Synchronization
 
 /// The Lambda Extensions API (and the Telemetry API subscription), the network boundary
@@ -56,54 +56,20 @@ public final class HTTPExtensionsAPIClient: ExtensionsAPIClient {
         }
     }
 
-    /// Request bodies, encoded with Foundation's JSON encoder.
-    private struct RegisterBody: Encodable {
-        var events: [String]
-    }
-
-    private struct TelemetrySubscription: Encodable {
-        struct Buffering: Encodable {
-            var maxItems: Int
-            var maxBytes: Int
-            var timeoutMs: Int
-        }
-        struct Destination: Encodable {
-            var `protocol` = "HTTP"
-            var URI: String
-        }
-        var schemaVersion: String
-        var types: [String]
-        var buffering: Buffering
-        var destination: Destination
-    }
-
-    private struct ErrorReport: Encodable {
-        var errorMessage: String
-        var errorType: String
-        var stackTrace: [String] = []
-    }
-
-    private static func json(_ value: some Encodable) -> [UInt8] {
-        // These bodies hold only strings and integers: encoding cannot fail.
-        (try? Array(JSONEncoder().encode(value))) ?? Array("{}".utf8)
-    }
-
     public func register(name: String, events: [String]) async throws(ExtensionError) -> Registration {
-        let body = Self.json(RegisterBody(events: events))
+        let body = (["events": .array(events.map(JSONValue.string))] as JSONValue).serialized()
         let (status, headers, bytes) = try await call(
             .POST, baseURL + "/register",
             headers: [("Lambda-Extension-Name", name), ("Lambda-Extension-Accept-Feature", "accountId")],
             body: body, code: .registrationFailed)
         guard status == .ok, let id = headers.first(name: "Lambda-Extension-Identifier") else {
-            struct Refusal: Decodable { var errorType: String? }
-            let refusal = try? JSONDecoder().decode(Refusal.self, from: Data(bytes))
-            let refusedEventType = refusal?.errorType == ExtensionError.Code.invalidEventType.functionErrorType
+            let refusedEventType = (try? JSONValue.parse(bytes))?["errorType"]?.string == ExtensionError.Code.invalidEventType.functionErrorType
             let code: ExtensionError.Code = refusedEventType ? .invalidEventType : .registrationFailed
             throw ExtensionError(code, "register answered \(status.code): \(String(decoding: bytes.prefix(300), as: UTF8.self))")
         }
         identifier.set(id)
         do {
-            return try JSONDecoder().decode(Registration.self, from: Data(bytes))
+            return try Registration.decode(bytes)
         } catch {
             throw ExtensionError(.registrationFailed, "register answer not understood: \(error)")
         }
@@ -119,10 +85,12 @@ public final class HTTPExtensionsAPIClient: ExtensionsAPIClient {
 
     public func subscribeTelemetry(destinationURI: String, schemaVersion: String) async throws(ExtensionError) {
         // Buffering at the documented minimums: events arrive as soon as Lambda allows.
-        let body = Self.json(
-            TelemetrySubscription(
-                schemaVersion: schemaVersion, types: ["platform"], buffering: .init(maxItems: 1000, maxBytes: 262_144, timeoutMs: 25),
-                destination: .init(URI: destinationURI)))
+        let subscription: JSONValue = [
+            "schemaVersion": .string(schemaVersion), "types": ["platform"],
+            "buffering": ["maxItems": 1000, "maxBytes": .int(262_144), "timeoutMs": 25],
+            "destination": ["protocol": "HTTP", "URI": .string(destinationURI)],
+        ]
+        let body = subscription.serialized()
         let (status, _, bytes) = try await call(.PUT, telemetryURL, headers: [], body: body, code: .telemetrySubscriptionFailed)
         guard status == .ok else {
             throw ExtensionError(
@@ -134,7 +102,8 @@ public final class HTTPExtensionsAPIClient: ExtensionsAPIClient {
     public func reportExitError(_ error: ExtensionError) async { await report("/exit/error", error) }
 
     private func report(_ path: String, _ error: ExtensionError) async {
-        let body = Self.json(ErrorReport(errorMessage: error.message, errorType: error.code.functionErrorType))
+        let report: JSONValue = ["errorMessage": .string(error.message), "errorType": .string(error.code.functionErrorType), "stackTrace": []]
+        let body = report.serialized()
         _ = try? await call(
             .POST, baseURL + path, headers: [("Lambda-Extension-Function-Error-Type", error.code.functionErrorType)], body: body, code: error.code)
     }

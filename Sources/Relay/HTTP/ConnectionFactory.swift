@@ -50,7 +50,8 @@ struct ConnectionFactory: Sendable {
             let sync = channel.pipeline.syncOperations
             try sync.addHandler(NIOSSLClientHandler(context: context, serverHostname: origin.serverNameIndication))
             try sync.addHandler(waiter)
-            return waiter.promise.futureResult.flatMap { sync.removeHandler(waiter) }
+            let bound = NIOLoopBound(waiter, eventLoop: channel.eventLoop)
+            return waiter.promise.futureResult.flatMap { channel.pipeline.syncOperations.removeHandler(bound.value) }
         } catch {
             return channel.eventLoop.makeFailedFuture(error)
         }
@@ -64,7 +65,8 @@ struct ConnectionFactory: Sendable {
         } catch {
             return channel.eventLoop.makeFailedFuture(error)
         }
-        return handler.promise.futureResult.flatMap { channel.pipeline.syncOperations.removeHandler(handler) }
+        let bound = NIOLoopBound(handler, eventLoop: channel.eventLoop)
+        return handler.promise.futureResult.flatMap { channel.pipeline.syncOperations.removeHandler(bound.value) }
     }
 }
 

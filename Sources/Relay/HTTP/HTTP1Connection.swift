@@ -18,11 +18,12 @@ final class HTTP1Connection: Sendable {
         self.channel = channel
         self.key = key
         self.generation = generation
-        self.handler = NIOLoopBound(handler, eventLoop: channel.eventLoop)
+        let bound = NIOLoopBound(handler, eventLoop: channel.eventLoop)
+        self.handler = bound
         // The close ends a request in flight. Not (only) from `channelInactive`: a close from
         // inside a failed write (an outbound header rejected by NIO's validator) reaches the
         // handlers without it.
-        channel.closeFuture.whenComplete { _ in handler.connectionClosed() }
+        channel.closeFuture.whenComplete { _ in bound.value.connectionClosed() }
     }
 
     /// Read by the pool from any thread (NIO keeps `isActive` thread-safe).
@@ -50,18 +51,18 @@ final class HTTP1Connection: Sendable {
         channel.eventLoop.assertInEventLoop()
         used.store(true, ordering: .relaxed)
         let promise = channel.eventLoop.makePromise(of: HTTP1Exchange.self)
-        let handler = self.handler.value
-        handler.start(promise: promise, bodyLimit: bodyLimit)
+        let handler = self.handler
+        handler.value.start(promise: promise, bodyLimit: bodyLimit)
         channel.write(HTTPClientRequestPart.head(head), promise: nil)
         if let body, body.readableBytes > 0 { channel.write(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil) }
         let written = channel.eventLoop.makePromise(of: Void.self)
         channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: written)
         let channel = self.channel
         written.futureResult.whenComplete { result in
-            guard case .failure(let error) = result else { return handler.requestWritten() }
+            guard case .failure(let error) = result else { return handler.value.requestWritten() }
             // The answer may already be read (an early 413), or still on its way: the
             // read side decides. Closing reads what the socket holds first.
-            handler.requestFailedToWrite(error)
+            handler.value.requestFailedToWrite(error)
             channel.close(promise: nil)
         }
         return promise.futureResult

@@ -1,3 +1,5 @@
+import RelayJSON
+
 /// Where a request goes, parsed from its absolute URL: what the connection pool keys on
 /// (scheme, host, port) and what the request line and `Host` header carry.
 public struct RequestOrigin: Hashable, Sendable, CustomStringConvertible {
@@ -59,31 +61,6 @@ public struct RequestURL: Sendable, Equatable {
         if target.isEmpty || target.hasPrefix("?") { target = "/" + target }
         origin = RequestOrigin(scheme: scheme, host: host.lowercased(), port: port, authority: String(authority))
         pathAndQuery = target
-    }
-}
-
-/// Standard base64 (RFC 4648 §4, with padding): HTTP basic credentials.
-enum Base64 {
-    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
-
-    static func encode(_ bytes: some Collection<UInt8>) -> String {
-        let input = Array(bytes)
-        var output: [UInt8] = []
-        output.reserveCapacity((input.count + 2) / 3 * 4)
-        var index = 0
-        while index < input.count {
-            let remaining = input.count - index
-            let b0 = UInt32(input[index])
-            let b1 = remaining > 1 ? UInt32(input[index + 1]) : 0
-            let b2 = remaining > 2 ? UInt32(input[index + 2]) : 0
-            let triple = b0 << 16 | b1 << 8 | b2
-            output.append(alphabet[Int(triple >> 18 & 63)])
-            output.append(alphabet[Int(triple >> 12 & 63)])
-            output.append(remaining > 1 ? alphabet[Int(triple >> 6 & 63)] : UInt8(ascii: "="))
-            output.append(remaining > 2 ? alphabet[Int(triple & 63)] : UInt8(ascii: "="))
-            index += 3
-        }
-        return String(decoding: output, as: UTF8.self)
     }
 }
 
