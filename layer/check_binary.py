@@ -27,10 +27,13 @@ GLIBC_LIBRARIES = {
 
 
 # Modules the relay must not link again: async-http-client and the packages only it brought
-# (HTTP/2, HPACK, SOCKS, decompression, swift-configuration, tracing, swift-algorithms).
+# (HTTP/2, HPACK, SOCKS, decompression, swift-configuration, tracing, swift-algorithms),
+# Foundation (JSON is RelayJSON's), and the Swift regex library that the standard library's
+# `firstRange(of:)` and String `contains(_:)` link (GoCompatibility has their replacements).
 # Found by their mangled module names in the code symbols the layer keeps (self-profiling).
 FORBIDDEN_MODULES = ["AsyncHTTPClient", "NIOHTTP2", "NIOHPACK", "NIOSOCKS", "NIOHTTPCompression", "Configuration",
-                     "Tracing", "Algorithms", "FoundationEssentials", "_FoundationCollections"]
+                     "Tracing", "Algorithms", "FoundationEssentials", "_FoundationCollections", "_StringProcessing",
+                     "_RegexParser"]
 
 # Each record of the swift5_protocol_conformances section is a 32-bit relative pointer.
 CONFORMANCE_SECTION = "swift5_protocol_conformances"

@@ -1,3 +1,4 @@
+import GoCompatibility
 import NIOHTTP1
 import RelayJSON
 
@@ -114,7 +115,7 @@ public struct AWSSecretFetcher: SecretFetcher {
 
 /// The text of the first `<name>` element, for AWS's XML error bodies.
 func xmlElement(_ name: String, in text: String) -> String? {
-    guard let start = text.firstRange(of: "<\(name)>"), let end = text[start.upperBound...].firstRange(of: "</\(name)>") else { return nil }
+    guard let start = text.firstOccurrence(of: "<\(name)>"), let end = text[start.upperBound...].firstOccurrence(of: "</\(name)>") else { return nil }
     return String(text[start.upperBound..<end.lowerBound])
 }
 
@@ -211,7 +212,7 @@ struct URLParts {
     var path: String
 
     init?(_ url: String) {
-        guard let schemeEnd = url.firstRange(of: "://") else { return nil }
+        guard let schemeEnd = url.firstOccurrence(of: "://") else { return nil }
         let scheme = url[..<schemeEnd.lowerBound].lowercased()
         guard scheme == "http" || scheme == "https" else { return nil }
         let rest = url[schemeEnd.upperBound...]

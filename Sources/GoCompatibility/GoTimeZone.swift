@@ -59,7 +59,7 @@ public struct GoTimeZone: Sendable, Equatable {
         if name.hasPrefix(":") { name.removeFirst() }
         if name.isEmpty || name == "UTC" { return (.utc, nil) }
         let path = name.hasPrefix("/") ? name : zoneinfoDirectory + "/" + name
-        guard !name.contains(".."), isZoneFile(path) else { return (.utc, "no such zone in \(zoneinfoDirectory)") }
+        guard !name.includes(".."), isZoneFile(path) else { return (.utc, "no such zone in \(zoneinfoDirectory)") }
         return (.local, nil)
     }
 

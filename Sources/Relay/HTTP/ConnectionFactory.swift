@@ -1,3 +1,4 @@
+import GoCompatibility
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -128,7 +129,7 @@ final class ProxyTunnelHandler: ChannelInboundHandler, RemovableChannelHandler {
         var part = unwrapInboundIn(data)
         answer.writeBuffer(&part)
         let bytes = answer.readableBytesView
-        guard let end = bytes.firstRange(of: [13, 10, 13, 10]) else {
+        guard let end = bytes.firstOccurrence(of: [13, 10, 13, 10]) else {
             if answer.readableBytes > Self.maxAnswerHeadBytes { fail(context, .proxyRefused, "the proxy \(proxy) answered CONNECT with no end of head") }
             return
         }

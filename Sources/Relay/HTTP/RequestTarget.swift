@@ -1,3 +1,4 @@
+import GoCompatibility
 import RelayJSON
 
 /// Where a request goes, parsed from its absolute URL: what the connection pool keys on
@@ -27,7 +28,7 @@ public struct RequestURL: Sendable, Equatable {
     public var pathAndQuery: String
 
     public init?(_ url: String) {
-        guard let schemeEnd = url.firstRange(of: "://"), let scheme = RequestOrigin.Scheme(rawValue: url[..<schemeEnd.lowerBound].lowercased())
+        guard let schemeEnd = url.firstOccurrence(of: "://"), let scheme = RequestOrigin.Scheme(rawValue: url[..<schemeEnd.lowerBound].lowercased())
         else { return nil }
         let rest = url[schemeEnd.upperBound...]
         let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? rest.endIndex

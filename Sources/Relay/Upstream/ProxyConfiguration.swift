@@ -1,3 +1,5 @@
+import GoCompatibility
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -19,7 +21,7 @@ public struct URLTarget: Sendable, Equatable {
 
     /// `scheme://[user@]host[:port][/...]`; nil for anything else.
     public init?(_ url: String) {
-        guard let schemeEnd = url.firstRange(of: "://") else { return nil }
+        guard let schemeEnd = url.firstOccurrence(of: "://") else { return nil }
         scheme = url[..<schemeEnd.lowerBound].lowercased()
         var authority = url[schemeEnd.upperBound...].prefix { $0 != "/" && $0 != "?" && $0 != "#" }
         if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
@@ -61,15 +63,15 @@ public struct ProxyServer: Sendable, Hashable, CustomStringConvertible {
     /// Parses the variable's value; the error says why it cannot be used (never the password).
     public init(parsing text: String) throws(ProxyParseError) {
         var url = text
-        if !url.contains("://") { url = "http://" + url }  // as Go: a bare host:port is an HTTP proxy
-        let scheme = url[..<url.firstRange(of: "://")!.lowerBound].lowercased()
+        if !url.includes("://") { url = "http://" + url }  // as Go: a bare host:port is an HTTP proxy
+        let scheme = url[..<url.firstOccurrence(of: "://")!.lowerBound].lowercased()
         guard scheme == "http" else {
             throw ProxyParseError(reason: "only http:// proxies are supported (the connection to the proxy is plain HTTP; HTTPS is tunnelled through it)")
         }
         guard let target = URLTarget(url) else { throw ProxyParseError(reason: "it is not host:port or http://host:port") }
         host = target.host
         port = target.port
-        let afterScheme = url[url.firstRange(of: "://")!.upperBound...]
+        let afterScheme = url[url.firstOccurrence(of: "://")!.upperBound...]
         let authority = afterScheme.prefix { $0 != "/" }
         if let at = authority.lastIndex(of: "@") {
             let info = authority[..<at]
@@ -83,7 +85,7 @@ public struct ProxyServer: Sendable, Hashable, CustomStringConvertible {
 
     /// A proxy setting's value with any password hidden, for messages.
     public static func redacted(_ text: String) -> String {
-        RemoteEndpoint.redactForError(text.contains("://") ? text : "http://" + text)
+        RemoteEndpoint.redactForError(text.includes("://") ? text : "http://" + text)
     }
 
     /// The proxy's password and the `Proxy-Authorization` value: never logged.

@@ -1,3 +1,5 @@
+import GoCompatibility
+
 /// Where uploads are relayed to: the parsed `PYROSCOPE_REMOTE_ADDRESS`.
 ///
 /// Parsed by hand rather than with Foundation's URL so the relay keeps to
@@ -56,7 +58,7 @@ public struct RemoteEndpoint: Sendable, Equatable, CustomStringConvertible {
                 "PYROSCOPE_REMOTE_ADDRESS '\(RemoteEndpoint.redactForError(text))' is not usable: \(why); set it to the address of your Pyroscope server, e.g. https://profiles-prod-001.grafana.net"
             )
         }
-        guard let schemeEnd = text.firstRange(of: "://") else { throw invalid("it has no http:// or https:// scheme") }
+        guard let schemeEnd = text.firstOccurrence(of: "://") else { throw invalid("it has no http:// or https:// scheme") }
         guard let scheme = Scheme(rawValue: text[..<schemeEnd.lowerBound].lowercased()) else {
             throw invalid("the scheme must be http or https")
         }
@@ -120,7 +122,7 @@ public struct RemoteEndpoint: Sendable, Equatable, CustomStringConvertible {
 
     /// For error messages: hide a password written into the address.
     static func redactForError(_ text: String) -> String {
-        guard let schemeEnd = text.firstRange(of: "://") else { return text }
+        guard let schemeEnd = text.firstOccurrence(of: "://") else { return text }
         let rest = text[schemeEnd.upperBound...]
         let authorityEnd = rest.firstIndex(of: "/") ?? rest.endIndex
         guard let at = rest[..<authorityEnd].lastIndex(of: "@") else { return text }

@@ -1,3 +1,5 @@
+import GoCompatibility
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Musl)
@@ -31,7 +33,7 @@ public struct TrustConfiguration: Sendable, Hashable {
         switch SpoolFiles.readWhole(path) {
         case .failure(let failure): return "it cannot be read (\(String(cString: strerror(failure.errno))))"
         case .success(let bytes):
-            return bytes.firstRange(of: Array("-----BEGIN CERTIFICATE-----".utf8)) == nil ? "it holds no PEM certificate" : nil
+            return bytes.firstOccurrence(of: Array("-----BEGIN CERTIFICATE-----".utf8)) == nil ? "it holds no PEM certificate" : nil
         }
     }
 }

@@ -1,0 +1,30 @@
+/// Finding a run of elements in a collection, without the standard library's
+/// `firstRange(of:)` and `contains(_:)` for strings: those live in `_StringProcessing`,
+/// and one call links it and the regex parser into the binary (0.8 MB of code and their
+/// conformance records, which every first conformance lookup at start-up scans). The
+/// shipped modules use these; `layer/check_binary.py` refuses a binary that links them.
+extension Collection where Element: Equatable {
+    /// The first place `needle` occurs, or nil (also for an empty needle, as the standard
+    /// library answers).
+    public func firstOccurrence(of needle: some Collection<Element>) -> Range<Index>? {
+        guard let first = needle.first else { return nil }
+        var start = startIndex
+        while let candidate = self[start...].firstIndex(of: first) {
+            var position = candidate
+            var matched = true
+            for element in needle {
+                guard position != endIndex, self[position] == element else {
+                    matched = false
+                    break
+                }
+                formIndex(after: &position)
+            }
+            if matched { return candidate..<position }
+            start = index(after: candidate)
+        }
+        return nil
+    }
+
+    /// Whether `needle` occurs anywhere.
+    public func includes(_ needle: some Collection<Element>) -> Bool { firstOccurrence(of: needle) != nil }
+}
