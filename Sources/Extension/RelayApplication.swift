@@ -22,23 +22,25 @@ public struct RelayApplication: Sendable {
 
     /// Runs until SIGTERM/SIGINT (dev mode) or Lambda's SHUTDOWN, then drains within the
     /// deadline. Returns the process exit code.
+    ///
+    /// Lambda starts the function's runtime only once every extension has registered, so
+    /// what runs before `/register` delays every cold start: only the listening sockets come
+    /// first (settings and logging are `main`'s). The relay itself (its pipeline, spool
+    /// recovery, metrics registry and server bootstrap), secrets and Telemetry come after.
     public func run() async -> Int32 {
-        let secrets = SecretsWiring.make(settings: settings, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
-        let exitCode =
-            (try? await Relay.with(settings.relay, credentialSource: secrets.source, logger: logger) { relay in
-                await run(relay, secrets: secrets)
-            }) ?? 1
-        await secrets.shutdown()
-        return exitCode
-    }
-
-    private func run(_ relay: Relay, secrets: SecretsWiring) async -> Int32 {
         let group = MultiThreadedEventLoopGroup.singleton
+        var listeners: ListeningSockets?
         var bindError: RelayError?
-        do { try await relay.ingress.bind() } catch { bindError = error }
+        do {
+            listeners = try ListeningSockets.open(settings.relay.listenAddresses) { [logger] error in
+                logger.debug("IPv6 loopback unavailable, listening on 127.0.0.1 only", metadata: ["error": "\(error)"])
+            }
+        } catch {
+            bindError = error
+        }
 
         // Lambda: register before anything can fail, so failures can be reported through
-        // init/error; the relay is already bound before the first /event/next.
+        // init/error; the relay is already listening before the first /event/next.
         let lambdaAPI: HTTPExtensionsAPIClient?
         var strategy = settings.flushStrategy
         if !settings.devMode, let runtimeAPI = settings.lambdaRuntimeAPI {
@@ -69,10 +71,35 @@ public struct RelayApplication: Sendable {
                 )
             }
         }
-        if let bindError {
-            logger.critical("Cannot start the relay: \(bindError.message)", metadata: ["error": "\(bindError)"])
-            await lambdaAPI?.reportInitError(ExtensionError(.portInUse, bindError.message))
+        guard let listeners else {
+            let error = bindError ?? RelayError(.bindFailed, "no listening socket")
+            logger.critical("Cannot start the relay: \(error.message)", metadata: ["error": "\(error)"])
+            await lambdaAPI?.reportInitError(ExtensionError(.portInUse, error.message))
             await lambdaAPI?.shutdown()
+            return 1
+        }
+
+        let secrets = SecretsWiring.make(settings: settings, group: group, logger: logger)
+        let exitCode =
+            (try? await Relay.with(settings.relay, credentialSource: secrets.source, logger: logger) { relay in
+                await run(relay, listeners: listeners, lambdaAPI: lambdaAPI, strategy: strategy, secrets: secrets)
+            }) ?? 1
+        listeners.closeUnadopted()
+        await secrets.shutdown()
+        await lambdaAPI?.shutdown()
+        return exitCode
+    }
+
+    private func run(
+        _ relay: Relay, listeners: ListeningSockets, lambdaAPI: HTTPExtensionsAPIClient?, strategy: FlushStrategy, secrets: SecretsWiring
+    ) async -> Int32 {
+        let group = MultiThreadedEventLoopGroup.singleton
+        var strategy = strategy
+        do {
+            try await relay.ingress.bind(adopting: listeners)
+        } catch {
+            logger.critical("Cannot start the relay: \(error.message)", metadata: ["error": "\(error)"])
+            await lambdaAPI?.reportInitError(ExtensionError(.portInUse, error.message))
             return 1
         }
 
@@ -159,7 +186,6 @@ public struct RelayApplication: Sendable {
             logger.error("Relay stopped with an error", metadata: ["error": "\(error)"])
             exitCode = 1
         }
-        await lambdaAPI?.shutdown()
         stats.logStats(phase: "shutdown")
         return exitCode
     }

@@ -11,9 +11,10 @@ import Synchronization
     import Darwin
 #endif
 
-/// The relay's HTTP/1.1 listener. `bind()` is separate from `run()` so the caller can be
-/// sure the port accepts connections before it tells Lambda it is ready (and can report
-/// a port already in use as an init error).
+/// The relay's HTTP/1.1 listener. Listening (`ListeningSockets.open`) is separate from
+/// serving (`bind(adopting:)`) and from `run()`, so the caller can be sure the port accepts
+/// connections before it tells Lambda it is ready, report a port already in use as an init
+/// error, and build the rest of the relay after registering.
 public final class IngressServer: Service, Sendable, CustomStringConvertible {
     /// What every connection's handler shares.
     struct Context: Sendable {
@@ -54,14 +55,22 @@ public final class IngressServer: Service, Sendable, CustomStringConvertible {
 
     public var description: String { "IngressServer(\(addresses.map(\.description).joined(separator: ",")))" }
 
-    /// Binds every address. A loopback pair (127.0.0.1 and ::1) tolerates the IPv6 half
-    /// failing, for hosts without IPv6; any other failure is thrown.
+    /// Binds every address and serves on them (`ListeningSockets.open`'s rules and messages).
     @discardableResult
     public func bind() async throws(RelayError) -> [SocketAddress] {
+        let logger = context.logger
+        let sockets = try ListeningSockets.open(addresses) { error in
+            logger.debug("IPv6 loopback unavailable, listening on 127.0.0.1 only", metadata: ["error": "\(error)"])
+        }
+        return try await bind(adopting: sockets)
+    }
+
+    /// Serves on sockets already listening: made before registering with Lambda, adopted
+    /// once the rest of the relay is built.
+    @discardableResult
+    public func bind(adopting sockets: ListeningSockets) async throws(RelayError) -> [SocketAddress] {
         let context = self.context
         let bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 256)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             // A client that shuts down its sending side after the request still gets the
             // answer (on the spool path it comes after the read side has ended).
@@ -83,36 +92,18 @@ public final class IngressServer: Service, Sendable, CustomStringConvertible {
                 }
             }
         var bound: [any Channel] = []
-        var boundPort: Int?
-        for address in addresses {
-            // With port 0 the first bind picks a port and the loopback twin takes the same.
-            let port = address.port == 0 ? (boundPort ?? 0) : address.port
+        let listening = sockets.take()
+        for (index, socket) in listening.enumerated() {
             do {
-                let channel = try await bootstrap.bind(host: address.host, port: port).get()
-                bound.append(channel)
-                boundPort = boundPort ?? channel.localAddress?.port
+                bound.append(try await bootstrap.withBoundSocket(socket.descriptor).get())
             } catch {
-                let optionalTwin = address.host == "::1" && addresses.contains { $0.host == "127.0.0.1" } && !bound.isEmpty
-                if optionalTwin {
-                    context.logger.debug("IPv6 loopback unavailable, listening on 127.0.0.1 only", metadata: ["error": "\(error)"])
-                    continue
-                }
                 for channel in bound { try? await channel.close() }
-                let listen = ListenAddress(host: address.host, port: port)
-                if (error as? IOError)?.errnoCode == EACCES {
-                    // Lambda runs extensions as an unprivileged user: no port below 1024.
-                    throw RelayError(
-                        .bindFailed,
-                        "cannot listen on \(listen): this user may not bind it (ports below 1024 need privileges Lambda does not give). Set PYROSCOPE_LISTEN_ADDRESS to a port from 1024 up",
-                        underlying: error)
-                }
-                throw RelayError(
-                    .bindFailed, "cannot listen on \(listen): is another process using the port? Set PYROSCOPE_LISTEN_ADDRESS to a free one",
-                    underlying: error)
+                for rest in listening[index...] { close(rest.descriptor) }
+                throw RelayError(.bindFailed, "cannot serve on \(socket.address): \(error)", underlying: error)
             }
         }
         channels.withLock { $0 = bound }
-        let local = bound.compactMap(\.localAddress)
+        let local = listening.map(\.local)
         let printable = local.map { address in
             let ip = address.ipAddress ?? "\(address)"
             return ip.contains(":") ? "[\(ip)]:\(address.port ?? 0)" : "\(ip):\(address.port ?? 0)"
