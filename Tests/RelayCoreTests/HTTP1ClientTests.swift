@@ -143,6 +143,30 @@ import Testing
         }
     }
 
+    /// What could smuggle a header or a second request is refused before it is written,
+    /// and the message names the header, not its value.
+    @Test(arguments: [
+        (["X-Token": "secret-value\r\nX-Injected: 1"], "/ingest"), (["X-Token": "secret-value\u{0}"], "/ingest"),
+        (["Bad Name": "v"], "/ingest"), ([:], "/ingest?name=a b"), ([:], "/in\ngest"),
+    ])
+    func headsThatCannotGoOnTheWireAreRefused(headers: [String: String], path: String) async throws {
+        try await RecordingRemote.with { remote in
+            try await Self.withClient { client in
+                var request = Self.post(remote, path)
+                for (name, value) in headers { request.headers.add(name: name, value: value) }
+                do {
+                    _ = try await client.execute(request, deadline: .now() + .seconds(10))
+                    Issue.record("sent")
+                } catch let error as HTTP1ClientError {
+                    #expect(error.code == .invalidRequest && !error.message.contains("secret-value"), "\(error)")
+                }
+                #expect(remote.received.isEmpty)
+                let fine = try await client.execute(Self.post(remote), deadline: .now() + .seconds(10))
+                #expect(fine.status == .ok && remote.received.count == 1)
+            }
+        }
+    }
+
     @Test func anUnusableURLIsRefusedBeforeAnyConnection() async throws {
         try await Self.withClient { client in
             for url in ["ftp://example.com/", "http://", "localhost:4040/ingest", "http://host:99999/"] {

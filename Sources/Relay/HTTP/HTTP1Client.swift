@@ -62,6 +62,9 @@ public final class HTTP1Client: Sendable {
             throw HTTP1ClientError(.invalidURL, "'\(RemoteEndpoint.redactForError(request.url))' is not an absolute http(s) URL")
         }
         let head = Self.head(for: request, target: target)
+        if let problem = RequestHeadCheck.problem(in: head) {
+            throw HTTP1ClientError(.invalidRequest, "not sent to \(target.url.origin.authority): \(problem)")
+        }
         let key = PoolKey(origin: target.url.origin, route: target.route)
         var retried = false
         while true {

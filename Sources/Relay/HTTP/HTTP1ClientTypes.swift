@@ -44,6 +44,8 @@ public struct HTTP1ClientError: Error, Sendable, Equatable, CustomStringConverti
         case proxyRefused = "proxy_refused"
         /// The proxy wants (other) credentials: 407.
         case proxyAuthenticationRequired = "proxy_authentication_required"
+        /// The request cannot be sent as it is (a line break in a header value, say).
+        case invalidRequest = "invalid_request"
         /// The answer was not HTTP/1.1 the client can read.
         case invalidResponse = "invalid_response"
         /// The caller's task was cancelled.
