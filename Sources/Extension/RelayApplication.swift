@@ -79,10 +79,16 @@ public struct RelayApplication: Sendable {
             return 1
         }
 
+        // The first /event/next goes out now where nothing must precede it; the relay is
+        // built while Lambda goes on with the function's init.
+        var events: (any ExtensionsAPIClient)? = lambdaAPI
+        if let lambdaAPI, FirstEventPrefetch.applies(strategy: strategy, model: settings.executionModel) {
+            events = FirstEventPrefetch(lambdaAPI)
+        }
         let secrets = SecretsWiring.make(settings: settings, group: group, logger: logger)
         let exitCode =
             (try? await Relay.with(settings.relay, credentialSource: secrets.source, logger: logger) { relay in
-                await run(relay, listeners: listeners, lambdaAPI: lambdaAPI, strategy: strategy, secrets: secrets)
+                await run(relay, listeners: listeners, lambdaAPI: lambdaAPI, events: events, strategy: strategy, secrets: secrets)
             }) ?? 1
         listeners.closeUnadopted()
         await secrets.shutdown()
@@ -91,7 +97,8 @@ public struct RelayApplication: Sendable {
     }
 
     private func run(
-        _ relay: Relay, listeners: ListeningSockets, lambdaAPI: HTTPExtensionsAPIClient?, strategy: FlushStrategy, secrets: SecretsWiring
+        _ relay: Relay, listeners: ListeningSockets, lambdaAPI: HTTPExtensionsAPIClient?, events: (any ExtensionsAPIClient)?,
+        strategy: FlushStrategy, secrets: SecretsWiring
     ) async -> Int32 {
         let group = MultiThreadedEventLoopGroup.singleton
         var strategy = strategy
@@ -121,7 +128,7 @@ public struct RelayApplication: Sendable {
             }
         }
 
-        if let lambdaAPI {
+        if let lambdaAPI, let events {
             var lambdaLogger = logger
             lambdaLogger[metadataKey: "comp"] = "orchestrator"
             let runtimeDone = RuntimeDoneTracker()
@@ -155,7 +162,7 @@ public struct RelayApplication: Sendable {
             var beforeFlush: (@Sendable () async -> Void)?
             if let selfProfiler { beforeFlush = { await selfProfiler.flush() } }
             let lifecycle = LambdaLifecycle(
-                client: lambdaAPI, strategy: strategy, pipeline: pipeline, runtimeDone: runtimeDone,
+                client: events, strategy: strategy, pipeline: pipeline, runtimeDone: runtimeDone,
                 drainDeadline: relay.drainDeadline, invocation: invocation, logger: lambdaLogger,
                 beforeFlush: beforeFlush, clock: relay.clock, model: settings.executionModel,
                 restored: { [lambdaLogger] began in await Self.restoredFromSnapshot(relay, began: began, logger: lambdaLogger) },
