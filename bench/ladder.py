@@ -252,6 +252,12 @@ def table(rows, peer_key):
             if r is not peer:
                 lines.append(f"| {r['label']} | " + " | ".join(
                     f"{r['medians'][k] / peer['medians'][k]:.2f}" if peer["medians"][k] else "–" for k in keys) + " |")
+    timed = [c for c in COLUMNS if c[1] == "lives"]
+    lines += ["", "Fastest life of each (the least disturbed by the machine's other load):", "",
+              "| program | " + " | ".join(c[0] for c in timed) + " |", "|---" * (len(timed) + 1) + "|"]
+    for r in rows:
+        lines.append(f"| {r['label']} | " + " | ".join(
+            f.format(min(life[key] for life in r["lives"]) * scale) for _, _, key, scale, f in timed) + " |")
     return "\n".join(lines)
 
 
