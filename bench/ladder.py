@@ -60,7 +60,7 @@ COLUMNS = [  # (header, kind of life, key, scale, format)
     ("idle RSS MB", "idle", "rss_kb", 1 / 1024, "{:.1f}"),
     ("CPU of a life ms", "lives", "life_cpu_us", 1e-3, "{:.1f}"),
 ]
-GO_PORT = 4040  # the Go extension listens on 0.0.0.0:4040 whatever it is told
+GO_PORT = 4040  # the Go extension listens on 0.0.0.0:4040 whatever it is told; the rest on port 0
 
 
 def log(*a):
@@ -200,11 +200,11 @@ def port_free(port):
 def life(subject, startup_bin, hold_ms, sink, spool_root):
     """One life on the fake Extensions API; the harness's JSON line."""
     end = time.monotonic() + 10
-    while not port_free(GO_PORT) and time.monotonic() < end:  # the peer's listener of the turn before
+    while subject.key == "peer" and not port_free(GO_PORT) and time.monotonic() < end:
         time.sleep(0.05)
     spool = tempfile.mkdtemp(dir=spool_root)
     env = dict(os.environ, PYROSCOPE_REMOTE_ADDRESS=f"http://127.0.0.1:{sink.server_port}", PYROSCOPE_SPOOL_DIR=spool,
-               PYROSCOPE_LISTEN_ADDRESS=f"127.0.0.1:{GO_PORT}")
+               PYROSCOPE_LISTEN_ADDRESS="127.0.0.1:0")  # a port of its own: 4040 may be another test's
     for key in ("PYROSCOPE_DEV_MODE", "AWS_LAMBDA_RUNTIME_API", "SSL_CERT_FILE", "SSL_CERT_DIR", "NIX_SSL_CERT_FILE"):
         env.pop(key, None)  # as in Lambda, whose environment names no CA bundle
     p = subprocess.run([str(startup_bin), "--lambda", str(hold_ms), str(subject.binary)], env=env,
