@@ -54,7 +54,12 @@ MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
 let logger = Logger(label: "ladder")
 let group = ServiceGroup(
     configuration: ServiceGroupConfiguration(
-        services: [.init(service: ExtensionLoop(group: MultiThreadedEventLoopGroup.singleton, logger: logger), successTerminationBehavior: .gracefullyShutdownGroup)],
+        services: [
+            .init(
+                service: ExtensionLoop(group: MultiThreadedEventLoopGroup.singleton, logger: logger),
+                successTerminationBehavior: .gracefullyShutdownGroup
+            )
+        ],
         gracefulShutdownSignals: [.sigterm],
         logger: logger
     )
