@@ -55,7 +55,7 @@ MODE       ?= on-demand
 RELAY_TO_RUN = $(or $(RELAY_BINARY),$(BIN_DIR)/$(RELAY))
 BUILD_RELAY  = $(if $(RELAY_BINARY),,$(SWIFT) build --product $(RELAY))
 
-.PHONY: help build test fuzz run demo observe lambda-local lint bench bench-cost clean venv tools layer layers layer-tools layer-runner \
+.PHONY: help build test fuzz run demo observe lambda-local lint bench bench-cost bench-ladder clean venv tools layer layers layer-tools layer-runner \
 	publish-layer publish-layers test-layer test-layers test-compat
 
 help: ## List the targets
@@ -155,6 +155,18 @@ bench-cost: venv ## Only the layer binary's cost to the function (init, idle mem
 	@$(MAKE) --no-print-directory $(STARTUP_BIN)
 	$(VENV_PY) bench/extension_cost.py --binary $(LAYER_BINARY) --zip $(LAYER_ZIP) $(if $(BENCH_PEER),--peer "$(BENCH_PEER)") \
 		--startup-bin $(STARTUP_BIN)
+
+# make bench-ladder: the floor of each layer of the stack, probes that only register and wait
+# for SHUTDOWN (bench/ladder/, a package of its own), in turns with BENCH_PEER; LADDER_BINARY
+# adds a built layer binary as the last row. The probes link as the layer does (layer-tools:
+# zig); builds run niced, the measurement not.
+LADDER_BINARY ?=
+LADDER_TOOLS  = @command -v cc >/dev/null && command -v strip >/dev/null && command -v zip >/dev/null && [ -f "$$(gcc -print-file-name=libc.a)" ] || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc binutils libc6-dev zip; }
+bench-ladder: layer-tools ## The floor ladder: C, Swift, NIO, NIOSSL and log/metrics/lifecycle probes (register, first /event/next, RSS, CPU, size), in turns with BENCH_PEER; LADDER_BINARY=path adds the layer binary
+	$(LADDER_TOOLS)
+	$(PYTHON) bench/ladder.py --layer-python "$(abspath $(LAYER_PY))" $(if $(BENCH_PEER),--peer "$(BENCH_PEER)") \
+		$(if $(LADDER_BINARY),--binary "$(LADDER_BINARY)")
 
 # What building, publishing and testing the layer needs: zig (the linker for old glibc),
 # the AWS CLI, the moto AWS emulator, cfn-lint and pytest in their own venv; libstdc++.a

@@ -2,6 +2,8 @@
 """What the extension costs the function, the layer binary against a peer (the Go extension,
 or another build of ours), taking turns A B A B (`make bench`, BENCH_PEER=path):
 
+  register     exec until its POST /register arrives at the fake Extensions API (Lambda starts
+               the function's runtime once every extension has registered), median of BENCH_LIVES
   init         exec until its first GET /event/next on a fake Extensions API (startup --lambda,
                bench/lambda_life.c), median of BENCH_LIVES (9; quick 9)
   idle memory  smaps_rollup Rss and Anonymous 1 s after that request
@@ -192,7 +194,8 @@ def measure(binary, zip_path, peer, startup_bin, quick=False, sink=None):
         for i in range(lives):
             for s in subjects:
                 data["subjects"][s.label]["lives"].append(life(s, sink, startup_bin, 0))
-        log("lives: " + ", ".join(f"{s.label} init {med(data, s.label, 'lives', 'init_us') / 1000:.1f} ms" for s in subjects))
+        log("lives: " + ", ".join(f"{s.label} register {med(data, s.label, 'lives', 'register_us') / 1000:.1f} ms, "
+                                  f"init {med(data, s.label, 'lives', 'init_us') / 1000:.1f} ms" for s in subjects))
         for i in range(idles):
             for s in subjects:
                 data["subjects"][s.label]["idle"].append(life(s, sink, startup_bin, 1000))
@@ -217,6 +220,7 @@ def med(data, label, kind, key):
 
 ROWS = [
     # (label, kind, key, scale, format, goal ratio for the issue: ours/peer at most)
+    ("exec -> /register: exec until its `POST /register` arrives, ms", "lives", "register_us", 1e-3, "{:.1f}", None),
     ("init: exec until its first `GET /event/next`, ms", "lives", "init_us", 1e-3, "{:.1f}", 1.5),
     ("idle RSS 1 s after registration, MB", "idle", "rss_kb", 1 / 1024, "{:.1f}", 1.5),
     ("idle RSS: anonymous part, MB", "idle", "anon_kb", 1 / 1024, "{:.1f}", None),

@@ -1,6 +1,8 @@
 /* One life of a Lambda extension on a fake Extensions API (`startup --lambda HOLD_MS prog`),
  * the way Lambda's init sees it:
  *
+ *   register fork+exec until the first bytes of the extension's POST /register arrive (Lambda
+ *            starts the function's runtime only once every extension has registered)
  *   init     fork+exec until the extension's first GET /event/next (CLOCK_MONOTONIC; Lambda
  *            ends the init phase once every extension waits there)
  *   memory   HOLD_MS after that request, /proc/PID/smaps_rollup (Rss, Anonymous) and Threads
@@ -34,6 +36,7 @@
 struct client {
     int fd;
     size_t length;
+    double arrived; /* when the first bytes of the request now in `buffer` were read */
     char buffer[BUFFER_BYTES];
 };
 
@@ -109,7 +112,7 @@ int lambda_life(int hold_ms, char **argv) {
 
     static struct client clients[MAX_CLIENTS];
     for (int i = 0; i < MAX_CLIENTS; i++) clients[i].fd = -1;
-    double first_next = -1, shutdown_sent = -1, exited = -1;
+    double registered_at = -1, first_next = -1, shutdown_sent = -1, exited = -1;
     int held = -1, registered = 0, nexts = 0;
     long rss_kb = -1, anon_kb = -1, threads = -1;
     char error[128] = "";
@@ -146,11 +149,13 @@ int lambda_life(int hold_ms, char **argv) {
                 c->fd = -1;
                 continue;
             }
+            if (c->length == 0) c->arrived = monotonic_us();
             c->length += (size_t)n;
             size_t whole;
             while ((whole = whole_request(c)) > 0) {
                 if (strncmp(c->buffer, "POST /2020-01-01/extension/register", 35) == 0) {
                     registered = 1;
+                    if (registered_at < 0) registered_at = c->arrived;
                     answer(c->fd, "200 OK", "Lambda-Extension-Identifier: bench-extension-id\r\n",
                            "{\"functionName\":\"bench\",\"functionVersion\":\"$LATEST\",\"handler\":\"index.handler\"}");
                 } else if (strncmp(c->buffer, "GET /2020-01-01/extension/event/next", 36) == 0) {
@@ -168,6 +173,7 @@ int lambda_life(int hold_ms, char **argv) {
                 }
                 memmove(c->buffer, c->buffer + whole, c->length - whole);
                 c->length -= whole;
+                if (c->length > 0) c->arrived = monotonic_us(); /* the rest came with the last read */
             }
         }
         double now = monotonic_us();
@@ -192,10 +198,10 @@ int lambda_life(int hold_ms, char **argv) {
         if (clients[i].fd >= 0) close(clients[i].fd);
     close(listener);
     double cpu_us = usage.ru_utime.tv_sec * 1e6 + usage.ru_utime.tv_usec + usage.ru_stime.tv_sec * 1e6 + usage.ru_stime.tv_usec;
-    printf("{\"init_us\":%.1f,\"registered\":%s,\"event_next_calls\":%d,\"rss_kb\":%ld,\"anon_kb\":%ld,\"threads\":%ld,"
+    printf("{\"register_us\":%.1f,\"init_us\":%.1f,\"registered\":%s,\"event_next_calls\":%d,\"rss_kb\":%ld,\"anon_kb\":%ld,\"threads\":%ld,"
            "\"life_cpu_us\":%.0f,\"maxrss_kb\":%ld,\"shutdown_to_exit_us\":%.1f,\"life_us\":%.1f,\"exit_status\":%d,"
            "\"error\":\"%s\"}\n",
-           first_next < 0 ? -1 : first_next - started, registered ? "true" : "false", nexts, rss_kb, anon_kb, threads, cpu_us,
+           registered_at < 0 ? -1 : registered_at - started, first_next < 0 ? -1 : first_next - started, registered ? "true" : "false", nexts, rss_kb, anon_kb, threads, cpu_us,
            usage.ru_maxrss, shutdown_sent < 0 ? -1 : exited - shutdown_sent, exited - started,
            WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), error);
     return first_next < 0 ? 1 : 0;
