@@ -27,7 +27,8 @@ public final class HTTPExtensionsAPIClient: ExtensionsAPIClient {
         // A call on a connection that died while the environment was frozen is made once
         // more on a fresh one: the API's calls may be repeated.
         client = HTTP1Client(
-            eventLoopGroup: eventLoopGroup, configuration: .init(connectTimeout: .seconds(2), maxIdleConnectionsPerOrigin: 2, retriesDeadPooledConnection: true))
+            eventLoopGroup: eventLoopGroup, configuration: .init(connectTimeout: .seconds(2), maxIdleConnectionsPerOrigin: 2, retriesDeadPooledConnection: true)
+        )
         baseURL = "http://\(runtimeAPI)/2020-01-01/extension"
         telemetryURL = "http://\(runtimeAPI)/2022-07-01/telemetry"
     }

@@ -74,7 +74,9 @@ public final class HTTPClientUploader: Uploader {
     }
 
     /// An uploader with a client of its own, for the relay's remote.
-    public convenience init(eventLoopGroup: any EventLoopGroup, timeout: Duration, workers: Int, network: NetworkConfiguration = .direct, remote: RemoteEndpoint? = nil) {
+    public convenience init(
+        eventLoopGroup: any EventLoopGroup, timeout: Duration, workers: Int, network: NetworkConfiguration = .direct, remote: RemoteEndpoint? = nil
+    ) {
         let client = HTTP1Client(eventLoopGroup: eventLoopGroup, configuration: Self.clientConfiguration(timeout: timeout, workers: workers, network: network))
         self.init(client: client, timeout: timeout, proxyHost: remote.flatMap { client.proxy(for: $0.origin) }?.host)
     }
