@@ -19,31 +19,11 @@ public struct URLTarget: Sendable, Equatable {
         self.port = port
     }
 
-    /// `scheme://[user@]host[:port][/...]`; nil for anything else.
+    /// `http(s)://[user@]host[:port][/...]` (split by `RequestURL`, as the client sends it);
+    /// nil for anything else.
     public init?(_ url: String) {
-        guard let schemeEnd = url.firstOccurrence(of: "://") else { return nil }
-        scheme = url[..<schemeEnd.lowerBound].lowercased()
-        var authority = url[schemeEnd.upperBound...].prefix { $0 != "/" && $0 != "?" && $0 != "#" }
-        if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
-        var portText: Substring?
-        if authority.hasPrefix("[") {
-            guard let close = authority.firstIndex(of: "]") else { return nil }
-            host = String(authority[authority.index(after: authority.startIndex)..<close]).lowercased()
-            let rest = authority[authority.index(after: close)...]
-            if rest.hasPrefix(":") { portText = rest.dropFirst() }
-        } else if let colon = authority.lastIndex(of: ":") {
-            host = authority[..<colon].lowercased()
-            portText = authority[authority.index(after: colon)...]
-        } else {
-            host = authority.lowercased()
-        }
-        guard !host.isEmpty else { return nil }
-        if let portText {
-            guard let value = Int(portText), (1...65535).contains(value) else { return nil }
-            port = value
-        } else {
-            port = scheme == "https" ? 443 : 80
-        }
+        guard let origin = RequestURL(url)?.origin else { return nil }
+        self.init(scheme: origin.scheme.rawValue, host: origin.host, port: origin.port)
     }
 }
 
