@@ -10,14 +10,19 @@ import RelayLogging
     import Darwin
 #endif
 
-/// The only place the process environment is read.
+/// The only place the process environment is read. Split at the `=` byte, as bytes: finding
+/// it as a Character (grapheme breaking over every variable) was 7.5% of the instructions
+/// before `POST /register` with a large environment (callgrind).
 func processEnvironment() -> [String: String] {
     var environment: [String: String] = [:]
     var pointer = environ
     while let entry = pointer.pointee {
-        let text = String(cString: entry)
-        if let equals = text.firstIndex(of: "=") {
-            environment[String(text[..<equals])] = String(text[text.index(after: equals)...])
+        let length = strlen(entry)
+        entry.withMemoryRebound(to: UInt8.self, capacity: length) { bytes in
+            let text = UnsafeBufferPointer(start: bytes, count: length)
+            if let equals = text.firstIndex(of: UInt8(ascii: "=")) {
+                environment[String(decoding: text[..<equals], as: UTF8.self)] = String(decoding: text[(equals + 1)...], as: UTF8.self)
+            }
         }
         pointer += 1
     }
