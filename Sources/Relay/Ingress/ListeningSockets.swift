@@ -43,7 +43,10 @@ public final class ListeningSockets: Sendable {
             let port = address.port == 0 ? (bound.first?.local.port ?? 0) : address.port
             let listen = ListenAddress(host: address.host, port: port)
             do {
-                bound.append(try openSocket(listen))
+                // `::` beside `0.0.0.0` (PYROSCOPE_LISTEN_ADDRESS=:port) takes IPv6 only, so both
+                // bind one port; otherwise IPv6 sockets are dual-stack, as SwiftNIO makes them.
+                let v6Only = addresses.contains { $0.host == "0.0.0.0" }
+                bound.append(try openSocket(listen, v6Only: v6Only))
             } catch {
                 let optionalTwin = address.host == "::1" && addresses.contains { $0.host == "127.0.0.1" } && !bound.isEmpty
                 if optionalTwin {
@@ -66,7 +69,7 @@ public final class ListeningSockets: Sendable {
         return ListeningSockets(bound)
     }
 
-    private static func openSocket(_ requested: ListenAddress) throws -> Socket {
+    private static func openSocket(_ requested: ListenAddress, v6Only: Bool) throws -> Socket {
         let address = try SocketAddress.makeAddressResolvingHost(requested.host, port: requested.port)
         let descriptor = socket(address.protocol.rawValue, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard descriptor >= 0 else { throw IOError(errnoCode: errno, reason: "socket") }
@@ -76,8 +79,9 @@ public final class ListeningSockets: Sendable {
                 throw IOError(errnoCode: errno, reason: "setsockopt(SO_REUSEADDR)")
             }
             if address.protocol == .inet6 {
-                // As SwiftNIO binds `::`: IPv6 only, so `0.0.0.0` and `::` can both be bound.
-                guard setsockopt(descriptor, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &on, socklen_t(MemoryLayout<CInt>.size)) == 0 else {
+                var only: CInt = v6Only ? 1 : 0
+                // A host without IPv4 refuses the option: the socket is IPv6-only anyway.
+                if setsockopt(descriptor, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &only, socklen_t(MemoryLayout<CInt>.size)) != 0, errno != EAFNOSUPPORT {
                     throw IOError(errnoCode: errno, reason: "setsockopt(IPV6_V6ONLY)")
                 }
             }
