@@ -11,8 +11,6 @@ final class HTTP1Connection: Sendable {
     /// again (`discardConnections`).
     let generation: Int
     private let handler: NIOLoopBound<HTTP1ResponseHandler>
-    /// Whether it served a request before (a dead pooled connection may be retried).
-    private let used = Atomic<Bool>(false)
 
     init(channel: any Channel, key: PoolKey, generation: Int, handler: HTTP1ResponseHandler) {
         self.channel = channel
@@ -21,14 +19,13 @@ final class HTTP1Connection: Sendable {
         let bound = NIOLoopBound(handler, eventLoop: channel.eventLoop)
         self.handler = bound
         // The close ends a request in flight. Not (only) from `channelInactive`: a close from
-        // inside a failed write (an outbound header rejected by NIO's validator) reaches the
-        // handlers without it.
+        // inside a failed write reached the handlers without it (seen with NIO's header
+        // validator failing a head).
         channel.closeFuture.whenComplete { _ in bound.value.connectionClosed() }
     }
 
     /// Read by the pool from any thread (NIO keeps `isActive` thread-safe).
     var isClosed: Bool { !channel.isActive }
-    var wasUsed: Bool { used.load(ordering: .relaxed) }
 
     /// When it was last put back in the pool (`NIODeadline` uptime nanoseconds).
     private let released = Atomic<UInt64>(0)
@@ -49,7 +46,6 @@ final class HTTP1Connection: Sendable {
     /// serve another request. Call on the channel's loop.
     func send(_ head: HTTPRequestHead, body: ByteBuffer?, bodyLimit: Int) -> EventLoopFuture<HTTP1Exchange> {
         channel.eventLoop.assertInEventLoop()
-        used.store(true, ordering: .relaxed)
         let promise = channel.eventLoop.makePromise(of: HTTP1Exchange.self)
         let handler = self.handler
         handler.value.start(promise: promise, bodyLimit: bodyLimit)
