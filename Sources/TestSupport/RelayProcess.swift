@@ -48,21 +48,34 @@ public final class RelayProcess: Sendable {
         let pipe = Pipe()
         process.standardError = pipe
         process.standardOutput = pipe
+        try process.run()
+        // A thread of its own reads the output with blocking read(2) until the child closes
+        // it. Not `readabilityHandler`: with many child processes at once (the whole suite)
+        // libdispatch's event loop crashed the test process (swift-corelibs-foundation
+        // issue 3276; seen here as `_dispatch_event_loop_drain`, signal 11).
         let lines = self.lines
         let partial = self.partial
-        pipe.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            guard !data.isEmpty else { handle.readabilityHandler = nil; return }
-            partial.withLockedValue { buffer in
-                buffer.append(contentsOf: data)
-                while let newline = buffer.firstIndex(of: 10) {
-                    let line = String(decoding: buffer[..<newline], as: UTF8.self)
-                    buffer.removeFirst(newline + 1)
-                    lines.withLockedValue { $0.append(line) }
+        let reader = Thread {
+            let descriptor = pipe.fileHandleForReading.fileDescriptor
+            var chunk = [UInt8](repeating: 0, count: 16 << 10)
+            while true {
+                let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+                if count < 0, errno == EINTR { continue }
+                guard count > 0 else { break }
+                partial.withLockedValue { buffer in
+                    buffer.append(contentsOf: chunk[..<count])
+                    while let newline = buffer.firstIndex(of: 10) {
+                        let line = String(decoding: buffer[..<newline], as: UTF8.self)
+                        buffer.removeFirst(newline + 1)
+                        lines.withLockedValue { $0.append(line) }
+                    }
                 }
             }
+            // The pipe (captured above) lives until here: its descriptor is not closed under
+            // the read.
+            withExtendedLifetime(pipe) {}
         }
-        try process.run()
+        reader.start()
     }
 
     public var output: [String] { lines.withLockedValue { $0 } }
