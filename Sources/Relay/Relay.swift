@@ -44,7 +44,7 @@ public struct Relay: Sendable {
             uploader
             ?? HTTPClientUploader(
                 eventLoopGroup: group, timeout: configuration.upstreamTimeout, workers: configuration.workers, network: configuration.network,
-                remote: configuration.remote)
+                proxyHost: proxy?.host)
         let relay = Relay(
             configuration: configuration, group: group, uploader: uploader, proxy: proxy, credentialSource: credentialSource, clock: clock,
             logger: logger)

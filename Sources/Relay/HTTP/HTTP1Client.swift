@@ -33,15 +33,6 @@ public final class HTTP1Client: Sendable {
         factory = ConnectionFactory(connectTimeout: configuration.connectTimeout, trust: configuration.network.trust)
     }
 
-    /// The proxy requests to `url` go through, if any.
-    public func proxy(for url: String) -> ProxyServer? {
-        guard let target = target(for: url) else { return nil }
-        switch target.route {
-        case .direct: return nil
-        case .forwardProxy(let proxy), .tunnel(let proxy): return proxy
-        }
-    }
-
     private func target(for url: String) -> Target? {
         try? targets.value(for: url) { url in
             guard let parsed = RequestURL(url) else { throw HTTP1ClientError(.invalidURL, "not an absolute http(s) URL") }

@@ -74,11 +74,12 @@ public final class HTTPClientUploader: Uploader {
     }
 
     /// An uploader with a client of its own, for the relay's remote.
+    /// - Parameter proxyHost: the proxy `network` chose for the remote, if any.
     public convenience init(
-        eventLoopGroup: any EventLoopGroup, timeout: Duration, workers: Int, network: NetworkConfiguration = .direct, remote: RemoteEndpoint? = nil
+        eventLoopGroup: any EventLoopGroup, timeout: Duration, workers: Int, network: NetworkConfiguration = .direct, proxyHost: String? = nil
     ) {
         let client = HTTP1Client(eventLoopGroup: eventLoopGroup, configuration: Self.clientConfiguration(timeout: timeout, workers: workers, network: network))
-        self.init(client: client, timeout: timeout, proxyHost: remote.flatMap { client.proxy(for: $0.origin) }?.host)
+        self.init(client: client, timeout: timeout, proxyHost: proxyHost)
     }
 
     /// Client settings for relaying: connect within the upload timeout, as many idle
