@@ -32,9 +32,7 @@ public struct RelayApplication: Sendable {
         var listeners: ListeningSockets?
         var bindError: RelayError?
         do {
-            listeners = try ListeningSockets.open(settings.relay.listenAddresses) { [logger] error in
-                logger.debug("IPv6 loopback unavailable, listening on 127.0.0.1 only", metadata: ["error": "\(error)"])
-            }
+            listeners = try ListeningSockets.open(settings.relay.listenAddresses, logger: logger)
         } catch {
             bindError = error
         }

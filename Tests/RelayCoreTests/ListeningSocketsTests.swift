@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import RelayTestSupport
 import Testing
@@ -7,8 +8,10 @@ import Testing
 /// The sockets the relay listens on before it registers: bound and listening at once (a
 /// client connects before SwiftNIO adopts them), one port for a pair, clear refusals.
 @Suite struct ListeningSocketsTests {
+    let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+
     @Test func aLoopbackPairSharesThePortTheKernelChoseAndAcceptsBeforeItIsAdopted() throws {
-        let sockets = try ListeningSockets.open(ListenAddress.loopback(port: 0))
+        let sockets = try ListeningSockets.open(ListenAddress.loopback(port: 0), logger: logger)
         defer { sockets.closeUnadopted() }
         let ports = Set(sockets.localAddresses.compactMap(\.port))
         #expect(ports.count == 1 && ports.first != 0, "\(sockets.localAddresses)")
@@ -17,18 +20,18 @@ import Testing
     }
 
     @Test func everyInterfaceOnBothFamiliesBindsOnePort() throws {
-        let sockets = try ListeningSockets.open(try ListenAddress.parse(":0"))
+        let sockets = try ListeningSockets.open(try ListenAddress.parse(":0"), logger: logger)
         defer { sockets.closeUnadopted() }
         let addresses = sockets.localAddresses
         #expect(addresses.count == 2 && Set(addresses.compactMap(\.port)).count == 1, "\(addresses)")
     }
 
     @Test func aPortInUseNamesTheSetting() throws {
-        let first = try ListeningSockets.open([ListenAddress(host: "127.0.0.1", port: 0)])
+        let first = try ListeningSockets.open([ListenAddress(host: "127.0.0.1", port: 0)], logger: logger)
         defer { first.closeUnadopted() }
         let port = try #require(first.localAddresses.first?.port)
         do {
-            let second = try ListeningSockets.open([ListenAddress(host: "127.0.0.1", port: port)])
+            let second = try ListeningSockets.open([ListenAddress(host: "127.0.0.1", port: port)], logger: logger)
             second.closeUnadopted()
             Issue.record("bound a port in use")
         } catch {

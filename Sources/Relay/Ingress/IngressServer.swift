@@ -58,11 +58,7 @@ public final class IngressServer: Service, Sendable, CustomStringConvertible {
     /// Binds every address and serves on them (`ListeningSockets.open`'s rules and messages).
     @discardableResult
     public func bind() async throws(RelayError) -> [SocketAddress] {
-        let logger = context.logger
-        let sockets = try ListeningSockets.open(addresses) { error in
-            logger.debug("IPv6 loopback unavailable, listening on 127.0.0.1 only", metadata: ["error": "\(error)"])
-        }
-        return try await bind(adopting: sockets)
+        try await bind(adopting: try ListeningSockets.open(addresses, logger: context.logger))
     }
 
     /// Serves on sockets already listening: made before registering with Lambda, adopted
@@ -98,7 +94,10 @@ public final class IngressServer: Service, Sendable, CustomStringConvertible {
                 bound.append(try await bootstrap.withBoundSocket(socket.descriptor).get())
             } catch {
                 for channel in bound { try? await channel.close() }
-                for rest in listening[index...] { close(rest.descriptor) }
+                // The rest were never handed over. The failed one may be closed by SwiftNIO
+                // already (it closes a channel whose set-up failed), and a second close could
+                // hit a descriptor reused since: it is left to the process's end, which follows.
+                for rest in listening[(index + 1)...] { close(rest.descriptor) }
                 throw RelayError(.bindFailed, "cannot serve on \(socket.address): \(error)", underlying: error)
             }
         }

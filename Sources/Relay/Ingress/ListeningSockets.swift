@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import Synchronization
 
@@ -33,24 +34,23 @@ public final class ListeningSockets: Sendable {
     public var localAddresses: [SocketAddress] { sockets.withLock { $0.map(\.local) } }
 
     /// Binds every address and listens. A loopback pair (127.0.0.1 and ::1) tolerates the
-    /// IPv6 half failing, for hosts without IPv6; any other failure closes what was bound
-    /// and is thrown with what to change.
-    /// - Parameter skipped: told why an optional IPv6 twin was not bound.
-    public static func open(_ addresses: [ListenAddress], skipped: (String) -> Void = { _ in }) throws(RelayError) -> ListeningSockets {
+    /// IPv6 half failing, for hosts without IPv6 (logged at debug); any other failure closes
+    /// what was bound and is thrown with what to change.
+    public static func open(_ addresses: [ListenAddress], logger: Logger) throws(RelayError) -> ListeningSockets {
+        // `::` beside `0.0.0.0` (PYROSCOPE_LISTEN_ADDRESS=:port) takes IPv6 only, so both bind
+        // one port; otherwise IPv6 sockets are dual-stack, as SwiftNIO makes them.
+        let v6Only = addresses.contains { $0.host == "0.0.0.0" }
         var bound: [Socket] = []
         for address in addresses {
             // With port 0 the first bind picks a port and the loopback twin takes the same.
             let port = address.port == 0 ? (bound.first?.local.port ?? 0) : address.port
             let listen = ListenAddress(host: address.host, port: port)
             do {
-                // `::` beside `0.0.0.0` (PYROSCOPE_LISTEN_ADDRESS=:port) takes IPv6 only, so both
-                // bind one port; otherwise IPv6 sockets are dual-stack, as SwiftNIO makes them.
-                let v6Only = addresses.contains { $0.host == "0.0.0.0" }
                 bound.append(try openSocket(listen, v6Only: v6Only))
             } catch {
                 let optionalTwin = address.host == "::1" && addresses.contains { $0.host == "127.0.0.1" } && !bound.isEmpty
                 if optionalTwin {
-                    skipped("\(error)")
+                    logger.debug("IPv6 loopback unavailable, listening on 127.0.0.1 only", metadata: ["error": "\(error)"])
                     continue
                 }
                 for socket in bound { close(socket.descriptor) }
