@@ -52,10 +52,7 @@ public final class HTTPClientAWSTransport: AWSTransport {
         var outgoing = HTTP1Request(method: request.method, url: request.url)
         for (name, value) in request.headers { outgoing.headers.add(name: name, value: value) }
         if !request.body.isEmpty { outgoing.body = ByteBuffer(bytes: request.body) }
-        let response = try await client.execute(outgoing, deadline: .now() + TimeAmount(timeout), bodyLimit: Self.maxResponseBytes)
-        if response.bodyTruncated {
-            throw HTTP1ClientError(.invalidResponse, "the answer from \(URLTarget(request.url)?.host ?? "AWS") is over \(Self.maxResponseBytes) bytes")
-        }
+        let response = try await client.executeWhole(outgoing, deadline: .now() + TimeAmount(timeout), maxBodyBytes: Self.maxResponseBytes)
         return AWSHTTPResponse(status: response.status.code, body: Array(buffer: response.body))
     }
 

@@ -49,8 +49,7 @@ public final class HTTPExtensionsAPIClient: ExtensionsAPIClient {
             request.body = ByteBuffer(bytes: body)
         }
         do {
-            let response = try await client.execute(request, deadline: nil, bodyLimit: Self.maxAnswerBytes)
-            if response.bodyTruncated { throw HTTP1ClientError(.invalidResponse, "the answer is over \(Self.maxAnswerBytes) bytes") }
+            let response = try await client.executeWhole(request, deadline: nil, maxBodyBytes: Self.maxAnswerBytes)
             return (response.status, response.headers, Array(buffer: response.body))
         } catch {
             throw ExtensionError(code, "\(method) \(url) failed: \(error)")

@@ -104,6 +104,22 @@ import Testing
         }
     }
 
+    /// An API answer longer than its bound is refused, not handed over cut short.
+    @Test func aWholeAnswerOverItsBoundIsAnError() async throws {
+        try await RecordingRemote.with(respond: { _ in .status(.ok, body: String(repeating: "a", count: 2_000)) }) { remote in
+            try await Self.withClient { client in
+                let whole = try await client.executeWhole(Self.post(remote), deadline: .now() + .seconds(10), maxBodyBytes: 2_000)
+                #expect(whole.body.readableBytes == 2_000)
+                do {
+                    _ = try await client.executeWhole(Self.post(remote), deadline: .now() + .seconds(10), maxBodyBytes: 1_999)
+                    Issue.record("a body over the bound was handed over")
+                } catch let error as HTTP1ClientError {
+                    #expect(error.code == .invalidResponse && error.message.contains("127.0.0.1:\(remote.port)"), "\(error)")
+                }
+            }
+        }
+    }
+
     @Test func discardedConnectionsAreNotUsedAgain() async throws {
         try await RecordingRemote.with { remote in
             try await Self.withClient { client in

@@ -78,6 +78,17 @@ public final class HTTP1Client: Sendable {
         }
     }
 
+    /// `execute` for API calls, whose answer is read whole: one longer than `maxBodyBytes`
+    /// is an error (`invalidResponse`), not a body cut short.
+    public func executeWhole(_ request: HTTP1Request, deadline: NIODeadline?, maxBodyBytes: Int) async throws -> HTTP1Response {
+        let response = try await execute(request, deadline: deadline, bodyLimit: maxBodyBytes)
+        guard !response.bodyTruncated else {
+            let host = RequestURL(request.url)?.origin.authority ?? "the server"
+            throw HTTP1ClientError(.invalidResponse, "the answer from \(host) is over \(maxBodyBytes) bytes")
+        }
+        return response
+    }
+
     /// A connection that died under a request before any answer.
     static func isDeadConnection(_ error: any Error) -> Bool {
         if let error = error as? HTTP1ClientError { return error.code == .connectionClosed }
