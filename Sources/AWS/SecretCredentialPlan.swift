@@ -52,13 +52,6 @@ public struct SecretSettings: Sendable, Equatable {
         self.startBudget = startBudget
     }
 
-    /// The URLs the fetch will reach, for the proxy decision.
-    public var destinations: [String] {
-        var urls: [String] = []
-        if let plan, let endpoint = plan.reference.endpoint(overrides: endpoints) { urls.append(endpoint) }
-        if case .container(let uri, _) = awsCredentials { urls.append(uri) }
-        return urls
-    }
 }
 
 /// The source for a secret setting that cannot be used: every upload is dropped as

@@ -33,7 +33,8 @@ import Testing
         #expect(settings.secrets.plan?.kind == .basicPassword(user: "123456") && settings.secrets.plan?.reference.jsonKey == "password")
         #expect(settings.secrets.awsCredentials == .container(uri: "http://127.0.0.1:9001/2021-04-23/credentials", authorizationToken: "ctok-5a6b"))
         #expect(settings.secrets.endpoints == AWSEndpointOverrides(all: "http://all", ssm: "http://ssm"))
-        #expect(settings.secrets.destinations == ["http://ssm", "http://127.0.0.1:9001/2021-04-23/credentials"])
+        // The service's own override wins over AWS_ENDPOINT_URL (the credentials URI: above).
+        #expect(settings.secrets.plan?.reference.endpoint(overrides: settings.secrets.endpoints) == "http://ssm")
         #expect(settings.credentialSettings == ["PYROSCOPE_BASIC_AUTH_USER", "PYROSCOPE_BASIC_AUTH_PASSWORD_SECRET_ARN"])
         #expect(settings.log.redactions.contains("ctok-5a6b") && settings.warnings.isEmpty)
     }
