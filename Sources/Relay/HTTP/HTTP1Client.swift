@@ -72,7 +72,9 @@ public final class HTTP1Client: Sendable {
                 } onCancel: {
                     execution.cancel()
                 }
-            } catch let error where pooled != nil && !retried && configuration.retriesDeadPooledConnection && Self.isDeadConnection(error) {
+            } catch let error
+                where execution.wentOutOnPooledConnection && !retried && configuration.retriesDeadPooledConnection && Self.isDeadConnection(error)
+            {
                 retried = true
             }
         }
@@ -132,6 +134,10 @@ private final class RequestExecution: @unchecked Sendable {
     private let promise: EventLoopPromise<HTTP1Response>
     private var finished = false
     private var connection: HTTP1Connection?
+    /// Whether the request was given a pooled connection (one found closed is replaced by a
+    /// new one: a failure to make that is not a dead pooled connection). Set on the loop
+    /// before the result completes; read once the caller has the result.
+    private(set) var wentOutOnPooledConnection = false
     private var deadlineTask: Scheduled<Void>?
 
     init(loop: any EventLoop) {
@@ -152,6 +158,7 @@ private final class RequestExecution: @unchecked Sendable {
             }
             let ready: EventLoopFuture<HTTP1Connection>
             if let pooled, !pooled.isClosed {
+                wentOutOnPooledConnection = true
                 ready = loop.makeSucceededFuture(pooled)
             } else {
                 pooled?.close()
