@@ -4,25 +4,44 @@ import Testing
 /// The first `/event/next` goes out when the prefetch is made, before the lifecycle asks;
 /// the lifecycle then gets its answer, errors included, and later calls go to the API.
 @Suite struct FirstEventPrefetchTests {
-    /// Waits until the fake has been asked `count` times (the prefetch runs in a task of
-    /// its own, which nothing here can await).
-    static func waitForNextCalls(_ client: InMemoryExtensionsClient, _ count: Int) async -> Bool {
-        for _ in 0..<2_000 {
-            if client.calls.withLockedValue({ $0.nextCalls }) >= count { return true }
-            try? await Task.sleep(for: .milliseconds(1))
+    /// The scripted API, telling each `/event/next` as it is asked: the prefetch runs in a
+    /// task of its own, and the test awaits the request instead of polling for it.
+    final class AnnouncingClient: ExtensionsAPIClient {
+        let script: InMemoryExtensionsClient
+        let asked: AsyncStream<Void>
+        private let announce: AsyncStream<Void>.Continuation
+
+        init(_ events: [Result<ExtensionEvent, ExtensionError>]) {
+            script = InMemoryExtensionsClient(events)
+            (asked, announce) = AsyncStream.makeStream()
         }
-        return false
+
+        func next() async throws(ExtensionError) -> ExtensionEvent {
+            announce.yield()
+            return try await script.next()
+        }
+        func register(name: String, events: [String]) async throws(ExtensionError) -> Registration {
+            try await script.register(name: name, events: events)
+        }
+        func subscribeTelemetry(destinationURI: String, schemaVersion: String) async throws(ExtensionError) {
+            try await script.subscribeTelemetry(destinationURI: destinationURI, schemaVersion: schemaVersion)
+        }
+        func reportInitError(_ error: ExtensionError) async { await script.reportInitError(error) }
+        func reportExitError(_ error: ExtensionError) async { await script.reportExitError(error) }
     }
 
-    @Test func theFirstRequestGoesOutBeforeTheLifecycleAsksAndItsAnswerIsHandedOver() async throws {
-        let client = InMemoryExtensionsClient([LambdaLifecycleTests.invoke("first"), LambdaLifecycleTests.shutdown()])
+    @Test(.timeLimit(.minutes(1))) func theFirstRequestGoesOutBeforeTheLifecycleAsksAndItsAnswerIsHandedOver() async throws {
+        let client = AnnouncingClient([LambdaLifecycleTests.invoke("first"), LambdaLifecycleTests.shutdown()])
         let prefetch = FirstEventPrefetch(client)
-        #expect(await Self.waitForNextCalls(client, 1), "asked at once, nobody having called next()")
+        // Asked at once, nobody having called next(): without the prefetch this waits out the
+        // time limit.
+        var asked = client.asked.makeAsyncIterator()
+        _ = await asked.next()
         guard case .invoke(let first) = try await prefetch.next() else { return #expect(Bool(false), "not the first event") }
         #expect(first.requestId == "first")
-        #expect(client.calls.withLockedValue { $0.nextCalls } == 1, "the answer was the prefetched one")
+        #expect(client.script.calls.withLockedValue { $0.nextCalls } == 1, "the answer was the prefetched one")
         guard case .shutdown = try await prefetch.next() else { return #expect(Bool(false), "not the second event") }
-        #expect(client.calls.withLockedValue { $0.nextCalls } == 2)
+        #expect(client.script.calls.withLockedValue { $0.nextCalls } == 2)
     }
 
     @Test func aFailedFirstRequestIsTheLifecyclesError() async throws {
