@@ -114,6 +114,7 @@ let package = Package(
             name: "ExtensionMain",
             dependencies: [
                 "LambdaExtension",
+                "RelayCore",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Sources/Main"

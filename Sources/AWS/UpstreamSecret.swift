@@ -71,13 +71,13 @@ public final class UpstreamSecret: UpstreamCredentialSource, Service, CustomStri
             logger.info(
                 "Fetched the upstream credential",
                 metadata: [
-                    "setting": "\(plan.variable)", "secret": "\(plan.reference)",
-                    "duration_ms": .stringConvertible((ContinuousClock.now - started).wholeMilliseconds),
+                    LogKey.setting: "\(plan.variable)", LogKey.secret: "\(plan.reference)",
+                    LogKey.durationMs: .stringConvertible((ContinuousClock.now - started).wholeMilliseconds),
                 ])
         } else if fetched == nil {
             logger.warning(
                 "The upstream credential was not fetched within \(budget) at start: the relay runs, uploads wait for it (they are not dropped) and the fetch goes on in the background",
-                metadata: ["setting": "\(plan.variable)", "secret": "\(plan.reference)"])
+                metadata: [LogKey.setting: "\(plan.variable)", LogKey.secret: "\(plan.reference)"])
         }
     }
 
@@ -92,7 +92,7 @@ public final class UpstreamSecret: UpstreamCredentialSource, Service, CustomStri
                 if await self.fetch() != nil {
                     self.logger.info(
                         "Fetched the upstream credential; held uploads are sent now",
-                        metadata: ["setting": "\(self.plan.variable)", "failed_attempts": .stringConvertible(attempt)])
+                        metadata: [LogKey.setting: "\(self.plan.variable)", LogKey.failedAttempts: .stringConvertible(attempt)])
                     break
                 }
                 attempt += 1
@@ -132,7 +132,7 @@ public final class UpstreamSecret: UpstreamCredentialSource, Service, CustomStri
         case .use(let credentials): return credentials
         case .none: return nil
         case .fetch:
-            logger.info("The remote refused the credential: fetching it again in case it was rotated", metadata: ["setting": "\(plan.variable)"])
+            logger.info("The remote refused the credential: fetching it again in case it was rotated", metadata: [LogKey.setting: "\(plan.variable)"])
             guard let fresh = await fetch(), fresh != rejected else { return nil }
             return fresh
         }
@@ -167,7 +167,7 @@ public final class UpstreamSecret: UpstreamCredentialSource, Service, CustomStri
                 state.withLock { $0.warnedJSONWhole = true }
                 logger.warning(
                     "The secret's value is a JSON object and is used whole: end the ARN with #key to use one of its members",
-                    metadata: ["setting": "\(plan.variable)", "secret": "\(plan.reference)"])
+                    metadata: [LogKey.setting: "\(plan.variable)", LogKey.secret: "\(plan.reference)"])
             }
         } catch {
             // A start-up fetch cut short by its budget says so itself.
@@ -236,7 +236,7 @@ public final class UpstreamSecret: UpstreamCredentialSource, Service, CustomStri
         logger.warning(
             "Cannot fetch the upstream credential from \(plan.variable): \(error.message); \(held)",
             metadata: [
-                "setting": "\(plan.variable)", "error_code": "\(error.code)", "count": .stringConvertible(count),
-            ].merging(error.underlying.map { ["error": "\($0)"] } ?? [:]) { $1 })
+                LogKey.setting: "\(plan.variable)", LogKey.errorCode: "\(error.code)", LogKey.count: .stringConvertible(count),
+            ].merging(error.underlying.map { [LogKey.error: "\($0)"] } ?? [:]) { $1 })
     }
 }

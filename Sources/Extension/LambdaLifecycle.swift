@@ -28,7 +28,7 @@ public final class InvocationContext: Sendable {
     public var metadataProvider: Logger.MetadataProvider {
         Logger.MetadataProvider { [self] in
             guard let id = requestID else { return [:] }
-            return ["request_id": "\(id)"]
+            return [LogKey.requestId: "\(id)"]
         }
     }
 }
@@ -111,7 +111,7 @@ public struct LambdaLifecycle: Service, CustomStringConvertible {
             do {
                 event = try await client.next()
             } catch {
-                logger.error("Lambda Extensions API failed; stopping", metadata: ["error": "\(error)", "error_type": "\(error.code)"])
+                logger.error("Lambda Extensions API failed; stopping", metadata: [LogKey.error: "\(error)", LogKey.errorType: "\(error.code)"])
                 await client.reportExitError(error)
                 throw error
             }
@@ -123,7 +123,7 @@ public struct LambdaLifecycle: Service, CustomStringConvertible {
             case .invoke(let invoke):
                 counters.metrics.lambdaEvents(type: "invoke").increment()
                 invocation.set(invoke.requestId)
-                logger.debug("Invoke", metadata: ["event": "INVOKE", "request_id": "\(invoke.requestId)"])
+                logger.debug("Invoke", metadata: [LogKey.event: "INVOKE", LogKey.requestId: "\(invoke.requestId)"])
                 await flushForInvocation(invoke)
             case .shutdown(let shutdown):
                 counters.metrics.lambdaEvents(type: "shutdown").increment()
@@ -138,10 +138,10 @@ public struct LambdaLifecycle: Service, CustomStringConvertible {
                 logger.info(
                     "Shutdown: draining queued uploads before the deadline",
                     metadata: [
-                        "event": "SHUTDOWN", "shutdown_reason": "\(shutdown.shutdownReason.lowercased())",
-                        "budget_ms": .stringConvertible((deadline - clock.now).wholeMilliseconds),
-                        "queued": .stringConvertible(pending.queuedItems), "spooled": .stringConvertible(pending.spoolItems),
-                        "in_flight": .stringConvertible(pending.inFlight),
+                        LogKey.event: "SHUTDOWN", LogKey.shutdownReason: "\(shutdown.shutdownReason.lowercased())",
+                        LogKey.budgetMs: .stringConvertible((deadline - clock.now).wholeMilliseconds),
+                        LogKey.queueItems: .stringConvertible(pending.queuedItems), LogKey.spoolItems: .stringConvertible(pending.spoolItems),
+                        LogKey.inFlight: .stringConvertible(pending.inFlight),
                     ])
                 return
             }
@@ -173,7 +173,7 @@ public struct LambdaLifecycle: Service, CustomStringConvertible {
         }
         logger.debug(
             milestones.functionInitDone ? "Function init done before the first event" : "Function init not reported in time: draining what is there",
-            metadata: ["execution_model": "\(model.rawValue)"])
+            metadata: [LogKey.executionModel: "\(model.rawValue)"])
     }
 
     /// Delivers what was accepted during init before the environment is frozen for long
@@ -185,8 +185,8 @@ public struct LambdaLifecycle: Service, CustomStringConvertible {
         let drained = await bounded(until: clock.now + initDrainTimeout) { [pipeline] in await pipeline.flush() }
         let left = pipeline.snapshot.incomplete
         let metadata: Logger.Metadata = [
-            "execution_model": "\(model.rawValue)", "pending": .stringConvertible(pending), "left": .stringConvertible(left),
-            "drain_ms": .stringConvertible((ContinuousClock.now - started).wholeMilliseconds),
+            LogKey.executionModel: "\(model.rawValue)", LogKey.pending: .stringConvertible(pending), LogKey.left: .stringConvertible(left),
+            LogKey.drainMs: .stringConvertible((ContinuousClock.now - started).wholeMilliseconds),
         ]
         if drained {
             logger.info("Delivered what init accepted before the first event", metadata: metadata)
@@ -206,7 +206,7 @@ public struct LambdaLifecycle: Service, CustomStringConvertible {
                 logger.warning(
                     "No platform.runtimeDone before the invocation deadline; flushing anyway",
                     metadata: [
-                        "request_id": "\(invoke.requestId)"
+                        LogKey.requestId: "\(invoke.requestId)"
                     ])
             }
         }
@@ -219,15 +219,15 @@ public struct LambdaLifecycle: Service, CustomStringConvertible {
         logger.debug(
             "Invocation flush",
             metadata: [
-                "strategy": "\(strategy.rawValue)", "flushed": .stringConvertible(flushed),
-                "flush_ms": .stringConvertible((ContinuousClock.now - flushStarted).wholeMilliseconds),
-                "total_ms": .stringConvertible((ContinuousClock.now - started).wholeMilliseconds),
+                LogKey.strategy: "\(strategy.rawValue)", LogKey.flushed: .stringConvertible(flushed),
+                LogKey.flushMs: .stringConvertible((ContinuousClock.now - flushStarted).wholeMilliseconds),
+                LogKey.totalMs: .stringConvertible((ContinuousClock.now - started).wholeMilliseconds),
             ])
         if !flushed {
             logger.warning(
                 "Flush did not finish before the invocation deadline; the rest goes out after the next thaw",
                 metadata: [
-                    "request_id": "\(invoke.requestId)", "incomplete": .stringConvertible(pipeline.snapshot.incomplete),
+                    LogKey.requestId: "\(invoke.requestId)", LogKey.incomplete: .stringConvertible(pipeline.snapshot.incomplete),
                 ])
         }
     }

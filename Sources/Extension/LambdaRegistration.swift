@@ -1,4 +1,5 @@
 import Logging
+import RelayCore
 
 /// Registration with the Extensions API for what the execution model allows. Managed
 /// Instances take SHUTDOWN only; anywhere an INVOKE registration is refused as
@@ -25,7 +26,7 @@ struct LambdaRegistration: Sendable {
             guard error.code == .invalidEventType else { throw error }
             logger.warning(
                 "The Extensions API refused INVOKE events: registered for SHUTDOWN only, uploads go out in the background",
-                metadata: ["error": "\(error.message)", "flush_strategy": "background", "execution_model": "\(model.rawValue)"])
+                metadata: [LogKey.error: "\(error.message)", LogKey.flushStrategy: "background", LogKey.executionModel: "\(model.rawValue)"])
             return LambdaRegistration(
                 registration: try await client.register(name: name, events: shutdownOnly), events: shutdownOnly, strategy: .background)
         }

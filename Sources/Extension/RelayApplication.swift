@@ -50,13 +50,13 @@ public struct RelayApplication: Sendable {
                 logger.info(
                     "Registered with the Lambda Extensions API",
                     metadata: [
-                        "function_name": "\(registered.registration.functionName)",
-                        "function_version": "\(registered.registration.functionVersion)",
-                        "events": "\(registered.events.joined(separator: ","))", "execution_model": "\(settings.executionModel.rawValue)",
+                        LogKey.functionName: "\(registered.registration.functionName)",
+                        LogKey.functionVersion: "\(registered.registration.functionVersion)",
+                        LogKey.events: "\(registered.events.joined(separator: ","))", LogKey.executionModel: "\(settings.executionModel.rawValue)",
                     ])
             } catch {
                 // Without a registration Lambda cannot run the extension at all.
-                logger.critical("Cannot register with the Lambda Extensions API: \(error.message)", metadata: ["error_type": "\(error.code)"])
+                logger.critical("Cannot register with the Lambda Extensions API: \(error.message)", metadata: [LogKey.errorType: "\(error.code)"])
                 await api.shutdown()
                 return 1
             }
@@ -71,7 +71,7 @@ public struct RelayApplication: Sendable {
         }
         guard let listeners else {
             let error = bindError ?? RelayError(.bindFailed, "no listening socket")
-            logger.critical("Cannot start the relay: \(error.message)", metadata: ["error": "\(error)"])
+            logger.critical("Cannot start the relay: \(error.message)", metadata: [LogKey.error: "\(error)"])
             await lambdaAPI?.reportInitError(ExtensionError(.portInUse, error.message))
             await lambdaAPI?.shutdown()
             return 1
@@ -103,7 +103,7 @@ public struct RelayApplication: Sendable {
         do {
             try await relay.ingress.bind(adopting: listeners)
         } catch {
-            logger.critical("Cannot start the relay: \(error.message)", metadata: ["error": "\(error)"])
+            logger.critical("Cannot start the relay: \(error.message)", metadata: [LogKey.error: "\(error)"])
             await lambdaAPI?.reportInitError(ExtensionError(.portInUse, error.message))
             return 1
         }
@@ -120,7 +120,7 @@ public struct RelayApplication: Sendable {
         var selfProfiler: SelfProfiler?
         if settings.selfProfiling, settings.relay.remote != nil {
             var profilerLogger = logger
-            profilerLogger[metadataKey: "comp"] = "self-profiler"
+            profilerLogger[metadataKey: LogKey.comp] = "self-profiler"
             selfProfiler = SelfProfiler(configuration: settings.selfProfilerConfiguration, logger: profilerLogger) {
                 await pipeline.admit($0).isAccepted
             }
@@ -128,7 +128,7 @@ public struct RelayApplication: Sendable {
 
         if let lambdaAPI, let events {
             var lambdaLogger = logger
-            lambdaLogger[metadataKey: "comp"] = "orchestrator"
+            lambdaLogger[metadataKey: LogKey.comp] = "orchestrator"
             let runtimeDone = RuntimeDoneTracker()
             // Only a subscription Lambda accepted brings milestones: without one the lifecycle
             // must not wait for platform.initRuntimeDone (it would wait its whole bound).
@@ -148,12 +148,12 @@ public struct RelayApplication: Sendable {
                     // Flushing at each INVOKE still works without telemetry: degrade, don't fail.
                     if strategy == .end {
                         lambdaLogger.warning(
-                            "Telemetry API unavailable, flushing on invoke instead of at invocation end", metadata: ["error": "\(error)"])
+                            "Telemetry API unavailable, flushing on invoke instead of at invocation end", metadata: [LogKey.error: "\(error)"])
                         strategy = .invoke
                     } else {
                         lambdaLogger.warning(
                             "Telemetry API unavailable: init drains what is there at once, a SnapStart restore is dated by the first event",
-                            metadata: ["error": "\(error)"])
+                            metadata: [LogKey.error: "\(error)"])
                     }
                 }
             }
@@ -171,15 +171,15 @@ public struct RelayApplication: Sendable {
                     service: lifecycle, successTerminationBehavior: .gracefullyShutdownGroup,
                     failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: "lambda-lifecycle"))
             logger.info(
-                "Lambda lifecycle", metadata: ["flush_strategy": "\(strategy.rawValue)", "execution_model": "\(settings.executionModel.rawValue)"])
+                "Lambda lifecycle", metadata: [LogKey.flushStrategy: "\(strategy.rawValue)", LogKey.executionModel: "\(settings.executionModel.rawValue)"])
         }
 
         // Last in, first to stop: its final window is queued before the forwarder drains.
         if let selfProfiler { services.append(.init(service: selfProfiler, serviceName: "self-profiler")) }
         if let remote = settings.relay.remote {
-            var metadata: Logger.Metadata = ["remote": "\(remote.redactedDescription)", "workers": .stringConvertible(settings.relay.workers)]
-            if let proxy = relay.upstreamProxy { metadata["proxy"] = "\(proxy)" }
-            if !settings.relay.labels.isEmpty { metadata["labels"] = "\(settings.relay.labels.labels.map(\.description).joined(separator: ","))" }
+            var metadata: Logger.Metadata = [LogKey.remote: "\(remote.redactedDescription)", LogKey.workers: .stringConvertible(settings.relay.workers)]
+            if let proxy = relay.upstreamProxy { metadata[LogKey.proxy] = "\(proxy)" }
+            if !settings.relay.labels.isEmpty { metadata[LogKey.labels] = "\(settings.relay.labels.labels.map(\.description).joined(separator: ","))" }
             logger.info("Relaying uploads", metadata: metadata)
         }
         let serviceGroup = ServiceGroup(
@@ -188,7 +188,7 @@ public struct RelayApplication: Sendable {
         do {
             try await serviceGroup.run()
         } catch {
-            logger.error("Relay stopped with an error", metadata: ["error": "\(error)"])
+            logger.error("Relay stopped with an error", metadata: [LogKey.error: "\(error)"])
             exitCode = 1
         }
         stats.logStats(phase: "shutdown")
@@ -203,7 +203,7 @@ public struct RelayApplication: Sendable {
         relay.sessionIdentity.renew()
         await relay.uploader.discardConnections()
         relay.pipeline.resume()
-        let metadata: Logger.Metadata = ["dropped": .stringConvertible(dropped), "reason": "\(DropReason.snapshot.rawValue)"]
+        let metadata: Logger.Metadata = [LogKey.dropped: .stringConvertible(dropped), LogKey.reason: "\(DropReason.snapshot.rawValue)"]
         if dropped > 0 {
             logger.warning("Restored from a SnapStart snapshot: dropped the uploads it held, as every restored copy would send them", metadata: metadata)
         } else {

@@ -24,7 +24,7 @@ struct SecretsWiring {
                 source: secrets.unusable ? UnusableCredentialSource() : nil, secret: nil, transport: nil, startBudget: secrets.startBudget)
         }
         var logger = logger
-        logger[metadataKey: "comp"] = "secrets"
+        logger[metadataKey: LogKey.comp] = "secrets"
         let redactions = settings.log.redactions
         let learned: @Sendable ([String]) -> Void = { redactions.add($0) }
         let transport = HTTPClientAWSTransport(eventLoopGroup: group, network: settings.network)

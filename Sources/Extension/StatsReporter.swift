@@ -62,12 +62,12 @@ public struct StatsReporter: Service, CustomStringConvertible {
         let latency = counters.latencyPercentiles
         let queued = pipeline.snapshot
         var fields: Logger.Metadata = [
-            "received": .stringConvertible(stats.received), "accepted": .stringConvertible(stats.accepted),
-            "delivered": .stringConvertible(stats.delivered), "delivered_bytes": .stringConvertible(stats.deliveredBytes),
-            "dropped": .stringConvertible(stats.droppedTotal), "retries": .stringConvertible(stats.retries),
-            "too_large": .stringConvertible(stats.tooLarge), "malformed": .stringConvertible(stats.malformed),
-            "queue_items": .stringConvertible(queued.queuedItems), "spool_items": .stringConvertible(queued.spoolItems),
-            "kept_in_spool": .stringConvertible(stats.keptInSpool),
+            LogKey.received: .stringConvertible(stats.received), LogKey.accepted: .stringConvertible(stats.accepted),
+            LogKey.delivered: .stringConvertible(stats.delivered), LogKey.deliveredBytes: .stringConvertible(stats.deliveredBytes),
+            LogKey.dropped: .stringConvertible(stats.droppedTotal), LogKey.retries: .stringConvertible(stats.retries),
+            LogKey.tooLarge: .stringConvertible(stats.tooLarge), LogKey.malformed: .stringConvertible(stats.malformed),
+            LogKey.queueItems: .stringConvertible(queued.queuedItems), LogKey.spoolItems: .stringConvertible(queued.spoolItems),
+            LogKey.keptInSpool: .stringConvertible(stats.keptInSpool),
             "answer_p50_ms": .stringConvertible(Self.rounded(latency.answerP50)),
             "answer_p99_ms": .stringConvertible(Self.rounded(latency.answerP99)),
             "upload_p50_ms": .stringConvertible(Self.rounded(latency.upstreamP50)),

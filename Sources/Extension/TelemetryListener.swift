@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import RelayCore
 import RelayJSON
 import ServiceLifecycle
 import Synchronization
@@ -141,7 +142,7 @@ private final class TelemetryHandler: ChannelInboundHandler {
             guard let head else { return }
             let events = TelemetryListener.platformEvents(in: body)
             for requestID in events.runtimeDone {
-                logger.trace("Runtime done", metadata: ["request_id": "\(requestID)"])
+                logger.trace("Runtime done", metadata: [LogKey.requestId: "\(requestID)"])
                 tracker.markDone(requestID)
             }
             if let restoreStart = events.restoreStart { milestones.markRestoreStart(unixMilliseconds: restoreStart) }

@@ -1,5 +1,6 @@
 import LambdaExtension
 import Logging
+import RelayCore
 import RelayLogging
 
 #if canImport(Glibc)
@@ -37,13 +38,13 @@ LoggingSystem.bootstrap(
         LogrusLogHandler(label: label, configuration: logConfiguration, metadataProvider: provider)
     }, metadataProvider: invocation.metadataProvider)
 var logger = Logger(label: "pyroscope-lambda-extension")
-logger[metadataKey: "svc"] = "pyroscope-lambda-ext-main"
+logger[metadataKey: LogKey.svc] = "pyroscope-lambda-ext-main"
 
 // Settings problems go through the configured handler (the Go version printed them in
 // default text before configuring logging).
 for warning in settings.warnings { logger.warning("\(warning.description)") }
 for note in settings.notes { logger.debug("\(note)") }
-for error in settings.errors { logger.error("\(error.message)", metadata: ["error_code": "\(error.code)"]) }
+for error in settings.errors { logger.error("\(error.message)", metadata: [LogKey.errorCode: "\(error.code)"]) }
 
 /// Lambda requires the executable's file name as the extension's name. From the kernel's
 /// auxiliary vector: Swift's `CommandLine.arguments` comes from /proc/self/cmdline, which

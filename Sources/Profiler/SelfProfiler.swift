@@ -60,14 +60,14 @@ public final class SelfProfiler: Service, Sendable {
         if let error = started {
             logger.warning(
                 "Self-profiling unavailable; the relay runs without it",
-                metadata: ["error": "\(error)", "comp": "self-profiler"])
+                metadata: [LogKey.error: "\(error)", LogKey.comp: "self-profiler"])
             try? await gracefulShutdown()
             return
         }
         logger.info(
             "Self-profiling",
             metadata: [
-                "application": "\(configuration.seriesName)", "hz": .stringConvertible(configuration.samplesPerSecond), "comp": "self-profiler",
+                LogKey.application: "\(configuration.seriesName)", LogKey.hz: .stringConvertible(configuration.samplesPerSecond), LogKey.comp: "self-profiler",
             ])
         var nextUpload = ContinuousClock.now + configuration.uploadInterval
         while true {
@@ -95,8 +95,8 @@ public final class SelfProfiler: Service, Sendable {
         logger.debug(
             accepted ? "Self-profile submitted" : "Self-profile dropped: queue full",
             metadata: [
-                "samples": .stringConvertible(profile.samples), "bytes": .stringConvertible(profile.body.count),
-                "dropped_samples": .stringConvertible(csp_dropped_samples()), "comp": "self-profiler",
+                LogKey.samples: .stringConvertible(profile.samples), LogKey.bytes: .stringConvertible(profile.body.count),
+                LogKey.droppedSamples: .stringConvertible(csp_dropped_samples()), LogKey.comp: "self-profiler",
             ])
     }
 }

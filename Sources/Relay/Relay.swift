@@ -60,9 +60,9 @@ public struct Relay: Sendable {
     ) {
         // The Go extension's component names, so existing log queries keep working.
         var ingressLogger = logger
-        ingressLogger[metadataKey: "comp"] = "controller"
+        ingressLogger[metadataKey: LogKey.comp] = "controller"
         var forwardLogger = logger
-        forwardLogger[metadataKey: "comp"] = "orchestrator"
+        forwardLogger[metadataKey: LogKey.comp] = "orchestrator"
         self.configuration = configuration
         pipeline = DeliveryPipeline(
             configuration: .init(

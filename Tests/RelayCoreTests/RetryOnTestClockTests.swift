@@ -33,7 +33,7 @@ import Testing
 
         /// Delivers one upload, answering each wait on the clock by moving it on to the
         /// wait's end; returns the outcome and every wait the forwarder asked for.
-        func deliver(_ upload: Upload) async throws -> (UploadForwarder.DeliveryResult, [Duration]) {
+        func deliver(_ upload: Upload) async throws -> (DeliveryPipeline.Outcome, [Duration]) {
             let finished = DoneFlag()
             let task = Task {
                 defer { finished.value.store(true, ordering: .releasing) }
@@ -76,7 +76,7 @@ import Testing
         policy.maxAttempts = 3
         let harness = Harness([.status(500)], policy: policy)
         let (result, waits) = try await harness.deliver(harness.upload())
-        #expect(result == .drop(.maxRetries))
+        #expect(result == .dropped(.maxRetries))
         #expect(harness.uploader.requests.count == 3)
         #expect(waits == [.milliseconds(500), .seconds(1)])
     }
@@ -87,7 +87,7 @@ import Testing
         let harness = Harness([.status(503)], policy: policy)
         // 59 min 59.6 s old: the first 500 ms backoff would take it past the hour.
         let (result, waits) = try await harness.deliver(harness.upload(age: .seconds(3599) + .milliseconds(600)))
-        #expect(result == .drop(.tooOld))
+        #expect(result == .dropped(.tooOld))
         #expect(waits.isEmpty)
         #expect(harness.uploader.requests.count == 1)
     }
@@ -116,7 +116,7 @@ import Testing
         policy.maxAttempts = 4
         let harness = Harness([answer], policy: policy)
         let (result, waits) = try await harness.deliver(harness.upload())
-        #expect(result == .drop(.maxRetries))
+        #expect(result == .dropped(.maxRetries))
         #expect(harness.uploader.requests.count == 4, "one upload, PYROSCOPE_RETRY_MAX_ATTEMPTS requests: \(waits)")
         #expect(harness.forwarder.pipeline.counters.snapshot.retries == 3)
     }
@@ -124,7 +124,7 @@ import Testing
     @Test func finalRejectionIsNotRetried() async throws {
         let harness = Harness([.status(401)], policy: Self.noJitter)
         let (result, waits) = try await harness.deliver(harness.upload())
-        #expect(result == .drop(.rejected4xx))
+        #expect(result == .dropped(.rejected4xx))
         #expect(waits.isEmpty && harness.uploader.requests.count == 1)
     }
 }

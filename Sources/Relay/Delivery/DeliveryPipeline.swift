@@ -107,7 +107,7 @@ public final class DeliveryPipeline: Sendable {
             } catch {
                 logger.warning(
                     "Spool unavailable: uploads beyond the memory queue will be refused with 503, and those in memory would not survive the process being killed. Set PYROSCOPE_SPOOL_DIR to a folder this user can write (in Lambda, under /tmp)",
-                    metadata: ["spool_dir": "\(directory)", "error": "\(error)"])
+                    metadata: [LogKey.spoolDir: "\(directory)", LogKey.error: "\(error)"])
             }
         }
         if let spool {
@@ -116,7 +116,7 @@ public final class DeliveryPipeline: Sendable {
             } catch {
                 logger.warning(
                     "Journal unavailable: uploads waiting in memory would not survive the process being killed. Set PYROSCOPE_SPOOL_DIR to a folder this user can write (in Lambda, under /tmp)",
-                    metadata: ["spool_dir": "\(spool.files.directory)", "error": "\(error)"])
+                    metadata: [LogKey.spoolDir: "\(spool.files.directory)", LogKey.error: "\(error)"])
             }
         }
         self.spool = spool
@@ -124,7 +124,7 @@ public final class DeliveryPipeline: Sendable {
         let recovered = spool?.recovered.count ?? 0
         if recovered > 0 {
             counters.recordReplayed(recovered)
-            logger.info("Replaying uploads left in the spool by an earlier run", metadata: ["count": .stringConvertible(recovered)])
+            logger.info("Replaying uploads left in the spool by an earlier run", metadata: [LogKey.count: .stringConvertible(recovered)])
         }
         state = Mutex(
             PipelineState(
@@ -193,7 +193,7 @@ public final class DeliveryPipeline: Sendable {
         do {
             try spool.append(record, sequence: sequence)
         } catch {
-            if error.code != .full { logger.error("Could not write an upload to the spool", metadata: ["error": "\(error)"]) }
+            if error.code != .full { logger.error("Could not write an upload to the spool", metadata: [LogKey.error: "\(error)"]) }
             throw error
         }
     }

@@ -196,14 +196,14 @@ final class ConnectionGuard: ChannelInboundHandler {
         case .head:
             metrics.clientConnectionsClosed(reason: .headerTimeout).increment()
             metrics.requests(pathClass: "other", status: 408).increment()
-            shared.logger.debug("Closed a connection whose request head did not arrive in time", metadata: ["status": "408"])
+            shared.logger.debug("Closed a connection whose request head did not arrive in time", metadata: [LogKey.status: "408"])
             writeRawAnswerAndClose(
                 context: context, status: .requestTimeout,
                 body: "request head not received within \(Self.seconds(limits.headerTimeout))\n")
         case .body:
             metrics.clientConnectionsClosed(reason: .bodyTimeout).increment()
             metrics.requests(pathClass: pathClass, status: 408).increment()
-            shared.logger.debug("Closed a connection whose request body stalled", metadata: ["status": "408"])
+            shared.logger.debug("Closed a connection whose request body stalled", metadata: [LogKey.status: "408"])
             writeRawAnswerAndClose(
                 context: context, status: .requestTimeout,
                 body: "no request body bytes for \(Self.seconds(limits.bodyStallTimeout))\n")
@@ -231,8 +231,8 @@ final class ConnectionGuard: ChannelInboundHandler {
 
     private func logLimit(_ message: Logger.Message, key: String) {
         guard let suppressed = shared.refusalLogLimiter.admit(key) else { return }
-        var metadata: Logger.Metadata = ["limit": .stringConvertible(shared.limiter.limit)]
-        if suppressed > 0 { metadata["suppressed"] = .stringConvertible(suppressed) }
+        var metadata: Logger.Metadata = [LogKey.limit: .stringConvertible(shared.limiter.limit)]
+        if suppressed > 0 { metadata[LogKey.suppressed] = .stringConvertible(suppressed) }
         shared.logger.warning(message, metadata: metadata)
     }
 }

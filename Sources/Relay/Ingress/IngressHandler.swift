@@ -138,8 +138,8 @@ final class IngressHandler: ChannelInboundHandler {
     /// At most a few lines per reason and window, with the number held back.
     private func logRefusal(_ reason: DropReason, _ message: Logger.Message, path: Substring) {
         guard let suppressed = context.refusalLogLimiter.admit(reason.rawValue) else { return }
-        var metadata: Logger.Metadata = ["path": "\(path)", "reason": "\(reason.rawValue)", "status": .stringConvertible(503)]
-        if suppressed > 0 { metadata["suppressed"] = .stringConvertible(suppressed) }
+        var metadata: Logger.Metadata = [LogKey.path: "\(path)", LogKey.reason: "\(reason.rawValue)", LogKey.status: .stringConvertible(503)]
+        if suppressed > 0 { metadata[LogKey.suppressed] = .stringConvertible(suppressed) }
         if reason == .misconfigured {
             logger.error(message, metadata: metadata)
         } else {
@@ -163,11 +163,11 @@ final class IngressHandler: ChannelInboundHandler {
         state = .rejected
         if let suppressed = context.refusalLogLimiter.admit("status_\(status.code)") {
             var metadata: Logger.Metadata = [
-                "status": .stringConvertible(status.code), "reason": "\(reason)", "method": "\(head.method.rawValue.prefix(32))",
-                "path": "\(requestPath(head.uri).prefix(128))",
+                LogKey.status: .stringConvertible(status.code), LogKey.reason: "\(reason)", LogKey.method: "\(head.method.rawValue.prefix(32))",
+                LogKey.path: "\(requestPath(head.uri).prefix(128))",
             ]
-            if status == .payloadTooLarge { metadata["limit_bytes"] = .stringConvertible(context.maxBodyBytes) }
-            if suppressed > 0 { metadata["suppressed"] = .stringConvertible(suppressed) }
+            if status == .payloadTooLarge { metadata[LogKey.limitBytes] = .stringConvertible(context.maxBodyBytes) }
+            if suppressed > 0 { metadata[LogKey.suppressed] = .stringConvertible(suppressed) }
             logger.warning(logMessage, metadata: metadata)
         }
         respond(head, status: status, body: ByteBuffer(string: reason + "\n"), forceClose: true, channelContext: channelContext)
@@ -261,7 +261,7 @@ final class IngressHandler: ChannelInboundHandler {
 
     func errorCaught(context channelContext: ChannelHandlerContext, error: Error) {
         guard let parseError = error as? HTTPParserError else {
-            logger.debug("Connection error", metadata: ["error": "\(error)"])
+            logger.debug("Connection error", metadata: [LogKey.error: "\(error)"])
             channelContext.close(promise: nil)
             return
         }
@@ -273,7 +273,7 @@ final class IngressHandler: ChannelInboundHandler {
         // NIO's pipeline handler holds a parse error back while an answer is pending, then
         // lets it through as if it were a request: answer it and close.
         context.counters.recordMalformed()
-        logger.debug("Closed connection after a malformed request", metadata: ["error": "\(parseError)"])
+        logger.debug("Closed connection after a malformed request", metadata: [LogKey.error: "\(parseError)"])
         let overflow = parseError == .headerOverflow
         let status: HTTPResponseStatus = overflow ? .requestHeaderFieldsTooLarge : .badRequest
         let reason =

@@ -109,7 +109,7 @@ public final class IngressServer: Service, Sendable, CustomStringConvertible {
         }
         context.logger.info(
             "Relay listening",
-            metadata: ["addresses": "\(printable.joined(separator: ","))", "max_connections": .stringConvertible(context.limiter.limit)])
+            metadata: [LogKey.addresses: "\(printable.joined(separator: ","))", LogKey.maxConnections: .stringConvertible(context.limiter.limit)])
         return local
     }
 

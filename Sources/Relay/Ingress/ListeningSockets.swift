@@ -50,7 +50,7 @@ public final class ListeningSockets: Sendable {
             } catch {
                 let optionalTwin = address.host == "::1" && addresses.contains { $0.host == "127.0.0.1" } && !bound.isEmpty
                 if optionalTwin {
-                    logger.debug("IPv6 loopback unavailable, listening on 127.0.0.1 only", metadata: ["error": "\(error)"])
+                    logger.debug("IPv6 loopback unavailable, listening on 127.0.0.1 only", metadata: [LogKey.error: "\(error)"])
                     continue
                 }
                 for socket in bound { close(socket.descriptor) }

@@ -16,7 +16,7 @@ extension UploadJournal {
             let (entries, torn) = parse(bytes)
             if torn {
                 // Expected when the process died mid-write: only the last frame is lost.
-                logger.debug("spool: journal segment ends in a partial frame", metadata: ["file": "\(path)"])
+                logger.debug("spool: journal segment ends in a partial frame", metadata: [LogKey.file: "\(path)"])
             }
             for (sequence, record) in entries.sorted(by: { $0.key < $1.key }) {
                 guard case .success = SpoolRecordCodec.decode(record) else { continue }
@@ -24,13 +24,13 @@ extension UploadJournal {
                     try files.write(sequence, bytes: record)
                     recovered += 1
                 } catch {
-                    logger.error("spool: cannot keep an upload recovered from the journal", metadata: ["error": "\(error.message)"])
+                    logger.error("spool: cannot keep an upload recovered from the journal", metadata: [LogKey.error: "\(error.message)"])
                 }
             }
             unlink(path)
         }
         if recovered > 0 {
-            logger.info("Recovered acknowledged uploads from the journal of an earlier run", metadata: ["count": .stringConvertible(recovered)])
+            logger.info("Recovered acknowledged uploads from the journal of an earlier run", metadata: [LogKey.count: .stringConvertible(recovered)])
         }
         return recovered
     }

@@ -37,7 +37,7 @@ final class Spool: Sendable {
             throw error
         }
         for name in scan.deletedLeftovers {
-            logger.debug("spool: deleted a leftover temp file", metadata: ["file": "\(files.directory)/\(name)"])
+            logger.debug("spool: deleted a leftover temp file", metadata: [LogKey.file: "\(files.directory)/\(name)"])
         }
         index.withLock { index in
             for record in scan.records { index.insert(record.sequence, diskBytes: record.diskBytes, reserved: false) }
@@ -73,7 +73,7 @@ final class Spool: Sendable {
             try files.write(sequence, bytes: encoded)
         } catch {
             index.withLock { $0.cancelReservation(bytes) }
-            logger.warning("spool: append failed", metadata: ["file": "\(SpoolFiles.fileName(sequence))", "error": "\(error.message)"])
+            logger.warning("spool: append failed", metadata: [LogKey.file: "\(SpoolFiles.fileName(sequence))", LogKey.error: "\(error.message)"])
             throw error
         }
         index.withLock { $0.insert(sequence, diskBytes: bytes, reserved: true) }
@@ -103,19 +103,19 @@ final class Spool: Sendable {
                 let path = files.path(sequence)
                 logger.warning(
                     "spool: skipping corrupt record \(SpoolFiles.fileName(sequence))",
-                    metadata: ["file": "\(path)", "reason": "\(reason.text)"])
+                    metadata: [LogKey.file: "\(path)", LogKey.reason: "\(reason.text)"])
                 if let error = files.remove(sequence) {
-                    logger.error("spool: cannot delete corrupt record", metadata: ["file": "\(path)", "error": "\(error)"])
+                    logger.error("spool: cannot delete corrupt record", metadata: [LogKey.file: "\(path)", LogKey.error: "\(error)"])
                 }
                 index.withLock { _ = $0.remove(sequence) }
                 return .corrupt(sequence)
             }
         case .failure(let failure) where failure.errno == ENOENT:
-            logger.debug("spool: record vanished", metadata: ["file": "\(files.path(sequence))"])
+            logger.debug("spool: record vanished", metadata: [LogKey.file: "\(files.path(sequence))"])
             index.withLock { _ = $0.remove(sequence) }
             return .vanished(sequence)
         case .failure(let failure) where Self.transientErrors.contains(failure.errno):
-            logger.warning("spool: cannot read record, will retry later", metadata: ["error": "\(failure.message)"])
+            logger.warning("spool: cannot read record, will retry later", metadata: [LogKey.error: "\(failure.message)"])
             index.withLock { $0.checkIn(sequence) }
             return .unreadable
         case .failure(let failure):
@@ -123,7 +123,7 @@ final class Spool: Sendable {
             // newer record, so it goes as a corrupt record does.
             logger.warning(
                 "spool: skipping unreadable record \(SpoolFiles.fileName(sequence))",
-                metadata: ["file": "\(files.path(sequence))", "error": "\(failure.message)"])
+                metadata: [LogKey.file: "\(files.path(sequence))", LogKey.error: "\(failure.message)"])
             index.withLock { _ = $0.remove(sequence) }
             return .corrupt(sequence)
         }
@@ -154,7 +154,7 @@ final class Spool: Sendable {
     func remove(_ sequence: UInt64) {
         guard index.withLock({ $0.remove(sequence) }) else { return }
         if let error = files.remove(sequence) {
-            logger.error("spool: cannot delete record", metadata: ["file": "\(files.path(sequence))", "error": "\(error)"])
+            logger.error("spool: cannot delete record", metadata: [LogKey.file: "\(files.path(sequence))", LogKey.error: "\(error)"])
         }
     }
 }

@@ -108,7 +108,7 @@ final class UploadJournal: Sendable {
             if let suppressed = failureLog.admit("journal") {
                 logger.warning(
                     "Could not journal an upload: it is relayed, but would not survive the process being killed",
-                    metadata: ["error": "\(error.message)", "suppressed": .stringConvertible(suppressed)])
+                    metadata: [LogKey.error: "\(error.message)", LogKey.suppressed: .stringConvertible(suppressed)])
             }
             return nil
         }

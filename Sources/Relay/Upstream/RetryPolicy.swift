@@ -1,6 +1,7 @@
 import GoCompatibility
 
-/// When a failed upload is tried again, and when it is given up.
+/// The settings of when a failed upload is tried again and when it is given up, and the
+/// arithmetic of its waits; `DeliveryAttempts` applies them to one upload.
 ///
 /// Defaults follow Grafana Alloy's `pyroscope.write`: transport errors, timeouts, 408,
 /// 429 and 5xx are retried with exponential backoff from 500 ms to 5 min, at most 10
@@ -32,58 +33,10 @@ public struct RetryPolicy: Sendable, Equatable {
         self.immediateReconnects = max(0, immediateReconnects)
     }
 
-    /// How one attempt ended.
-    public enum AttemptResult: Sendable, Equatable {
-        case status(code: UInt, retryAfter: Duration?)
-        /// The connection failed before an answer (reset, refused, closed).
-        case connectionFailure
-        /// No answer within the timeout.
-        case timeout
-        /// No connection could be made (DNS, refused, TLS verification, proxy): counted
-        /// and backed off, as reconnecting at once would fail the same way.
-        case unreachable
-    }
-
-    public enum Decision: Sendable, Equatable {
-        case delivered
-        /// Send again at once on a fresh connection: the pooled one was dead.
-        case reconnect
-        /// Send again after the delay (zero when the remote's `Retry-After` says so).
-        case retry(after: Duration)
-        case drop(DropReason)
-    }
-
-    /// - Parameters:
-    ///   - attempt: requests sent for this upload so far, reconnects included (1 for the
-    ///     first): whatever the remote answers, no upload is sent more than `maxAttempts` times.
-    ///   - reconnectsUsed: immediate reconnects already spent on this upload.
-    ///   - age: time since the upload was received.
-    ///   - random: a value in [0, 1) for the jitter.
-    public func decide(_ result: AttemptResult, attempt: Int, reconnectsUsed: Int, age: Duration, random: Double) -> Decision {
-        let retryAfter: Duration?
-        switch result {
-        case .status(let code, let after):
-            if (200..<300).contains(code) { return .delivered }
-            if (400..<500).contains(code), code != 408, code != 429 { return .drop(.rejected4xx) }
-            retryAfter = after
-        case .connectionFailure, .timeout, .unreachable:
-            retryAfter = nil
-        }
-        if attempt >= maxAttempts { return .drop(.maxRetries) }
-        if result == .connectionFailure, reconnectsUsed < immediateReconnects, age < maxAge { return .reconnect }
-        // The remote's Retry-After wins over our backoff (even a longer one), up to
-        // five minutes: a remote asking for more is treated as down for that long. The
-        // backoff grows with the tries that were not reconnects.
-        let delay =
-            retryAfter.map { min($0, max(maxBackoff, Self.retryAfterCeiling)) }
-            ?? backoff(attempt: attempt - reconnectsUsed, random: random)
-        if age + delay >= maxAge { return .drop(.tooOld) }
-        return .retry(after: delay)
-    }
-
-    /// initialBackoff × 2^(attempt-1), capped, with jitter.
+    /// The longest `Retry-After` honoured (unless `maxBackoff` is longer).
     public static let retryAfterCeiling = Duration.seconds(300)
 
+    /// initialBackoff × 2^(attempt-1), capped, with jitter.
     public func backoff(attempt: Int, random: Double) -> Duration {
         let exponent = min(max(attempt - 1, 0), 40)
         var base = initialBackoff * (1 << exponent)

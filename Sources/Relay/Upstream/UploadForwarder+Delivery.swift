@@ -3,149 +3,166 @@ import NIOCore
 import RelayMetrics
 
 extension UploadForwarder {
-    /// How one upload's delivery ended; drops are already logged (rate-limited).
-    enum DeliveryResult: Equatable {
-        case delivered
-        case drop(DropReason)
-        /// The drain deadline cancelled it while it was in flight or waiting to retry
-        /// (`logged`: the line saying so is written already).
-        case cutShort(logged: Bool = false)
-    }
-
-    /// One upload's tries until it is delivered or dropped: credentials, attempts, their
-    /// causes (counted and explained), a resend with refetched credentials after a
-    /// 401/403, and the retry policy's waits on the clock.
+    /// One upload's delivery: the I/O `DeliveryAttempts` asks for (credentials, attempts,
+    /// waits on the clock), each attempt counted and its cause explained, and the line that
+    /// says how it ended. Returns the pipeline's outcome; drops are logged (rate-limited).
     ///
-    /// - Parameter isCurrent: false once the upload must not be sent any more (accepted
-    ///   before a SnapStart restore): asked before each attempt; it may wait (a held pipeline).
-    func deliver(_ upload: Upload, isCurrent: () async -> Bool = { true }) async -> DeliveryResult {
+    /// - Parameters:
+    ///   - isFromSpool: cut short at shutdown, it is kept in the spool, not dropped.
+    ///   - isCurrent: false once the upload must not be sent any more (accepted before a
+    ///     SnapStart restore): asked before each attempt; it may wait (a held pipeline).
+    func deliver(_ upload: Upload, isFromSpool: Bool = false, isCurrent: () async -> Bool = { true }) async -> DeliveryPipeline.Outcome {
         // Built only for a log line: most uploads log nothing.
         func uploadLogger() -> Logger {
             var logger = logger
-            logger[metadataKey: "path"] = "\(upload.path)"
+            logger[metadataKey: LogKey.path] = "\(upload.path)"
             return logger
         }
+        var attempts = DeliveryAttempts(policy: retryPolicy, isFromSpool: isFromSpool, canRefetchCredentials: credentialSource != nil)
         guard var builder else {
             logDrop(.misconfigured, logger: uploadLogger(), "Dropped upload: the remote address is unusable")
-            return .drop(.misconfigured)
+            return .dropped(.misconfigured)
         }
         if let credentialSource {
             switch await credentials(for: upload, from: credentialSource) {
             case .ready(let credentials): builder.credentials = credentials
             case .drop(.shutdownDeadline, let message):
                 logDrop(.shutdownDeadline, logger: uploadLogger(), "\(message)")
-                return .cutShort(logged: true)
+                return attempts.cutShort
             case .drop(let reason, let message):
                 logDrop(reason, logger: uploadLogger(), "\(message)")
-                return .drop(reason)
+                return .dropped(reason)
             }
         }
         let prepared = builder.prepare(upload)
         var request = prepared.request
         if let reason = prepared.labelsNotApplied { reportLabelsNotApplied(reason, logger: uploadLogger()) }
-        var credentialsRefetched = false
-        var attempt = 0
-        var reconnects = 0
-        var random = SystemRandomNumberGenerator()
+        // What the last attempt said, for the lines about it.
+        var report = AttemptReport()
+        func send(_ attempt: Int) async -> (DeliveryAttempts.Event, AttemptReport) {
+            guard await isCurrent() else { return (.superseded, report) }
+            let (event, report) = await self.attempt(request)
+            if case .answered(.status(let code, _)) = event, (200..<300).contains(code), logger.logLevel <= .trace {
+                uploadLogger().trace(
+                    "Relayed upload",
+                    metadata: [
+                        LogKey.status: .stringConvertible(code), LogKey.bytes: .stringConvertible(upload.body.readableBytes),
+                        LogKey.durationMs: .stringConvertible(report.duration.wholeMilliseconds), LogKey.attempt: .stringConvertible(attempt),
+                    ])
+            }
+            return (event, report)
+        }
+        var event = DeliveryAttempts.Event.start
         while true {
-            guard await isCurrent() else {
-                logDrop(.snapshot, logger: uploadLogger(), "Dropped upload accepted before the SnapStart restore: every restored copy would send it")
-                return .drop(.snapshot)
-            }
-            // At shutdown: not started when its answer would come after the deadline.
-            guard hasTimeForAnAttempt() else { return .cutShort() }
-            attempt += 1
-            let started = ContinuousClock.now
-            let result: RetryPolicy.AttemptResult
-            var detail: Logger.Metadata = [:]
-            var statusCode: UInt = 0
-            let cause: UpstreamAttemptCause
-            do {
-                let response = try await uploader.send(request)
-                result = .status(
-                    code: response.status.code,
-                    retryAfter: response.retryAfter.flatMap {
-                        RetryPolicy.parseRetryAfter($0, nowUnixSeconds: clock.wallClockMilliseconds / 1000)
-                    })
-                statusCode = response.status.code
-                cause = UpstreamAttemptCause(status: statusCode)
-                if !(200..<300).contains(statusCode) {
-                    detail = ["status": .stringConvertible(statusCode)]
-                    if !response.bodyExcerpt.isEmpty { detail["body"] = "\(response.bodyExcerpt)" }
-                }
-            } catch let failure as UploadFailure {
-                if Task.isCancelled { return .cutShort() }
-                switch failure {
-                case .timeout: result = .timeout
-                case .connection: result = .connectionFailure
-                case .unreachable: result = .unreachable
-                }
-                cause = failure.cause
-                detail = ["error": "\(failure)"]
-            } catch {
-                // Cancellation: the drain deadline passed while this upload was in flight.
-                return .cutShort()
-            }
-            let elapsed = ContinuousClock.now - started
-            recordAttempt(result, cause: cause, duration: elapsed)
-            if cause != .none {
-                failureReporter.record(
-                    cause, status: statusCode == 0 ? nil : statusCode,
-                    detail: detail["body"].map { "\($0)" } ?? detail["error"].map { "\($0)" } ?? "", logger: logger)
-            }
-            if cause == .unauthorized, !credentialsRefetched, let credentialSource,
-                let fresh = await credentialSource.replacement(for: builder.credentials)
-            {
-                // The secret was rotated: send again at once with the new value, once.
-                credentialsRefetched = true
-                builder.credentials = fresh
-                // Only the headers carry credentials: the body (labels added) stays as built.
-                request.headers = builder.headers(for: upload.headers)
-                pipeline.counters.recordRetry()
-                uploadLogger().info("Resending upload with credentials fetched again after a \(statusCode)")
-                continue
-            }
-            let decision = retryPolicy.decide(
-                result, attempt: attempt, reconnectsUsed: reconnects, age: clock.now - upload.receivedAt,
-                // The jitter only matters for a retry; drawing it costs a getrandom syscall.
-                random: (200..<300).contains(statusCode) ? 0 : Double.random(in: 0..<1, using: &random))
-            switch decision {
-            case .delivered:
-                if logger.logLevel <= .trace {
-                    uploadLogger().trace(
-                        "Relayed upload",
-                        metadata: [
-                            "status": .stringConvertible(statusCode), "bytes": .stringConvertible(upload.body.readableBytes),
-                            "duration_ms": .stringConvertible(elapsed.wholeMilliseconds), "attempt": .stringConvertible(attempt),
-                        ])
-                }
-                return .delivered
-            case .drop(let reason):
-                detail["attempt"] = .stringConvertible(attempt)
-                logDrop(reason, logger: uploadLogger(), "Failed to relay request", metadata: detail)
-                return .drop(reason)
-            case .reconnect:
+            let circumstances = DeliveryAttempts.Circumstances(
+                age: clock.now - upload.receivedAt, shutdown: shutdownWindow())
+            switch attempts.next(after: event, circumstances) {
+            case .send(let attempt):
+                (event, report) = await send(attempt)
+            case .reconnect(let attempt):
                 // A dead pooled connection: sent again at once on a fresh one, no backoff.
                 pipeline.counters.recordRetry()
-                reconnects += 1
-                uploadLogger().debug("Reconnecting to resend upload", metadata: detail.merging(["attempt": .stringConvertible(attempt)]) { $1 })
-            case .retry(let delay):
-                guard hasTimeForAnAttempt(after: delay) else { return .cutShort() }
+                uploadLogger().debug("Reconnecting to resend upload", metadata: report.metadata(attempt: attempt - 1))
+                (event, report) = await send(attempt)
+            case .refetchCredentials:
+                let fresh = await credentialSource?.replacement(for: builder.credentials)
+                if let fresh {
+                    builder.credentials = fresh
+                    // Only the headers carry credentials: the body (labels added) stays as built.
+                    request.headers = builder.headers(for: upload.headers)
+                    pipeline.counters.recordRetry()
+                    uploadLogger().info("Resending upload with credentials fetched again after a \(report.statusCode)")
+                }
+                event = .credentialsRefetched(fresh != nil)
+            case .wait(let delay):
                 pipeline.counters.recordRetry()
                 uploadLogger().debug(
                     "Retrying upload",
-                    metadata: detail.merging([
-                        "attempt": .stringConvertible(attempt), "retry_in_ms": .stringConvertible(delay.wholeMilliseconds),
-                    ]) { $1 })
-                do { try await clock.sleep(for: delay) } catch { return .cutShort() }
+                    metadata: report.metadata(attempt: attempts.attempts).merging([LogKey.retryInMs: .stringConvertible(delay.wholeMilliseconds)]) { $1 })
+                do {
+                    try await clock.sleep(for: delay)
+                    event = .waited
+                } catch {
+                    event = .cancelled
+                }
+            case .finish(let outcome):
+                switch outcome {
+                case .dropped(.snapshot):
+                    logDrop(.snapshot, logger: uploadLogger(), "Dropped upload accepted before the SnapStart restore: every restored copy would send it")
+                case .dropped(.shutdownDeadline):
+                    logDrop(.shutdownDeadline, logger: uploadLogger(), "Dropped upload: the drain deadline came before it was delivered")
+                case .dropped(let reason):
+                    logDrop(reason, logger: uploadLogger(), "Failed to relay request", metadata: report.metadata(attempt: attempts.attempts))
+                case .delivered, .keptInSpool:
+                    break
+                }
+                return outcome
             }
         }
     }
 
-    private func recordAttempt(_ result: RetryPolicy.AttemptResult, cause: UpstreamAttemptCause, duration: Duration) {
+    /// What an attempt said, for the log lines about it.
+    struct AttemptReport {
+        var statusCode: UInt = 0
+        var detail: Logger.Metadata = [:]
+        var duration: Duration = .zero
+
+        func metadata(attempt: Int) -> Logger.Metadata {
+            detail.merging([LogKey.attempt: .stringConvertible(attempt)]) { $1 }
+        }
+    }
+
+    /// One request: sent, timed, counted, and its failure explained.
+    private func attempt(_ request: UpstreamRequest) async -> (DeliveryAttempts.Event, AttemptReport) {
+        let started = ContinuousClock.now
+        let result: DeliveryAttempts.AttemptResult
+        var report = AttemptReport()
+        let cause: UpstreamAttemptCause
+        do {
+            let response = try await uploader.send(request)
+            result = .status(
+                code: response.status.code,
+                retryAfter: response.retryAfter.flatMap { RetryPolicy.parseRetryAfter($0, nowUnixSeconds: clock.wallClockMilliseconds / 1000) })
+            report.statusCode = response.status.code
+            cause = UpstreamAttemptCause(status: report.statusCode)
+            if !(200..<300).contains(report.statusCode) {
+                report.detail = [LogKey.status: .stringConvertible(report.statusCode)]
+                if !response.bodyExcerpt.isEmpty { report.detail[LogKey.body] = "\(response.bodyExcerpt)" }
+            }
+        } catch let error as UploadFailure {
+            if Task.isCancelled { return (.cancelled, report) }
+            switch error {
+            case .timeout: result = .timeout
+            case .connection: result = .connectionFailure
+            case .unreachable: result = .unreachable
+            }
+            cause = error.cause
+            report.detail = [LogKey.error: "\(error)"]
+        } catch {
+            // Cancellation: the drain deadline passed while this upload was in flight.
+            return (.cancelled, report)
+        }
+        report.duration = ContinuousClock.now - started
+        recordAttempt(result, cause: cause, duration: report.duration)
+        if cause != .none {
+            failureReporter.record(
+                cause, status: report.statusCode == 0 ? nil : report.statusCode,
+                detail: report.detail[LogKey.body].map { "\($0)" } ?? report.detail[LogKey.error].map { "\($0)" } ?? "", logger: logger)
+        }
+        return (.answered(result), report)
+    }
+
+    /// Where shutdown stands, for the attempts' decisions.
+    func shutdownWindow() -> ShutdownWindow {
+        // The deadline alone says shutdown began: one lock per attempt on the hot path, not two.
+        guard let deadline = drainDeadline.value else { return ShutdownWindow() }
+        return ShutdownWindow(timeLeft: deadline - clock.now, slowestRecentAttempt: recentAttempts.slowestRecent)
+    }
+
+    private func recordAttempt(_ result: DeliveryAttempts.AttemptResult, cause: UpstreamAttemptCause, duration: Duration) {
         let counters = pipeline.counters
         counters.recordUpstream(duration)
-        shutdownBudget.record(duration)
+        recentAttempts.record(duration)
         switch result {
         case .status(let code, _):
             let statusClass = "\(code / 100)xx"
@@ -163,8 +180,8 @@ extension UploadForwarder {
     func reportLabelsNotApplied(_ reason: LabelsNotAppliedReason, logger: Logger) {
         pipeline.counters.recordLabelsNotApplied(reason)
         guard let suppressed = labelsLogLimiter.admit(reason.rawValue, now: clock.now) else { return }
-        var metadata: Logger.Metadata = ["reason": "\(reason.rawValue)"]
-        if suppressed > 0 { metadata["suppressed"] = .stringConvertible(suppressed) }
+        var metadata: Logger.Metadata = [LogKey.reason: "\(reason.rawValue)"]
+        if suppressed > 0 { metadata[LogKey.suppressed] = .stringConvertible(suppressed) }
         logger.warning("Relaying upload without the PYROSCOPE_LAMBDA_LABELS labels: the relay cannot add them to it, so it goes as sent", metadata: metadata)
     }
 
@@ -172,8 +189,8 @@ extension UploadForwarder {
     func logDrop(_ reason: DropReason, logger: Logger, _ message: Logger.Message, metadata: Logger.Metadata = [:]) {
         guard let suppressed = dropLogLimiter.admit(reason.rawValue, now: clock.now) else { return }
         var metadata = metadata
-        metadata["reason"] = "\(reason.rawValue)"
-        if suppressed > 0 { metadata["suppressed"] = .stringConvertible(suppressed) }
+        metadata[LogKey.reason] = "\(reason.rawValue)"
+        if suppressed > 0 { metadata[LogKey.suppressed] = .stringConvertible(suppressed) }
         logger.error(message, metadata: metadata)
     }
 }

@@ -28,8 +28,8 @@ public struct UploadForwarder: Service, CustomStringConvertible {
     let credentialSource: (any UpstreamCredentialSource)?
     /// Explains failed attempts in the log: the first of each cause at once, then counts.
     let failureReporter: UpstreamFailureReporter
-    /// At shutdown, whether another attempt can end before the deadline.
-    let shutdownBudget = ShutdownAttemptBudget()
+    /// The last attempts' durations: at shutdown, whether another attempt can end before the deadline.
+    let recentAttempts = RecentAttemptDurations()
 
     public init(
         pipeline: DeliveryPipeline, uploader: any Uploader, builder: UpstreamRequestBuilder?, workers: Int, drainTimeout: Duration,
@@ -79,9 +79,9 @@ public struct UploadForwarder: Service, CustomStringConvertible {
                 logger.debug(
                     "Draining upload queue",
                     metadata: [
-                        "queued": .stringConvertible(pending.queuedItems), "spooled": .stringConvertible(pending.spoolItems),
-                        "in_flight": .stringConvertible(pending.inFlight),
-                        "deadline_ms": .stringConvertible((deadline - clock.now).wholeMilliseconds),
+                        LogKey.queueItems: .stringConvertible(pending.queuedItems), LogKey.spoolItems: .stringConvertible(pending.spoolItems),
+                        LogKey.inFlight: .stringConvertible(pending.inFlight),
+                        LogKey.deadlineMs: .stringConvertible((deadline - clock.now).wholeMilliseconds),
                     ])
                 pipeline.close()
                 try? await clock.sleep(until: deadline)
@@ -95,40 +95,22 @@ public struct UploadForwarder: Service, CustomStringConvertible {
         if dropped > 0 {
             logger.error(
                 "Dropped queued uploads at shutdown: drain deadline passed",
-                metadata: ["reason": "\(DropReason.shutdownDeadline.rawValue)", "count": .stringConvertible(dropped)])
+                metadata: [LogKey.reason: "\(DropReason.shutdownDeadline.rawValue)", LogKey.count: .stringConvertible(dropped)])
         }
         let spool = pipeline.snapshot
         if kept > 0 || (spool.spoolItems > 0 && pipeline.spoolOutlivesShutdown) {
             logger.warning(
                 "Uploads left in the spool at shutdown: replayed when the relay starts again with the same spool",
-                metadata: ["count": .stringConvertible(spool.spoolItems), "spool_bytes": .stringConvertible(spool.spoolBytes)])
+                metadata: [LogKey.count: .stringConvertible(spool.spoolItems), LogKey.spoolBytes: .stringConvertible(spool.spoolBytes)])
         }
     }
 
     /// One sender: takes, sends, reports, until the pipeline is closed and empty or the
     /// drain deadline cancels it.
     private func sendUntilFinished() async {
-        while hasTimeForAnAttempt(), let delivery = await pipeline.next() {
-            let outcome: DeliveryPipeline.Outcome
-            switch await deliver(delivery.upload, isCurrent: { await pipeline.mayAttempt(delivery) }) {
-            case .delivered: outcome = .delivered
-            case .drop(let reason): outcome = .dropped(reason)
-            case .cutShort(let logged):
-                if delivery.isFromSpool {
-                    outcome = .keptInSpool
-                } else {
-                    if !logged { logDrop(.shutdownDeadline, logger: logger, "Dropped upload: the drain deadline came before it was delivered") }
-                    outcome = .dropped(.shutdownDeadline)
-                }
-            }
+        while shutdownWindow().allowsAttempt(), let delivery = await pipeline.next() {
+            let outcome = await deliver(delivery.upload, isFromSpool: delivery.isFromSpool) { await pipeline.mayAttempt(delivery) }
             await pipeline.complete(delivery, outcome)
         }
-    }
-
-    /// False once shutdown set the drain deadline and an attempt started after `delay` could
-    /// not end before it (see `ShutdownAttemptBudget`); true at any other time. The deadline
-    /// alone says shutdown began: one lock per attempt on the hot path, not two.
-    func hasTimeForAnAttempt(after delay: Duration = .zero) -> Bool {
-        shutdownBudget.allowsAttempt(startingAt: clock.now + delay, deadline: drainDeadline.value)
     }
 }

@@ -64,10 +64,10 @@ public final class UpstreamFailureReporter: Sendable {
             return count
         }
         guard let count else { return }
-        var metadata: Logger.Metadata = ["cause": "\(cause.rawValue)", "count": .stringConvertible(count)]
-        if let host = context.remote?.host { metadata["host"] = "\(host)" }
-        if let status { metadata["status"] = .stringConvertible(status) }
-        if !detail.isEmpty { metadata["error"] = "\(detail)" }
+        var metadata: Logger.Metadata = [LogKey.cause: "\(cause.rawValue)", LogKey.count: .stringConvertible(count)]
+        if let host = context.remote?.host { metadata[LogKey.host] = "\(host)" }
+        if let status { metadata[LogKey.status] = .stringConvertible(status) }
+        if !detail.isEmpty { metadata[LogKey.error] = "\(detail)" }
         logger.warning("Upload attempt failed: \(explanation(cause, status: status))", metadata: metadata)
     }
 
