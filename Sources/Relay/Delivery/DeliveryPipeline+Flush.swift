@@ -17,11 +17,7 @@ extension DeliveryPipeline {
 
     /// Refuses further uploads (503); senders drain memory and spool, then `next()` returns nil.
     public func close() {
-        let released = state.withLock { state in
-            state.closed = true
-            return state.releaseIdleSendersIfFinished()
-        }
-        for waiting in released { waiting.resume(returning: .closed) }
+        perform(state.withLock { $0.close() })
     }
 
     /// At the drain deadline, once the senders stopped: what is still in memory is dropped
@@ -29,23 +25,12 @@ extension DeliveryPipeline {
     /// writes still under way too, when they finish), or is dropped too when the spool ends
     /// with this process. Returns both counts; flushes still waiting are released.
     public func abandon() -> (dropped: Int, keptInSpool: Int) {
-        let (dropped, kept, spoolOutlives, flushes) = state.withLock { state in
-            let dropped = Array(state.memory)
-            let kept = state.spoolAvailable
-            state.abandoned = true
-            state.memory.removeAll()
-            state.memoryBytes = 0
-            state.spoolAvailable = 0
-            state.incomplete -= dropped.count + kept
-            defer { state.flushes.removeAll() }
-            return (dropped, kept, state.spoolOutlivesShutdown, state.flushes.map(\.continuation))
-        }
+        let (action, spoolOutlives) = state.withLock { ($0.abandon(), $0.spoolOutlivesShutdown) }
         // Dropped, and counted so: not replayed by the next start either.
-        endJournal(dropped)
-        if !dropped.isEmpty { counters.recordDropped(.shutdownDeadline, count: dropped.count) }
-        recordLeftInSpool(kept)
-        for flush in flushes { flush.resume() }
-        return spoolOutlives ? (dropped.count, kept) : (dropped.count + kept, 0)
+        let dropped = action.droppedFromMemory.count
+        if dropped > 0 { counters.recordDropped(.shutdownDeadline, count: dropped) }
+        perform(action)
+        return spoolOutlives ? (dropped, action.leftInSpool) : (dropped + action.leftInSpool, 0)
     }
 
     /// Lambda's SHUTDOWN of a spin-down: the execution environment, and its `/tmp` with it,
@@ -75,7 +60,7 @@ extension DeliveryPipeline {
         for entry in uploads.compactMap(\.journal) { journal.finished(entry) }
     }
 
-    public var isClosed: Bool { state.withLock { $0.closed } }
+    public var isClosed: Bool { state.withLock { $0.isClosed } }
 
     /// After the drain: the spool folder is free for another relay (its records stay).
     public func releaseSpoolFolder() {

@@ -8,22 +8,12 @@ extension DeliveryPipeline {
     /// Senders get nothing until `resume()`; arrivals are noted, to tell later which came
     /// before the restore.
     public func hold() {
-        state.withLock { $0.held = true }
+        state.withLock { $0.hold() }
     }
 
     /// Lets senders take uploads again.
     public func resume() {
-        let (waiting, attempts) = state.withLock { state in
-            state.held = false
-            state.arrivals.removeAll()
-            defer {
-                state.senders.removeAll()
-                state.heldAttempts.removeAll()
-            }
-            return (state.senders.map(\.continuation), Array(state.heldAttempts.values))
-        }
-        for sender in waiting { sender.resume(returning: .spool) }  // look again
-        for attempt in attempts { attempt.resume() }
+        perform(state.withLock { $0.resume() })
     }
 
     /// False for a delivery of an upload that `discardAccepted` dropped: it must not be sent.
@@ -37,9 +27,9 @@ extension DeliveryPipeline {
     /// task (the drain deadline) stops waiting.
     public func mayAttempt(_ delivery: Delivery) async -> Bool {
         // The usual case, on every attempt: one lock, no continuation.
-        if let current = state.withLock({ $0.held ? nil : $0.isCurrent(delivery.sequence) }) { return current }
+        if let current = state.withLock({ $0.isHeld ? nil : $0.isCurrent(delivery.sequence) }) { return current }
         await park(cancelled: ()) { state, id, continuation in
-            guard state.held else { return () }
+            guard state.isHeld else { return () }
             state.heldAttempts[id] = continuation
             return nil
         } unpark: { state, id in
@@ -51,28 +41,21 @@ extension DeliveryPipeline {
     /// Drops every upload that arrived before `instant` (all of them when nil): in memory,
     /// in the spool, and in flight (see `isCurrent`). Returns how many it dropped here.
     public func discardAccepted(arrivedBefore instant: ContinuousClock.Instant? = nil, reason: DropReason) async -> Int {
-        let (memory, through, memoryFlushes) = state.withLock { state -> ([PipelineState.Queued], UInt64, [CheckedContinuation<Void, Never>]) in
+        let (memoryAction, through) = state.withLock { state -> (PipelineState.Action, UInt64) in
             var through = state.nextSequence - 1
             if let instant {
                 // Arrivals are noted in sequence order while held; the last one before the instant.
                 through = state.arrivals.last { $0.at < instant }?.sequence ?? (state.arrivals.first.map { $0.sequence - 1 } ?? through)
             }
-            state.staleThrough = max(state.staleThrough ?? 0, through)
-            let dropped = Array(state.memory.filter { $0.sequence <= through })
-            state.memory.removeAll { $0.sequence <= through }
-            state.memoryBytes = state.memory.reduce(0) { $0 + $1.bytes }
-            return (dropped, through, dropped.flatMap { state.end($0.sequence) })
+            return (state.discard(through: through), through)
         }
-        endJournal(memory)
         var spooled: [UInt64] = []
         if let spool { spooled = (try? await threadPool.runIfActive { spool.removeAvailable(through: through) }) ?? [] }
-        let spoolFlushes = state.withLock { state in
-            state.spoolAvailable = max(0, state.spoolAvailable - spooled.count)
-            return spooled.flatMap { state.end($0) }
-        }
-        let count = memory.count + spooled.count
+        let spoolAction = state.withLock { $0.discardedFromSpool(spooled) }
+        let count = memoryAction.droppedFromMemory.count + spooled.count
         if count > 0 { counters.recordDropped(reason, count: count) }
-        for flush in memoryFlushes + spoolFlushes { flush.resume() }
+        perform(memoryAction)
+        perform(spoolAction)
         return count
     }
 }

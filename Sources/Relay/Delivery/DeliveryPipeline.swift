@@ -173,9 +173,9 @@ public final class DeliveryPipeline: Sendable {
             let entry = journal?.record(upload, sequence: sequence, receivedAtUnixMs: wallClockArrival(of: upload))
             let queued = PipelineState.Queued(sequence: sequence, upload: upload, bytes: bytes, journal: entry)
             let loop = MultiThreadedEventLoopGroup.currentEventLoop.map { ObjectIdentifier($0) }
-            let sender = state.withLock { $0.commit(queued, loop: loop) }
+            let action = state.withLock { $0.commit(queued, loop: loop) }
             counters.recordAccepted()
-            sender?.resume(returning: .memory(queued))
+            perform(action)
             return .decided(.queued)
         case .spool(let sequence):
             return .spool(sequence)
@@ -204,16 +204,9 @@ public final class DeliveryPipeline: Sendable {
     }
 
     private func finishSpoolWrite(_ sequence: UInt64, stored: Bool) -> Admission {
-        let (sender, flushes, idle, keptAtShutdown) = state.withLock { state in
-            let kept = stored && state.abandoned
-            let (sender, flushes) = state.spoolWriteFinished(sequence, stored: stored)
-            return (sender, flushes, state.releaseIdleSendersIfFinished(), kept)
-        }
+        let action = state.withLock { $0.spoolWriteFinished(sequence, stored: stored) }
         if stored { counters.recordAccepted() } else { counters.recordDropped(.queueFull) }
-        if keptAtShutdown { recordLeftInSpool(1) }
-        sender?.resume(returning: .spool)
-        for flush in flushes { flush.resume() }
-        for waiting in idle { waiting.resume(returning: .closed) }
+        perform(action)
         return stored ? .spooled : .refused(.queueFull)
     }
 
@@ -246,7 +239,7 @@ public final class DeliveryPipeline: Sendable {
         return await park(cancelled: .closed) { state, id, continuation in
             // Work may have arrived since `take`: let the caller look again.
             if !state.memory.isEmpty || state.spoolAvailable > 0 { return .spool }
-            if state.closed && state.spoolWriting == 0 { return .closed }
+            if state.isClosed && state.spoolWriting == 0 { return .closed }
             state.senders.append(.init(id: id, loop: loop, continuation: continuation))
             return nil
         } unpark: { state, id in
@@ -293,18 +286,25 @@ public final class DeliveryPipeline: Sendable {
     }
 
     func finish(_ sequence: UInt64, outcome: Outcome, memoryBytes: Int, bodyBytes: Int = 0) {
-        let (flushes, idle, released) = state.withLock { state in
-            state.inFlight -= 1
-            return (state.end(sequence), state.isIdle, state.releaseIdleSendersIfFinished())
-        }
+        let action = state.withLock { $0.finish(sequence) }
         switch outcome {
         case .delivered: counters.recordDelivered(bytes: bodyBytes)
         case .dropped(let reason): counters.recordDropped(reason)
         case .keptInSpool: recordLeftInSpool(1)
         }
-        for flush in flushes { flush.resume() }
-        for waiting in released { waiting.resume(returning: .closed) }
-        memoryRelease.sent(bytes: memoryBytes, queueIdle: idle)
+        perform(action)
+        memoryRelease.sent(bytes: memoryBytes, queueIdle: action.idle)
+    }
+
+    /// Carries out what a state operation decided under the lock: ends the journal entries
+    /// of uploads taken out of memory, records what stays in the spool, and resumes waiters.
+    /// (Drops are counted by the caller, which knows their reason.)
+    func perform(_ action: PipelineState.Action) {
+        endJournal(action.droppedFromMemory)
+        recordLeftInSpool(action.leftInSpool)
+        for (sender, wake) in action.senders { sender.resume(returning: wake) }
+        for flush in action.flushes { flush.resume() }
+        for attempt in action.heldAttempts { attempt.resume() }
     }
 }
 

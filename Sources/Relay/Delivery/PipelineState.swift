@@ -46,8 +46,37 @@ struct PipelineState {
         var continuation: CheckedContinuation<Void, Never>
     }
 
+    /// Where the pipeline is in its life. Only `accepting` takes uploads; `held` (while a
+    /// SnapStart snapshot may be taken) gives senders nothing, in either of the first two.
+    enum Phase: Equatable {
+        case accepting(held: Bool)
+        /// Closed at graceful shutdown: uploads are refused (503), senders drain what is left.
+        case draining(held: Bool)
+        /// The drain deadline passed: what was left is dropped, or stays in the spool; spool
+        /// writes finishing later are kept there.
+        case abandoned
+    }
+
+    /// What an operation leaves to do once the lock is released, as one value: the
+    /// pipeline performs it (`DeliveryPipeline.perform`) outside the lock.
+    struct Action {
+        /// Senders to wake, and what with.
+        var senders: [(continuation: CheckedContinuation<Wake, Never>, wake: Wake)] = []
+        /// Flushes whose uploads have all ended.
+        var flushes: [CheckedContinuation<Void, Never>] = []
+        /// Deliveries that waited out a hold.
+        var heldAttempts: [CheckedContinuation<Void, Never>] = []
+        /// Uploads taken out of memory without being sent: their journal entries end.
+        var droppedFromMemory: [Queued] = []
+        /// Spool records left at shutdown: kept for the next start, or dropped with it.
+        var leftInSpool = 0
+        /// Nothing waits in memory and nothing is in flight (memory can go back to the system).
+        var idle = false
+    }
+
     let limits: Limits
     let hasSpool: Bool
+    var phase = Phase.accepting(held: false)
     var memory = CircularBuffer<Queued>()
     var memoryBytes = 0
     /// Memory promised to uploads being journaled, not yet in `memory`.
@@ -60,20 +89,15 @@ struct PipelineState {
     var inFlight = 0
     var incomplete = 0
     var nextSequence: UInt64
-    var closed = false
-    /// Set at the drain deadline: spool writes finishing later are kept for the next start.
-    var abandoned = false
     /// False once the spool's folder ends with this process (Lambda's spin-down): what it
     /// holds at the end is then dropped, not kept for a next start that never comes.
     var spoolOutlivesShutdown = true
     /// Uploads up to this sequence were discarded (a SnapStart restore): a delivery of one
     /// taken before must not be sent.
     var staleThrough: UInt64?
-    /// While set, senders get nothing (a SnapStart snapshot may come at any moment).
-    var held = false
     /// Deliveries waiting in `mayAttempt` for the hold to end, by waiter id.
     var heldAttempts: [UInt64: CheckedContinuation<Void, Never>] = [:]
-    /// When recent uploads arrived, by sequence, while `held` (to find what came before a
+    /// When recent uploads arrived, by sequence, while held (to find what came before a
     /// restore); bounded.
     var arrivals = CircularBuffer<(sequence: UInt64, at: ContinuousClock.Instant)>()
     var senders: [Sender] = []
@@ -96,8 +120,17 @@ struct PipelineState {
         case refused(DropReason)
     }
 
+    var isClosed: Bool { if case .accepting = phase { false } else { true } }
+
+    var isHeld: Bool {
+        switch phase {
+        case .accepting(let held), .draining(let held): held
+        case .abandoned: false
+        }
+    }
+
     mutating func offer(bytes: Int, arrivedAt: ContinuousClock.Instant) -> Placement {
-        if closed { return .refused(.queueFull) }
+        if isClosed { return .refused(.queueFull) }
         let sequence = nextSequence
         // While the spool holds uploads, new ones join it behind them: oldest first.
         let behindSpool = spoolWriting + spoolAvailable > 0
@@ -105,7 +138,7 @@ struct PipelineState {
         // the size limit for single uploads is the body limit, not this.
         let items = memory.count + reservedItems
         let fits = items < limits.maxItems && (memoryBytes + reservedBytes + bytes <= limits.maxBytes || items == 0)
-        if held {
+        if isHeld {
             if arrivals.count >= 4096 { arrivals.removeFirst() }
             arrivals.append((sequence, arrivedAt))
         }
@@ -123,37 +156,42 @@ struct PipelineState {
         return .spool(sequence: sequence)
     }
 
-    /// Puts an upload into the memory it reserved; returns a waiting sender to hand it to.
-    mutating func commit(_ queued: Queued, loop: ObjectIdentifier?) -> CheckedContinuation<Wake, Never>? {
+    /// Puts an upload into the memory it reserved, or hands it to a waiting sender.
+    mutating func commit(_ queued: Queued, loop: ObjectIdentifier?) -> Action {
         reservedItems -= 1
         reservedBytes -= queued.bytes
-        if !senders.isEmpty, !held {
+        var action = Action()
+        if !senders.isEmpty, !isHeld {
             // A sender on this loop takes it without waking another thread. (Another loop
             // first gave +18% acks/s on one closed-loop connection but +26% CPU and one
             // more context switch per upload; with one core it is all one loop.)
             let index = loop.flatMap { loop in senders.firstIndex { $0.loop == loop } } ?? 0
             inFlight += 1
-            return senders.remove(at: index).continuation
+            action.senders.append((senders.remove(at: index).continuation, .memory(queued)))
+            return action
         }
         memory.append(queued)
         memoryBytes += queued.bytes
-        return nil
+        return action
     }
 
-    /// A spool write finished: on success the record waits for a sender (the returned one,
-    /// if any is waiting); on failure the upload ends as refused.
-    mutating func spoolWriteFinished(_ sequence: UInt64, stored: Bool) -> (
-        sender: CheckedContinuation<Wake, Never>?, finishedFlushes: [CheckedContinuation<Void, Never>]
-    ) {
+    /// A spool write finished: on success the record waits for a sender (a waiting one is
+    /// woken), or stays for the next start once the pipeline was abandoned; on failure the
+    /// upload ends as refused.
+    mutating func spoolWriteFinished(_ sequence: UInt64, stored: Bool) -> Action {
         spoolWriting -= 1
-        if stored, abandoned {
-            return (nil, end(sequence))
-        }
-        if stored {
+        var action = Action()
+        if stored, phase == .abandoned {
+            action.leftInSpool = 1
+            action.flushes = end(sequence)
+        } else if stored {
             spoolAvailable += 1
-            return (senders.isEmpty ? nil : senders.removeFirst().continuation, [])
+            if !senders.isEmpty { action.senders.append((senders.removeFirst().continuation, .spool)) }
+        } else {
+            action.flushes = end(sequence)
         }
-        return (nil, end(sequence))
+        releaseIdleSendersIfFinished(into: &action)
+        return action
     }
 
     /// What a sender should do next.
@@ -167,7 +205,7 @@ struct PipelineState {
     }
 
     mutating func take() -> Take {
-        if held { return closed && spoolWriting == 0 && memory.isEmpty && spoolAvailable == 0 ? .finished : .wait }
+        if isHeld { return isClosed && spoolWriting == 0 && memory.isEmpty && spoolAvailable == 0 ? .finished : .wait }
         if let queued = memory.popFirst() {
             memoryBytes -= queued.bytes
             inFlight += 1
@@ -178,7 +216,7 @@ struct PipelineState {
             inFlight += 1
             return .spool
         }
-        return closed && spoolWriting == 0 ? .finished : .wait
+        return isClosed && spoolWriting == 0 ? .finished : .wait
     }
 
     /// A sender that reserved a spool read found nothing it could send now.
@@ -207,13 +245,84 @@ struct PipelineState {
         return finished
     }
 
-    /// Senders waiting now that can never get work: closed and nothing left.
-    mutating func releaseIdleSendersIfFinished() -> [CheckedContinuation<Wake, Never>] {
-        guard closed, memory.isEmpty, spoolAvailable == 0, spoolWriting == 0 else { return [] }
-        defer { senders.removeAll() }
-        return senders.map(\.continuation)
+    /// A taken upload ended (delivered, dropped, kept in the spool).
+    mutating func finish(_ sequence: UInt64) -> Action {
+        inFlight -= 1
+        var action = Action(flushes: end(sequence))
+        action.idle = memory.isEmpty && inFlight == 0
+        releaseIdleSendersIfFinished(into: &action)
+        return action
     }
 
-    var isIdle: Bool { memory.isEmpty && inFlight == 0 }
+    /// Refuses further uploads; senders drain what is left.
+    mutating func close() -> Action {
+        switch phase {
+        case .accepting(let held): phase = .draining(held: held)
+        case .draining, .abandoned: break
+        }
+        var action = Action()
+        releaseIdleSendersIfFinished(into: &action)
+        return action
+    }
 
+    /// At the drain deadline: memory is emptied (dropped), the spool's records are left, and
+    /// every flush is released.
+    mutating func abandon() -> Action {
+        phase = .abandoned
+        var action = Action(droppedFromMemory: Array(memory), leftInSpool: spoolAvailable)
+        memory.removeAll()
+        memoryBytes = 0
+        spoolAvailable = 0
+        incomplete -= action.droppedFromMemory.count + action.leftInSpool
+        action.flushes = flushes.map(\.continuation)
+        flushes.removeAll()
+        return action
+    }
+
+    /// Senders get nothing until `resume`; arrivals are noted from now on.
+    mutating func hold() {
+        switch phase {
+        case .accepting: phase = .accepting(held: true)
+        case .draining: phase = .draining(held: true)
+        case .abandoned: break
+        }
+    }
+
+    /// Ends a hold: waiting senders look again, waiting deliveries go on.
+    mutating func resume() -> Action {
+        switch phase {
+        case .accepting: phase = .accepting(held: false)
+        case .draining: phase = .draining(held: false)
+        case .abandoned: break
+        }
+        arrivals.removeAll()
+        var action = Action(heldAttempts: Array(heldAttempts.values))
+        action.senders = senders.map { ($0.continuation, .spool) }
+        senders.removeAll()
+        heldAttempts.removeAll()
+        return action
+    }
+
+    /// Marks every upload up to `through` stale and takes those in memory out.
+    mutating func discard(through: UInt64) -> Action {
+        staleThrough = max(staleThrough ?? 0, through)
+        var action = Action(droppedFromMemory: Array(memory.filter { $0.sequence <= through }))
+        memory.removeAll { $0.sequence <= through }
+        memoryBytes = memory.reduce(0) { $0 + $1.bytes }
+        action.flushes = action.droppedFromMemory.flatMap { end($0.sequence) }
+        return action
+    }
+
+    /// Spool records removed by a restore: they ended.
+    mutating func discardedFromSpool(_ sequences: [UInt64]) -> Action {
+        spoolAvailable = max(0, spoolAvailable - sequences.count)
+        return Action(flushes: sequences.flatMap { end($0) })
+    }
+
+    /// Senders waiting now that can never get work: closed and nothing left.
+    private mutating func releaseIdleSendersIfFinished(into action: inout Action) {
+        guard isClosed, memory.isEmpty, spoolAvailable == 0, spoolWriting == 0 else { return }
+        action.senders += senders.map { ($0.continuation, .closed) }
+        senders.removeAll()
+    }
 }
