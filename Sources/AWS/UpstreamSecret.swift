@@ -14,7 +14,6 @@ public final class UpstreamSecret: UpstreamCredentialSource, Service, CustomStri
         var fetching = false
         var fetchWaiters: [CheckedContinuation<UpstreamCredentials?, Never>] = []
         var waiters: [Int: CheckedContinuation<UpstreamCredentials?, Never>] = [:]
-        var cancelledWaiters: Set<Int> = []
         var nextWaiter = 0
         var consecutiveFailures = 0
         var lastRejectionRefetch: ContinuousClock.Instant?
@@ -198,25 +197,12 @@ public final class UpstreamSecret: UpstreamCredentialSource, Service, CustomStri
             state.nextWaiter += 1
             return state.nextWaiter
         }
-        return await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                state.withLock { state in
-                    if let credentials = state.credentials {
-                        continuation.resume(returning: credentials)
-                    } else if state.cancelledWaiters.remove(id) != nil {
-                        continuation.resume(returning: nil)
-                    } else {
-                        state.waiters[id] = continuation
-                    }
-                }
-            }
-        } onCancel: {
-            let waiter = state.withLock { state -> CheckedContinuation<UpstreamCredentials?, Never>? in
-                if let waiter = state.waiters.removeValue(forKey: id) { return waiter }
-                state.cancelledWaiters.insert(id)
-                return nil
-            }
-            waiter?.resume(returning: nil)
+        return await state.park(cancelled: nil) { state, continuation in
+            if let credentials = state.credentials { return credentials }
+            state.waiters[id] = continuation
+            return nil
+        } unpark: { state in
+            state.waiters.removeValue(forKey: id)
         }
     }
 

@@ -1,3 +1,4 @@
+import RelayCore
 import Synchronization
 
 /// Which invocations the runtime has finished, as told by `platform.runtimeDone`
@@ -32,21 +33,12 @@ public final class RuntimeDoneTracker: Sendable {
             state.nextID += 1
             return state.nextID
         }
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let finished = state.withLock { state -> Bool in
-                    if Task.isCancelled || state.done.contains(requestID) { return true }
-                    state.waiters.append((id, requestID, continuation))
-                    return false
-                }
-                if finished { continuation.resume() }
-            }
-        } onCancel: {
-            let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-                guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
-                return state.waiters.remove(at: index).continuation
-            }
-            waiter?.resume()
+        await state.park(cancelled: ()) { state, continuation in
+            if state.done.contains(requestID) { return () }
+            state.waiters.append((id, requestID, continuation))
+            return nil
+        } unpark: { state in
+            state.waiters.firstIndex { $0.id == id }.map { state.waiters.remove(at: $0).continuation }
         }
     }
 }
