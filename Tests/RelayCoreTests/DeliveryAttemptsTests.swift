@@ -8,6 +8,13 @@ import Testing
     static let policy = RetryPolicy()
     static let young = DeliveryAttempts.Circumstances(age: .seconds(1))
 
+    /// The next action, with `confirmCurrent` answered "still current" as the pipeline would
+    /// outside a SnapStart restore.
+    static func next(_ attempts: inout DeliveryAttempts, after event: DeliveryAttempts.Event, _ now: DeliveryAttempts.Circumstances) -> Action {
+        let action = attempts.next(after: event, now)
+        return action == .confirmCurrent ? attempts.next(after: .confirmed(isCurrent: true), now) : action
+    }
+
     /// A machine that has sent `attempt` requests (at least one more than `reconnects`), the
     /// first `reconnects` beyond the first being immediate reconnects and the rest retries
     /// after a 500, and waits for the last one's answer. The jitter draw is 0.5: no jitter.
@@ -16,13 +23,13 @@ import Testing
     ) -> DeliveryAttempts {
         var attempts = DeliveryAttempts(policy: policy, isFromSpool: isFromSpool, canRefetchCredentials: canRefetchCredentials, drawJitter: { 0.5 })
         let now = DeliveryAttempts.Circumstances(age: .zero)
-        var action = attempts.next(after: .start, now)
+        var action = next(&attempts, after: .start, now)
         while attempts.attempts < max(attempt, reconnects + 1) {
             if attempts.reconnects < reconnects {
-                action = attempts.next(after: .answered(.connectionFailure), now)
+                action = next(&attempts, after: .answered(.connectionFailure), now)
             } else {
                 guard case .wait = attempts.next(after: .answered(.status(code: 500, retryAfter: nil)), now) else { break }
-                action = attempts.next(after: .waited, now)
+                action = next(&attempts, after: .waited, now)
             }
         }
         precondition(action == .send(attempt: attempts.attempts) || action == .reconnect(attempt: attempts.attempts))
@@ -31,7 +38,7 @@ import Testing
 
     func decide(_ result: DeliveryAttempts.AttemptResult, attempt: Int = 1, reconnects: Int = 2, age: Duration = .seconds(1)) -> Action {
         var attempts = Self.machine(attempt: attempt, reconnects: reconnects)
-        return attempts.next(after: .answered(result), .init(age: age))
+        return Self.next(&attempts, after: .answered(result), .init(age: age))
     }
 
     @Test func classifiesAnswers() {
@@ -82,14 +89,14 @@ import Testing
         #expect(decide(.status(code: 503, retryAfter: .zero), attempt: 10) == .finish(.dropped(.maxRetries)))
         #expect(decide(.connectionFailure, attempt: 10, reconnects: 0) == .finish(.dropped(.maxRetries)), "no reconnect past the budget")
         var once = DeliveryAttempts(policy: RetryPolicy(maxAttempts: 1, jitter: 0))
-        #expect(once.next(after: .start, .init(age: .zero)) == .send(attempt: 1))
+        #expect(Self.next(&once, after: .start, .init(age: .zero)) == .send(attempt: 1))
         #expect(once.next(after: .answered(.connectionFailure), .init(age: .zero)) == .finish(.dropped(.maxRetries)))
         // Every send is counted: ten reconnect-or-retry answers in a row end at the tenth.
         var attempts = DeliveryAttempts(policy: Self.policy, drawJitter: { 0.5 })
-        var actions: [Action] = [attempts.next(after: .start, Self.young)]
+        var actions: [Action] = [Self.next(&attempts, after: .start, Self.young)]
         while case .send = actions.last ?? .refetchCredentials {
             actions.append(attempts.next(after: .answered(.status(code: 503, retryAfter: .zero)), Self.young))
-            if actions.last == .wait(.zero) { actions.append(attempts.next(after: .waited, Self.young)) }
+            if actions.last == .wait(.zero) { actions.append(Self.next(&attempts, after: .waited, Self.young)) }
         }
         #expect(attempts.attempts == 10)
         #expect(actions.last == .finish(.dropped(.maxRetries)))
@@ -98,7 +105,7 @@ import Testing
     @Test func aRejectedCredentialIsFetchedAgainOnceAndTheResendCounts() {
         var attempts = Self.machine(reconnects: 0, canRefetchCredentials: true)
         #expect(attempts.next(after: .answered(.status(code: 401, retryAfter: nil)), Self.young) == .refetchCredentials)
-        #expect(attempts.next(after: .credentialsRefetched(true), Self.young) == .send(attempt: 2))
+        #expect(Self.next(&attempts, after: .credentialsRefetched(true), Self.young) == .send(attempt: 2))
         #expect(attempts.next(after: .answered(.status(code: 403, retryAfter: nil)), Self.young) == .finish(.dropped(.rejected4xx)), "once per upload")
 
         var unchanged = Self.machine(reconnects: 0, canRefetchCredentials: true)
@@ -118,10 +125,10 @@ import Testing
         #expect(ShutdownWindow().allowsAttempt(after: .seconds(3600)), "no deadline: always time")
 
         var fresh = DeliveryAttempts(policy: Self.policy)
-        #expect(fresh.next(after: .start, .init(age: .zero, shutdown: slow)) == .finish(.dropped(.shutdownDeadline)))
+        #expect(Self.next(&fresh, after: .start, .init(age: .zero, shutdown: slow)) == .finish(.dropped(.shutdownDeadline)))
         #expect(fresh.attempts == 0, "nothing was sent")
         var spooled = DeliveryAttempts(policy: Self.policy, isFromSpool: true)
-        #expect(spooled.next(after: .start, .init(age: .zero, shutdown: slow)) == .finish(.keptInSpool), "the spool keeps it for the next start")
+        #expect(Self.next(&spooled, after: .start, .init(age: .zero, shutdown: slow)) == .finish(.keptInSpool), "the spool keeps it for the next start")
 
         // A backoff that would end past the deadline is not waited for.
         var retrying = Self.machine(reconnects: 0)
@@ -129,13 +136,32 @@ import Testing
         #expect(retrying.next(after: .answered(.status(code: 503, retryAfter: nil)), .init(age: .zero, shutdown: late)) == .finish(.dropped(.shutdownDeadline)))
         var reconnecting = Self.machine(reconnects: 0)
         #expect(
-            reconnecting.next(after: .answered(.connectionFailure), .init(age: .zero, shutdown: late)) == .reconnect(attempt: 2), "a reconnect needs no wait")
-        #expect(reconnecting.next(after: .answered(.connectionFailure), .init(age: .zero, shutdown: slow)) == .finish(.dropped(.shutdownDeadline)))
+            Self.next(&reconnecting, after: .answered(.connectionFailure), .init(age: .zero, shutdown: late)) == .reconnect(attempt: 2),
+            "a reconnect needs no wait")
+        #expect(
+            Self.next(&reconnecting, after: .answered(.connectionFailure), .init(age: .zero, shutdown: slow)) == .finish(.dropped(.shutdownDeadline)))
     }
 
-    @Test func aSupersededOrCancelledUploadEnds() {
-        var restored = Self.machine(reconnects: 0)
-        #expect(restored.next(after: .superseded, Self.young) == .finish(.dropped(.snapshot)))
+    @Test func everySendIsConfirmedCurrentFirstAndAStaleUploadIsDroppedAsSnapshotEvenAtShutdown() {
+        var attempts = DeliveryAttempts(policy: Self.policy)
+        #expect(attempts.next(after: .start, Self.young) == .confirmCurrent)
+        #expect(attempts.next(after: .confirmed(isCurrent: true), Self.young) == .send(attempt: 1))
+        #expect(attempts.next(after: .answered(.connectionFailure), Self.young) == .confirmCurrent)
+        #expect(attempts.next(after: .confirmed(isCurrent: true), Self.young) == .reconnect(attempt: 2))
+        #expect(attempts.next(after: .answered(.status(code: 503, retryAfter: .zero)), Self.young) == .wait(.zero))
+        #expect(attempts.next(after: .waited, Self.young) == .confirmCurrent)
+        #expect(attempts.next(after: .confirmed(isCurrent: false), Self.young) == .finish(.dropped(.snapshot)))
+        #expect(attempts.attempts == 2, "nothing sent once it was stale")
+
+        // Currency is asked before the time is judged: a stale upload from the spool is
+        // dropped (its record deleted), never kept to be replayed by the next start.
+        var stale = DeliveryAttempts(policy: Self.policy, isFromSpool: true)
+        let closing = DeliveryAttempts.Circumstances(age: .zero, shutdown: ShutdownWindow(timeLeft: .zero, slowestRecentAttempt: .seconds(1)))
+        #expect(stale.next(after: .start, closing) == .confirmCurrent)
+        #expect(stale.next(after: .confirmed(isCurrent: false), closing) == .finish(.dropped(.snapshot)))
+    }
+
+    @Test func aCancelledUploadEnds() {
         var cancelled = Self.machine(reconnects: 0)
         #expect(cancelled.next(after: .cancelled, Self.young) == .finish(.dropped(.shutdownDeadline)))
         var cancelledFromSpool = Self.machine(reconnects: 0, isFromSpool: true)

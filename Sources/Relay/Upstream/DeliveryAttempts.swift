@@ -29,14 +29,17 @@ struct DeliveryAttempts {
         case credentialsRefetched(Bool)
         /// The wait asked for is over.
         case waited
-        /// The upload must not be sent any more: accepted before a SnapStart restore, so
-        /// every restored copy would send it.
-        case superseded
+        /// `confirmCurrent` was carried out: false when the upload must not be sent any more
+        /// (accepted before a SnapStart restore, so every restored copy would send it).
+        case confirmed(isCurrent: Bool)
         /// The drain deadline cancelled an attempt, a wait or the wait for credentials.
         case cancelled
     }
 
     enum Action: Sendable, Equatable {
+        /// Before each send: ask the pipeline whether the upload may still be sent (this may
+        /// wait while a SnapStart snapshot may be taken), then report `confirmed`.
+        case confirmCurrent
         /// Make attempt number `attempt` (1 for the first) now.
         case send(attempt: Int)
         /// Send again at once on a fresh connection, as attempt `attempt`: the pooled one was dead.
@@ -67,6 +70,9 @@ struct DeliveryAttempts {
     private var credentialsRefetched = false
     /// The answer a credential refetch was asked for; decided on if the refetch brings nothing.
     private var awaitingRefetch: AttemptResult?
+    /// The send waiting for `confirmed`: a reconnect, or not.
+    private var pendingSend: PendingSend?
+    private enum PendingSend { case send, reconnect }
     /// A value in [0, 1) for the jitter; drawn only for a backoff (it costs a getrandom syscall).
     private let drawJitter: () -> Double
 
@@ -86,16 +92,22 @@ struct DeliveryAttempts {
     mutating func next(after event: Event, _ now: Circumstances) -> Action {
         switch event {
         case .start, .waited:
-            return send(now, after: .zero) { .send(attempt: $0) }
-        case .superseded:
-            return .finish(.dropped(.snapshot))
+            return confirmCurrent(then: .send)
+        case .confirmed(let isCurrent):
+            guard let pending = pendingSend else { return .finish(cutShort) }
+            pendingSend = nil
+            guard isCurrent else { return .finish(.dropped(.snapshot)) }
+            // Then, at shutdown: not started when its answer would come after the deadline.
+            guard hasTime(now, after: .zero) else { return .finish(cutShort) }
+            attempts += 1
+            return pending == .reconnect ? .reconnect(attempt: attempts) : .send(attempt: attempts)
         case .cancelled:
             return .finish(cutShort)
         case .credentialsRefetched(let fresh):
             guard let result = awaitingRefetch else { return .finish(cutShort) }
             awaitingRefetch = nil
             // The secret was rotated: send again at once with the new value (a request, counted).
-            if fresh { return send(now, after: .zero) { .send(attempt: $0) } }
+            if fresh { return confirmCurrent(then: .send) }
             return decide(result, now)
         case .answered(let result):
             if case .status(let code, _) = result, code == 401 || code == 403, canRefetchCredentials, !credentialsRefetched {
@@ -120,7 +132,7 @@ struct DeliveryAttempts {
         if attempts >= policy.maxAttempts { return .finish(.dropped(.maxRetries)) }
         if result == .connectionFailure, reconnects < policy.immediateReconnects, now.age < policy.maxAge {
             reconnects += 1
-            return send(now, after: .zero) { .reconnect(attempt: $0) }
+            return confirmCurrent(then: .reconnect)
         }
         // The remote's Retry-After wins over our backoff (even a longer one), up to five
         // minutes: a remote asking for more is treated as down for that long. The backoff
@@ -133,11 +145,9 @@ struct DeliveryAttempts {
         return .wait(delay)
     }
 
-    /// The next attempt, when it can still end before the drain deadline.
-    private mutating func send(_ now: Circumstances, after delay: Duration, _ action: (Int) -> Action) -> Action {
-        guard hasTime(now, after: delay) else { return .finish(cutShort) }
-        attempts += 1
-        return action(attempts)
+    private mutating func confirmCurrent(then send: PendingSend) -> Action {
+        pendingSend = send
+        return .confirmCurrent
     }
 
     private func hasTime(_ now: Circumstances, after delay: Duration) -> Bool {

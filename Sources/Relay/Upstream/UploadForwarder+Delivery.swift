@@ -40,7 +40,6 @@ extension UploadForwarder {
         // What the last attempt said, for the lines about it.
         var report = AttemptReport()
         func send(_ attempt: Int) async -> (DeliveryAttempts.Event, AttemptReport) {
-            guard await isCurrent() else { return (.superseded, report) }
             let (event, report) = await self.attempt(request)
             if case .answered(.status(let code, _)) = event, (200..<300).contains(code), logger.logLevel <= .trace {
                 uploadLogger().trace(
@@ -57,6 +56,8 @@ extension UploadForwarder {
             let circumstances = DeliveryAttempts.Circumstances(
                 age: clock.now - upload.receivedAt, shutdown: shutdownWindow())
             switch attempts.next(after: event, circumstances) {
+            case .confirmCurrent:
+                event = .confirmed(isCurrent: await isCurrent())
             case .send(let attempt):
                 (event, report) = await send(attempt)
             case .reconnect(let attempt):
