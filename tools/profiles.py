@@ -38,7 +38,8 @@ import urllib.parse
 
 from google.protobuf import descriptor_pb2
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# decode_pprof is a test peer (Tests/Peers), shared with the Swift tests.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "Tests", "Peers"))
 import decode_pprof  # noqa: E402
 
 F = descriptor_pb2.FieldDescriptorProto

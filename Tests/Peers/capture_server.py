@@ -2,7 +2,7 @@
 """Stand-in Pyroscope server: accepts any request, answers 200, records it.
 
 Usage:
-  python3 scripts/capture_server.py [--host 127.0.0.1] [--port 4100]
+  python3 Tests/Peers/capture_server.py [--host 127.0.0.1] [--port 4100]
       [--port-file PATH] [--out PATH.jsonl] [--bodies DIR] [--max-seconds N] [--follow-pid PID] [--quiet]
 
 * HTTP/1.1 with keep-alive, any method and path, Content-Length or chunked
@@ -20,7 +20,7 @@ Usage:
   recorded verbatim, credentials included; only stdout is masked.
 * --bodies DIR also keeps each request body as DIR/NNNNNN.bin (as received,
   gzip included); the record names it in body_file (relative to DIR), so
-  scripts/profiles.py can decode the profiles afterwards.
+  tools/profiles.py can decode the profiles afterwards.
 * Stdlib only. Stops with exit 0 on SIGTERM/SIGINT, and by itself after
   --max-seconds (default 600) or, with --follow-pid, when that process is gone
   (make run: the capture server lives exactly as long as the relay's script).

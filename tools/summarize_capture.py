@@ -2,9 +2,9 @@
 """Summarize a capture_server.py JSONL file as Markdown.
 
 Usage:
-  python3 scripts/summarize_capture.py PATH.jsonl
+  python3 tools/summarize_capture.py PATH.jsonl
 
-  python3 scripts/summarize_capture.py --lambda-labels PATH.jsonl
+  python3 tools/summarize_capture.py --lambda-labels PATH.jsonl
 
 Prints: requests by kind and path, total bytes, distinct service_name / app
 names, the Lambda labels the extension added (PYROSCOPE_LAMBDA_LABELS), auth

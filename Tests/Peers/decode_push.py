@@ -10,7 +10,7 @@ protobuf). Prints one JSON list, per frame either
 or {"error": "..."} when the body is not a valid PushRequest.
 
 The schema is grafana/pyroscope api/push/v1/push.proto (and types/v1 LabelPair), the one
-scripts/profiles.py builds as a descriptor, so no protoc or generated _pb2 module is needed.
+tools/profiles.py builds as a descriptor, so no protoc or generated _pb2 module is needed.
 """
 
 import gzip
@@ -19,7 +19,7 @@ import os
 import struct
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "tools"))
 from profiles import PushRequest  # noqa: E402  (the one push.v1 schema of the scripts)
 
 
