@@ -54,7 +54,7 @@ MODE       ?= on-demand
 # benchmarks (Benchmarks/), the layer's scripts and tests, the example function.
 PY_SOURCES := Tests/Peers/*.py tools/*.py tools/tests/*.py tools/local-lambda/*.py tools/local-lambda/local_lambda/*.py \
 	tools/local-lambda/lambda_function/*.py tools/local-lambda/tests/*.py \
-	layer/*.py layer/toolchain/clang layer/tests/*.py examples/python-function/*.py
+	Benchmarks/*.py layer/*.py layer/toolchain/clang layer/tests/*.py examples/python-function/*.py
 # The pytest suites make test runs after the Swift tests.
 PYTEST_DIRS := tools/tests tools/local-lambda/tests
 # make demo, make observe and make lambda-local build the relay first, unless RELAY_BINARY names a built one
@@ -132,17 +132,17 @@ lint: ## swift format lint --strict (config: .swift-format) and Python syntax
 
 # make bench and make bench-cost: the layer binary whose cost to the function is measured
 # (make layer builds it), and BENCH_PEER, another extension binary measured in turns with it
-# (the Go extension built beside the project, say: README "What it costs the function").
+# (the Go extension built beside the project, say: CONTRIBUTING.md "What it costs the function").
 LAYER_BINARY := dist/x86_64/extensions/$(RELAY)
 LAYER_ZIP    := dist/$(RELAY)-x86_64.zip
 BENCH_PEER   ?=
 BENCH_TOOLS   = @command -v wrk >/dev/null && command -v nginx >/dev/null && command -v curl >/dev/null && command -v cc >/dev/null && command -v zip >/dev/null || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light curl gcc zip; }
-STARTUP_BIN  := bench/results/.bin/startup
+STARTUP_BIN  := Benchmarks/results/.bin/startup
 COST_ARGS     = --layer-binary $(LAYER_BINARY) --layer-zip $(LAYER_ZIP) $(if $(BENCH_PEER),--peer "$(BENCH_PEER)")
 
-$(STARTUP_BIN): bench/startup.c bench/lambda_life.c
-	@mkdir -p $(dir $@) && cc -O2 -Wall -o $@ bench/startup.c bench/lambda_life.c
+$(STARTUP_BIN): Benchmarks/startup.c Benchmarks/lambda_life.c
+	@mkdir -p $(dir $@) && cc -O2 -Wall -o $@ Benchmarks/startup.c Benchmarks/lambda_life.c
 
 bench: venv ## Relay vs nginx, A B A B: ack latency, delivered rate, memory, start-up, CPU, LogBench, self-profiling overhead, log bytes per refused upload; the layer binary's cost to the function, in turns with BENCH_PEER (BENCH_QUICK=1: one short round)
 	$(BENCH_TOOLS)
@@ -152,7 +152,7 @@ bench: venv ## Relay vs nginx, A B A B: ack latency, delivered rate, memory, sta
 	$(SWIFT) build -c release --product $(RELAY)
 	$(SWIFT) build -c release --product LogBench
 	$(SWIFT) build -c release --product PipelineBench
-	$(VENV_PY) bench/run_bench.py --relay "$(RELEASE_DIR)/$(RELAY)" --logbench "$(RELEASE_DIR)/LogBench" \
+	$(VENV_PY) Benchmarks/run_bench.py --relay "$(RELEASE_DIR)/$(RELAY)" --logbench "$(RELEASE_DIR)/LogBench" \
 		--pipelinebench "$(RELEASE_DIR)/PipelineBench" \
 		--startup-bin $(STARTUP_BIN) $(COST_ARGS)
 
@@ -160,11 +160,11 @@ bench-cost: venv ## Only the layer binary's cost to the function (init, idle mem
 	$(BENCH_TOOLS)
 	@$(MAKE) --no-print-directory layer ARCH=x86_64
 	@$(MAKE) --no-print-directory $(STARTUP_BIN)
-	$(VENV_PY) bench/extension_cost.py --binary $(LAYER_BINARY) --zip $(LAYER_ZIP) $(if $(BENCH_PEER),--peer "$(BENCH_PEER)") \
+	$(VENV_PY) Benchmarks/extension_cost.py --binary $(LAYER_BINARY) --zip $(LAYER_ZIP) $(if $(BENCH_PEER),--peer "$(BENCH_PEER)") \
 		--startup-bin $(STARTUP_BIN)
 
 # make bench-ladder: the floor of each layer of the stack, probes that only register and wait
-# for SHUTDOWN (bench/ladder/, a package of its own), in turns with BENCH_PEER; LADDER_BINARY
+# for SHUTDOWN (Benchmarks/ladder/, a package of its own), in turns with BENCH_PEER; LADDER_BINARY
 # adds a built layer binary as the last row. The probes link as the layer does (layer-tools:
 # zig); builds run niced, the measurement not.
 LADDER_BINARY ?=
@@ -172,7 +172,7 @@ LADDER_TOOLS  = @command -v cc >/dev/null && command -v strip >/dev/null && comm
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc binutils libc6-dev zip; }
 bench-ladder: layer-tools ## The floor ladder: C, Swift, NIO, NIOSSL and log/metrics/lifecycle probes (register, first /event/next, RSS, CPU, size), in turns with BENCH_PEER; LADDER_BINARY=path adds the layer binary
 	$(LADDER_TOOLS)
-	$(PYTHON) bench/ladder.py --layer-python "$(abspath $(LAYER_PY))" $(if $(BENCH_PEER),--peer "$(BENCH_PEER)") \
+	$(PYTHON) Benchmarks/ladder.py --layer-python "$(abspath $(LAYER_PY))" $(if $(BENCH_PEER),--peer "$(BENCH_PEER)") \
 		$(if $(LADDER_BINARY),--binary "$(LADDER_BINARY)")
 
 # What building, publishing and testing the layer needs: zig (the linker for old glibc),
