@@ -16,8 +16,8 @@ AWSLAMBDARIC_VERSION := 4.2.2
 PROTOBUF_VERSION := 5.29.3
 # make observe draws with these: flame graphs with pyinferno (the inferno flame graph
 # renderer; it needs pyinstrument; wheels only for CPython <= 3.11 on x86_64, elsewhere
-# scripts/flamegraph.py draws a plain SVG itself), the relay's figures with matplotlib;
-# pytest runs the scripts' tests.
+# tools/flamegraph.py draws a plain SVG itself), the relay's figures with matplotlib;
+# pytest runs the tools' tests.
 PYINFERNO_VERSION := 0.2.6
 PYINSTRUMENT_VERSION := 5.1.3
 MATPLOTLIB_VERSION := 3.11.2
@@ -50,8 +50,15 @@ PROMTOOL   := $(TOOLS_DIR)/prometheus/usr/bin/promtool
 OBSERVE_SECONDS ?= 60
 # make lambda-local: Lambda's execution model to emulate.
 MODE       ?= on-demand
+# Python: the tests' peers (Tests/Peers), the tools and the local Lambda (tools/), the
+# benchmarks (Benchmarks/), the layer's scripts and tests, the example function.
+PY_SOURCES := Tests/Peers/*.py tools/*.py tools/tests/*.py tools/local-lambda/*.py tools/local-lambda/local_lambda/*.py \
+	tools/local-lambda/lambda_function/*.py tools/local-lambda/tests/*.py \
+	Benchmarks/*.py layer/*.py layer/toolchain/clang layer/tests/*.py examples/python-function/*.py
+# The pytest suites make test runs after the Swift tests.
+PYTEST_DIRS := tools/tests tools/local-lambda/tests
 # make demo, make observe and make lambda-local build the relay first, unless RELAY_BINARY names a built one
-# (make test passes its own build to the scripts' tests, which run both targets).
+# (make test passes its own build to the tools' tests, which run both targets).
 RELAY_TO_RUN = $(or $(RELAY_BINARY),$(BIN_DIR)/$(RELAY))
 BUILD_RELAY  = $(if $(RELAY_BINARY),,$(SWIFT) build --product $(RELAY))
 
@@ -91,11 +98,11 @@ tools: $(PROMETHEUS) ## Prometheus and promtool unpacked into .build-tools/ (no 
 	@{ command -v openssl && [ -x /usr/sbin/nginx ] && [ -x /usr/bin/tinyproxy ]; } >/dev/null || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light tinyproxy openssl; }
 
-test: venv tools build ## Build and run every test (Swift Testing, then pytest for scripts/), with the real Python client, Prometheus, moto, nginx and tinyproxy as peers
+test: venv tools build ## Build and run every test (Swift Testing, then pytest for tools/ and tools/local-lambda/), with the real Python client, Prometheus, moto, nginx and tinyproxy as peers
 	RELAY_BINARY="$(BIN_DIR)/$(RELAY)" PYROSCOPE_TEST_PYTHON="$(abspath $(VENV_PY))" \
 		PROMETHEUS="$(abspath $(PROMETHEUS))" PROMTOOL="$(abspath $(PROMTOOL))" \
 		$(SWIFT) test --skip-build
-	RELAY_BINARY="$(BIN_DIR)/$(RELAY)" PROMETHEUS="$(abspath $(PROMETHEUS))" $(VENV_PY) -m pytest -q scripts/tests
+	RELAY_BINARY="$(BIN_DIR)/$(RELAY)" PROMETHEUS="$(abspath $(PROMETHEUS))" $(VENV_PY) -m pytest -q $(PYTEST_DIRS)
 
 # make test runs the ingress property test for its default 4 s; this runs it longer.
 FUZZ_SECONDS ?= 300
@@ -104,38 +111,38 @@ fuzz: build ## The ingress property test (random and mutated requests through th
 
 run: ## Dev-mode relay on localhost:4040: to PYROSCOPE_REMOTE_ADDRESS, or a local capture server when unset
 	$(SWIFT) build --product $(RELAY)
-	@scripts/run.sh "$(BIN_DIR)/$(RELAY)"
+	@tools/run.sh "$(BIN_DIR)/$(RELAY)"
 
 demo: venv ## The main job end to end: a real profiled Python process -> relay -> a local stand-in Pyroscope; ends with OK or FAIL
 	$(BUILD_RELAY)
-	@scripts/demo.sh "$(RELAY_TO_RUN)" "$(VENV_PY)"
+	@tools/demo.sh "$(RELAY_TO_RUN)" "$(VENV_PY)"
 
 observe: venv tools ## Relay + Prometheus + profiled workload for OBSERVE_SECONDS (0: until Ctrl-C); leaves flame graphs and a metrics PNG
 	$(BUILD_RELAY)
-	@$(VENV_PY) scripts/observe.py --relay "$(RELAY_TO_RUN)" --prometheus "$(PROMETHEUS)" --seconds "$(OBSERVE_SECONDS)"
+	@$(VENV_PY) tools/observe.py --relay "$(RELAY_TO_RUN)" --prometheus "$(PROMETHEUS)" --seconds "$(OBSERVE_SECONDS)"
 
 lambda-local: venv ## A local Lambda (MODE=on-demand|provisioned-concurrency|snap-start|lambda-managed-instances) running the extension and a profiled Python function; ends with OK or FAIL
 	$(BUILD_RELAY)
-	@MODE="$(MODE)" scripts/lambda_local.sh "$(RELAY_TO_RUN)" "$(VENV_PY)"
+	@MODE="$(MODE)" tools/local-lambda/lambda_local.sh "$(RELAY_TO_RUN)" "$(VENV_PY)"
 
 lint: ## swift format lint --strict (config: .swift-format) and Python syntax
 	$(SWIFT) format lint --strict --recursive Sources Tests Benchmarks Package.swift
-	$(PYTHON) -m py_compile scripts/*.py scripts/tests/*.py layer/*.py layer/toolchain/clang layer/tests/*.py examples/python-function/*.py
-	for script in layer/build.sh layer/publish.sh layer/cross/*.sh; do bash -n "$$script" || exit 1; done
+	$(PYTHON) -m py_compile $(PY_SOURCES)
+	for script in layer/build.sh layer/publish.sh layer/cross/*.sh tools/*.sh tools/local-lambda/*.sh; do bash -n "$$script" || exit 1; done
 
 # make bench and make bench-cost: the layer binary whose cost to the function is measured
 # (make layer builds it), and BENCH_PEER, another extension binary measured in turns with it
-# (the Go extension built beside the project, say: README "What it costs the function").
+# (the Go extension built beside the project, say: CONTRIBUTING.md "What it costs the function").
 LAYER_BINARY := dist/x86_64/extensions/$(RELAY)
 LAYER_ZIP    := dist/$(RELAY)-x86_64.zip
 BENCH_PEER   ?=
 BENCH_TOOLS   = @command -v wrk >/dev/null && command -v nginx >/dev/null && command -v curl >/dev/null && command -v cc >/dev/null && command -v zip >/dev/null || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light curl gcc zip; }
-STARTUP_BIN  := bench/results/.bin/startup
+STARTUP_BIN  := Benchmarks/results/.bin/startup
 COST_ARGS     = --layer-binary $(LAYER_BINARY) --layer-zip $(LAYER_ZIP) $(if $(BENCH_PEER),--peer "$(BENCH_PEER)")
 
-$(STARTUP_BIN): bench/startup.c bench/lambda_life.c
-	@mkdir -p $(dir $@) && cc -O2 -Wall -o $@ bench/startup.c bench/lambda_life.c
+$(STARTUP_BIN): Benchmarks/startup.c Benchmarks/lambda_life.c
+	@mkdir -p $(dir $@) && cc -O2 -Wall -o $@ Benchmarks/startup.c Benchmarks/lambda_life.c
 
 bench: venv ## Relay vs nginx, A B A B: ack latency, delivered rate, memory, start-up, CPU, LogBench, self-profiling overhead, log bytes per refused upload; the layer binary's cost to the function, in turns with BENCH_PEER (BENCH_QUICK=1: one short round)
 	$(BENCH_TOOLS)
@@ -145,7 +152,7 @@ bench: venv ## Relay vs nginx, A B A B: ack latency, delivered rate, memory, sta
 	$(SWIFT) build -c release --product $(RELAY)
 	$(SWIFT) build -c release --product LogBench
 	$(SWIFT) build -c release --product PipelineBench
-	$(VENV_PY) bench/run_bench.py --relay "$(RELEASE_DIR)/$(RELAY)" --logbench "$(RELEASE_DIR)/LogBench" \
+	$(VENV_PY) Benchmarks/run_bench.py --relay "$(RELEASE_DIR)/$(RELAY)" --logbench "$(RELEASE_DIR)/LogBench" \
 		--pipelinebench "$(RELEASE_DIR)/PipelineBench" \
 		--startup-bin $(STARTUP_BIN) $(COST_ARGS)
 
@@ -153,11 +160,11 @@ bench-cost: venv ## Only the layer binary's cost to the function (init, idle mem
 	$(BENCH_TOOLS)
 	@$(MAKE) --no-print-directory layer ARCH=x86_64
 	@$(MAKE) --no-print-directory $(STARTUP_BIN)
-	$(VENV_PY) bench/extension_cost.py --binary $(LAYER_BINARY) --zip $(LAYER_ZIP) $(if $(BENCH_PEER),--peer "$(BENCH_PEER)") \
+	$(VENV_PY) Benchmarks/extension_cost.py --binary $(LAYER_BINARY) --zip $(LAYER_ZIP) $(if $(BENCH_PEER),--peer "$(BENCH_PEER)") \
 		--startup-bin $(STARTUP_BIN)
 
 # make bench-ladder: the floor of each layer of the stack, probes that only register and wait
-# for SHUTDOWN (bench/ladder/, a package of its own), in turns with BENCH_PEER; LADDER_BINARY
+# for SHUTDOWN (Benchmarks/ladder/, a package of its own), in turns with BENCH_PEER; LADDER_BINARY
 # adds a built layer binary as the last row. The probes link as the layer does (layer-tools:
 # zig); builds run niced, the measurement not.
 LADDER_BINARY ?=
@@ -165,7 +172,7 @@ LADDER_TOOLS  = @command -v cc >/dev/null && command -v strip >/dev/null && comm
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc binutils libc6-dev zip; }
 bench-ladder: layer-tools ## The floor ladder: C, Swift, NIO, NIOSSL and log/metrics/lifecycle probes (register, first /event/next, RSS, CPU, size), in turns with BENCH_PEER; LADDER_BINARY=path adds the layer binary
 	$(LADDER_TOOLS)
-	$(PYTHON) bench/ladder.py --layer-python "$(abspath $(LAYER_PY))" $(if $(BENCH_PEER),--peer "$(BENCH_PEER)") \
+	$(PYTHON) Benchmarks/ladder.py --layer-python "$(abspath $(LAYER_PY))" $(if $(BENCH_PEER),--peer "$(BENCH_PEER)") \
 		$(if $(LADDER_BINARY),--binary "$(LADDER_BINARY)")
 
 # What building, publishing and testing the layer needs: zig (the linker for old glibc),
@@ -202,9 +209,9 @@ publish-layers: ## publish-layer for both architectures (the zips of make layers
 	@$(MAKE) --no-print-directory publish-layer ARCH="$(ARCHS)"
 
 # As Lambda runs it: the extension as its unprivileged user with the layer read-only, the
-# whole session in a network namespace and a /tmp of its own (scripts/lambda_sandbox.sh).
+# whole session in a network namespace and a /tmp of its own (tools/local-lambda/lambda_sandbox.sh).
 test-layer: venv layer layer-runner ## Layer tests per ARCH: zip layout and start-up (arm64: under qemu), self-profiling, publishing (dry run, moto), example (cfn-lint, local Lambda); as Lambda's user, in a network of their own
-	LAYER_ARCH="$(ARCH)" PYROSCOPE_TEST_PYTHON="$(abspath $(VENV_PY))" scripts/lambda_sandbox.sh $(LAYER_PY) -m pytest -q layer/tests --ignore=layer/tests/test_compat.py
+	LAYER_ARCH="$(ARCH)" PYROSCOPE_TEST_PYTHON="$(abspath $(VENV_PY))" tools/local-lambda/lambda_sandbox.sh $(LAYER_PY) -m pytest -q layer/tests --ignore=layer/tests/test_compat.py
 
 test-layers: ## test-layer for both architectures
 	@$(MAKE) --no-print-directory test-layer ARCH="$(ARCHS)"

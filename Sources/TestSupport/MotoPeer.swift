@@ -1,7 +1,7 @@
 import Foundation
 import NIOConcurrencyHelpers
 
-/// `scripts/moto_peer.py`: moto in server mode (signatures and IAM checked) plus a fake
+/// `Tests/Peers/moto_peer.py`: moto in server mode (signatures and IAM checked) plus a fake
 /// Lambda container-credentials endpoint, driven by JSON commands over stdin.
 public final class MotoPeer: Sendable {
     public struct Keys: Sendable {
@@ -28,7 +28,7 @@ public final class MotoPeer: Sendable {
     public static func start() async throws -> MotoPeer {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: testPython)
-        process.arguments = [ClientFixture.repositoryRoot + "/scripts/moto_peer.py", "--container-token", containerToken]
+        process.arguments = [ClientFixture.repositoryRoot + "/Tests/Peers/moto_peer.py", "--container-token", containerToken]
         let stdin = Pipe()
         let stdout = Pipe()
         process.standardInput = stdin

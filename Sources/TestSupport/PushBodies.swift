@@ -1,7 +1,7 @@
 import Foundation
 
 /// Push API bodies (`push.v1.PushRequest`) for tests: written by a tiny encoder of its own
-/// (not the relay's) and read back by Google's protobuf runtime (`scripts/decode_push.py`
+/// (not the relay's) and read back by Google's protobuf runtime (`Tests/Peers/decode_push.py`
 /// in the test venv), so a rewrite is checked against an independent decoder.
 public enum PushBodies {
     public struct Sample: Sendable, Equatable {
@@ -82,7 +82,7 @@ public enum PushBodies {
             let length = UInt32(body.count)
             input += [UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)] + body
         }
-        let (status, output) = try await runProgram(testPython, [ClientFixture.repositoryRoot + "/scripts/decode_push.py"], input: input)
+        let (status, output) = try await runProgram(testPython, [ClientFixture.repositoryRoot + "/Tests/Peers/decode_push.py"], input: input)
         guard status == 0 else { throw FixtureError.unreadable("decode_push.py exited \(status): \(output)") }
         return try JSONDecoder().decode([Decoded].self, from: Data(output.utf8))
     }

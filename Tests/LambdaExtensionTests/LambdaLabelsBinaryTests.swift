@@ -23,7 +23,7 @@ import Testing
             let workload = Process()
             workload.executableURL = URL(fileURLWithPath: testPython)
             workload.arguments = [
-                ClientFixture.repositoryRoot + "/scripts/profiled_workload.py", "--server", "http://127.0.0.1:\(port)",
+                ClientFixture.repositoryRoot + "/Tests/Peers/profiled_workload.py", "--server", "http://127.0.0.1:\(port)",
                 "--app-name", "labels.test.app", "--seconds", "2", "--tag", "faas_name=client-name",
             ]
             try workload.run()

@@ -2,7 +2,7 @@ import Foundation
 import RelayTestSupport
 import Testing
 
-/// The extension binary inside the local Lambda (scripts/local_lambda.py): real
+/// The extension binary inside the local Lambda (tools/local-lambda/local_lambda.py): real
 /// Extensions, Runtime and Telemetry APIs, the real `awslambdaric` runtime running a
 /// function profiled by pyroscope-io, processes frozen between invocations.
 @Suite(.serialized) struct LocalLambdaTests {
@@ -81,9 +81,9 @@ import Testing
         process.executableURL = URL(fileURLWithPath: python)
         process.arguments =
             [
-                ClientFixture.repositoryRoot + "/scripts/local_lambda.py",
+                ClientFixture.repositoryRoot + "/tools/local-lambda/local_lambda.py",
                 "--extension", RelayProcess.binaryPath,
-                "--function-dir", ClientFixture.repositoryRoot + "/scripts/lambda_function",
+                "--function-dir", ClientFixture.repositoryRoot + "/tools/local-lambda/lambda_function",
                 "--python", python, "--invocations", "\(invocations)", "--freeze-seconds", "\(freezeSeconds)",
                 "--event", event, "--shutdown-ms", "\(shutdownMs)", "--report", reportPath, "--quiet",
             ] + Self.runAsLambdaUser + options + ["--env"] + environment.map { "\($0.key)=\($0.value)" }

@@ -14,7 +14,7 @@ import Testing
         let python = FileManager.default.isExecutableFile(atPath: testPython) ? testPython : "/usr/bin/python3"
         server.executableURL = URL(fileURLWithPath: python)
         server.arguments = [
-            ClientFixture.repositoryRoot + "/scripts/capture_server.py", "--port", "0", "--port-file", directory + "/port", "--quiet",
+            ClientFixture.repositoryRoot + "/Tests/Peers/capture_server.py", "--port", "0", "--port-file", directory + "/port", "--quiet",
             "--max-seconds", "120",
         ]
         server.standardError = FileHandle.nullDevice

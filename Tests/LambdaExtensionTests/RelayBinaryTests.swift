@@ -186,7 +186,7 @@ import Testing
             let workload = Process()
             workload.executableURL = URL(fileURLWithPath: Self.python)
             workload.arguments = [
-                ClientFixture.repositoryRoot + "/scripts/profiled_workload.py",
+                ClientFixture.repositoryRoot + "/Tests/Peers/profiled_workload.py",
                 "--server", "http://127.0.0.1:\(port)", "--app-name", "e2e.test.app", "--seconds", "3",
                 "--tag", "env=test",
             ]

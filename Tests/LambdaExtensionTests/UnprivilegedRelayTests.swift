@@ -38,7 +38,7 @@ struct UnprivilegedRelayTests {
             let workload = Process()
             workload.executableURL = URL(fileURLWithPath: testPython)
             workload.arguments = [
-                ClientFixture.repositoryRoot + "/scripts/profiled_workload.py", "--server", "http://127.0.0.1:\(port)", "--app-name",
+                ClientFixture.repositoryRoot + "/Tests/Peers/profiled_workload.py", "--server", "http://127.0.0.1:\(port)", "--app-name",
                 "unprivileged.app", "--seconds", "2",
             ]
             try workload.run()

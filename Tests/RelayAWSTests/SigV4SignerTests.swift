@@ -130,7 +130,7 @@ import Testing
             oracleCases.append(oracle)
         }
         let input = try JSONSerialization.data(withJSONObject: oracleCases)
-        let run = try await runProgram(testPython, [ClientFixture.repositoryRoot + "/scripts/sigv4_botocore.py"], input: Array(input))
+        let run = try await runProgram(testPython, [ClientFixture.repositoryRoot + "/Tests/Peers/sigv4_botocore.py"], input: Array(input))
         #expect(run.status == 0, "\(run.output)")
         let answers = try #require(try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [[String: String]])
         #expect(answers.count == Self.cases.count)

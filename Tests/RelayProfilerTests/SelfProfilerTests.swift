@@ -8,7 +8,7 @@ import Testing
 @_cdecl("relay_profiler_tests_marker")
 public func relayProfilerTestsMarker() {}
 
-/// Decodes a (gzipped) pprof profile with Google's protobuf runtime (scripts/decode_pprof.py),
+/// Decodes a (gzipped) pprof profile with Google's protobuf runtime (Tests/Peers/decode_pprof.py),
 /// an encoder independent of ours. Fails the test when it is not valid pprof.
 struct DecodedProfile: Decodable {
     struct Sample: Decodable {
@@ -23,7 +23,7 @@ struct DecodedProfile: Decodable {
     var samples: [Sample]
 
     static func decode(_ bytes: [UInt8]) async throws -> DecodedProfile {
-        let script = ClientFixture.repositoryRoot + "/scripts/decode_pprof.py"
+        let script = ClientFixture.repositoryRoot + "/Tests/Peers/decode_pprof.py"
         let (status, output) = try await runProgram(testPython, [script, "-"], input: bytes)
         try #require(status == 0, "not a valid pprof profile: \(output)")
         return try JSONDecoder().decode(DecodedProfile.self, from: Data(output.utf8))

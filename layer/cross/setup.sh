@@ -13,7 +13,7 @@
 #
 # Why sid: the host's Swift 6.3.1 has no aarch64 Linux runtime, PyPI has no Swift SDK, and a
 # compiler can only import modules built by its own version; Debian sid has swiftlang 6.2.3
-# for both amd64 and arm64 (../../README.md, "Install as a Lambda layer"). The sid compiler is
+# for both amd64 and arm64 (../../CONTRIBUTING.md, "The layer: build, publish, test"). The sid compiler is
 # linked against sid's glibc, so it runs in the root (layer/cross/in-root.sh), not on the host.
 #
 # Every version is pinned below; the .deb files fetched directly are checked by SHA256. The

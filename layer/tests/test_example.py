@@ -1,6 +1,6 @@
 """examples/python-function: the SAM template validates with cfn-lint and sets only
 settings the extension reads; the function runs with the layer's extension inside the
-local Lambda (scripts/local_lambda.py) and its profiles reach the stand-in Pyroscope."""
+local Lambda (tools/local-lambda/local_lambda.py) and its profiles reach the stand-in Pyroscope."""
 
 import gzip
 import json
@@ -73,7 +73,7 @@ def test_example_function_profiled_through_the_layer_in_local_lambda(layer_zip, 
     # pyroscope-io uploads every 10 s from configure(), at the first thaw after that: the third
     # invocation (after two 5.5 s freezes) sends one, and flush strategy end delivers it.
     subprocess.run(
-        [python, str(ROOT / "scripts" / "local_lambda.py"), "--extension", str(extension),
+        [python, str(ROOT / "tools" / "local-lambda" / "local_lambda.py"), "--extension", str(extension),
          "--function-dir", str(EXAMPLE), "--handler", "app.handler", "--python", python,
          "--invocations", "3", "--freeze-seconds", "5.5", "--invoke-timeout", "10", "--event", '{"size": 100000}',
          "--report", str(report), "--quiet", *run_as,

@@ -96,7 +96,7 @@ def test_layer_binary_profiles_itself_with_the_unwinder_it_was_linked_with(layer
     profiles = [body for path, body in sink.wait_for(1501) if path.startswith("/ingest?name=pyroscope.lambda.extension")]
     assert profiles, relay.lines[-20:]
     python = os.environ.get("PYROSCOPE_TEST_PYTHON", str(ROOT / ".venv" / "bin" / "python"))
-    decoded = subprocess.run([python, str(ROOT / "scripts" / "decode_pprof.py"), "-"], input=profiles[-1],
+    decoded = subprocess.run([python, str(ROOT / "Tests" / "Peers" / "decode_pprof.py"), "-"], input=profiles[-1],
                              capture_output=True, check=True).stdout
     samples = json.loads(decoded)["samples"]
     assert samples

@@ -9,7 +9,7 @@ if [[ -z "${PYROSCOPE_REMOTE_ADDRESS:-}" ]]; then
   work=$(mktemp -d)
   # It follows this script's process, so it answers as long as the relay runs (the relay is
   # not exec'd: this shell waits for it) and stops by itself if the script is killed.
-  python3 scripts/capture_server.py --port 0 --port-file "$work/port" --out "$work/received.jsonl" --follow-pid $$ &
+  python3 Tests/Peers/capture_server.py --port 0 --port-file "$work/port" --out "$work/received.jsonl" --follow-pid $$ &
   capture=$!
   trap 'kill $capture 2>/dev/null || true; wait $capture 2>/dev/null || true' EXIT
   for _ in $(seq 100); do [[ -s "$work/port" ]] && break; sleep 0.05; done

@@ -6,7 +6,7 @@ hardware counters (`perf stat -e instructions` is unsupported), so the repeatabl
 are the process's own: utime+stime and context switches (all threads, from /proc) over a
 fixed number of uploads. Context switches per upload count the thread hops.
 
-  bench/cost.py A_BINARY [B_BINARY] [--mode paced|flood|full] [-n 10000] [--turns 3]
+  Benchmarks/cost.py A_BINARY [B_BINARY] [--mode paced|flood|full] [-n 10000] [--turns 3]
 
   paced  1 KB pushes, 2 connections 1 ms apart (<= 2,000/s): each upload wakes a sender
   flood  1 KB pushes, 32 connections closed loop (acks, 503s once the queue is full)
@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run_bench import CLK_TCK, FIXTURE, Sink, cpu_ticks, free_port, wait_port, wrk  # noqa: E402
+from harness import CLK_TCK, FIXTURE, Sink, cpu_ticks, free_port, wait_port, wrk  # noqa: E402
 
 
 def ctx_switches(pid):

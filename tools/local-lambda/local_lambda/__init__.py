@@ -4,7 +4,7 @@ invocations, init/invoke/shutdown deadlines - in one of Lambda's execution model
 (on-demand, provisioned-concurrency, snap-start, lambda-managed-instances), and writes a
 JSON report of what happened.
 
-Entry point: scripts/local_lambda.py (or `python -m local_lambda` from scripts/).
+Entry point: tools/local-lambda/local_lambda.py (or `python -m local_lambda` from tools/local-lambda/).
 """
 
 from .cli import main

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make lambda-local [MODE=...]: the extension inside a local Lambda (scripts/local_lambda.py)
+# make lambda-local [MODE=...]: the extension inside a local Lambda (tools/local-lambda/local_lambda.py)
 # with a Python function profiled by pyroscope-io, relaying to a local stand-in Pyroscope
 # server (or PYROSCOPE_REMOTE_ADDRESS when set). Ends with a verdict line, OK or FAIL; FAIL
 # (exit 1) when the function or the extension failed, or when no profile reached the stand-in.
@@ -8,7 +8,7 @@
 #   LAMBDA_INVOCATIONS     invocations (default 3; lambda-managed-instances 24)
 #   LAMBDA_FREEZE_SECONDS  freeze after each invocation (default 5.5)
 #   LAMBDA_HANDLER         the function's handler (default app.handler)
-#   LAMBDA_FUNCTION_DIR    the function's folder (default scripts/lambda_function)
+#   LAMBDA_FUNCTION_DIR    the function's folder (default tools/local-lambda/lambda_function)
 #   LAMBDA_LISTEN_ADDRESS  where the extension listens and the function sends (default localhost:4040)
 #   PYROSCOPE_FLUSH_STRATEGY, PYROSCOPE_LOG_LEVEL  passed to the extension
 #   PYROSCOPE_LAMBDA_LABELS  passed to the extension (default true: the stand-in's uploads
@@ -16,17 +16,17 @@
 #   LAMBDA_RUN_AS          the extension's user:group when run as root (default 993:990, Lambda's
 #                          sbx_user1051; "root" keeps root)
 # As Lambda runs it: the extension as an unprivileged user, and (with the local stand-in, which
-# lives inside it too) the whole run in a network namespace of its own (scripts/lambda_sandbox.sh).
+# lives inside it too) the whole run in a network namespace of its own (tools/local-lambda/lambda_sandbox.sh).
 # Why these defaults: pyroscope-io uploads every 10 s from its start in the function's init,
 # and its clock stands still while the environment is frozen; the default run lasts past
 # that (three invocations 5.5 s apart; on lambda-managed-instances, never frozen, 12 s of
 # traffic), so the first profile goes out during the run, not into the shutdown.
 set -euo pipefail
 relay="$1"; python="$2"
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 # A remote of the user's own is outside any private namespace: then the machine's network.
 if [[ -z "${PYROSCOPE_REMOTE_ADDRESS:-}" && -z "${LAMBDA_SANDBOX_INSIDE:-}" ]]; then
-  exec scripts/lambda_sandbox.sh "$0" "$@"
+  exec tools/local-lambda/lambda_sandbox.sh "$0" "$@"
 fi
 run_as=()
 if [[ $(id -u) -eq 0 && "${LAMBDA_RUN_AS:-993:990}" != root ]]; then run_as=(--run-as "${LAMBDA_RUN_AS:-993:990}"); fi
@@ -48,7 +48,7 @@ cleanup() { [[ -n "$capture" ]] && kill "$capture" 2>/dev/null; wait 2>/dev/null
 trap cleanup EXIT
 remote="${PYROSCOPE_REMOTE_ADDRESS:-}"
 if [[ -z "$remote" ]]; then
-  python3 scripts/capture_server.py --port 0 --port-file "$work/port" --out "$work/received.jsonl" --quiet &
+  python3 Tests/Peers/capture_server.py --port 0 --port-file "$work/port" --out "$work/received.jsonl" --quiet &
   capture=$!
   for _ in $(seq 100); do [[ -s "$work/port" ]] && break; sleep 0.05; done
   [[ -s "$work/port" ]] || { echo "FAIL: the stand-in Pyroscope server did not start" >&2; exit 1; }
@@ -67,10 +67,10 @@ case "$mode" in
   *) echo "FAIL: MODE=$mode: not one of on-demand, provisioned-concurrency, snap-start, lambda-managed-instances" >&2; exit 2 ;;
 esac
 
-echo "== local Lambda, $mode: extension $relay${run_as:+ as ${run_as[1]}}, function ${LAMBDA_FUNCTION_DIR:-scripts/lambda_function} (${LAMBDA_HANDLER:-app.handler}) -> $remote"
+echo "== local Lambda, $mode: extension $relay${run_as:+ as ${run_as[1]}}, function ${LAMBDA_FUNCTION_DIR:-tools/local-lambda/lambda_function} (${LAMBDA_HANDLER:-app.handler}) -> $remote"
 status=0
-"$python" scripts/local_lambda.py --mode "$mode" "${mode_args[@]}" "${run_as[@]}" --extension "$relay" \
-  --function-dir "${LAMBDA_FUNCTION_DIR:-scripts/lambda_function}" --handler "${LAMBDA_HANDLER:-app.handler}" \
+"$python" tools/local-lambda/local_lambda.py --mode "$mode" "${mode_args[@]}" "${run_as[@]}" --extension "$relay" \
+  --function-dir "${LAMBDA_FUNCTION_DIR:-tools/local-lambda/lambda_function}" --handler "${LAMBDA_HANDLER:-app.handler}" \
   --python "$python" --invocations "$invocations" --event "$event" --report "$work/report.json" \
   --env "${spool_env[@]}" \
   PYROSCOPE_REMOTE_ADDRESS="$remote" PYROSCOPE_FLUSH_STRATEGY="${PYROSCOPE_FLUSH_STRATEGY:-end}" \
@@ -80,7 +80,7 @@ echo "== report: $work/report.json"
 uploads=0
 if [[ -n "$capture" ]]; then
   echo "== what the stand-in Pyroscope server received"
-  python3 scripts/summarize_capture.py "$work/received.jsonl" || true
+  python3 tools/summarize_capture.py "$work/received.jsonl" || true
   uploads=$(grep -c . "$work/received.jsonl" 2>/dev/null || true)
 fi
 echo
@@ -96,7 +96,7 @@ fi
 labelled=""
 # Off as the extension reads it (Go's strconv.ParseBool false values): nothing to check.
 if [[ -n "$capture" && ! "$lambda_labels" =~ ^(false|FALSE|False|f|F|0)$ ]]; then
-  if ! labelled=$(python3 scripts/summarize_capture.py --lambda-labels "$work/received.jsonl"); then
+  if ! labelled=$(python3 tools/summarize_capture.py --lambda-labels "$work/received.jsonl"); then
     echo "FAIL: PYROSCOPE_LAMBDA_LABELS=$lambda_labels but not every profile reaching the stand-in carries faas_name ($mode): seen ${labelled:-none}"
     exit 1
   fi

@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// The floor ladder (bench/ladder.py, make bench-ladder): probes that each do only what an
+// The floor ladder (Benchmarks/ladder.py, make bench-ladder): probes that each do only what an
 // extension does first (register, read the identifier, GET /event/next until SHUTDOWN), one
 // layer of the extension's stack more each, so what each layer costs a cold start is measured
 // on the machine of the day. A package of its own: the main package's build and CI never

@@ -3,7 +3,7 @@
 pyroscope.configure() runs at import, i.e. during the function's init phase, as in a real
 Lambda. The pyroscope-io 1.4.0 agent (Rust, a thread inside this process) uploads to
 server_address - the extension's relay on localhost:4040 - every 10 s counted from
-configure(). Observed under the local emulator (scripts/local_lambda.py): the agent thread is
+configure(). Observed under the local emulator (tools/local-lambda/local_lambda.py): the agent thread is
 stopped while the environment is frozen, and since its clock is monotonic an upload that
 fell due during a freeze goes out immediately at the thaw, the next one ~10 s after that.
 It sends a final partial upload only at normal interpreter exit, not on SIGTERM/SIGKILL,

@@ -2,7 +2,7 @@
 """Stand-in Pyroscope server: accepts any request, answers 200, records it.
 
 Usage:
-  python3 scripts/capture_server.py [--host 127.0.0.1] [--port 4100]
+  python3 Tests/Peers/capture_server.py [--host 127.0.0.1] [--port 4100]
       [--port-file PATH] [--out PATH.jsonl] [--bodies DIR] [--max-seconds N] [--follow-pid PID] [--quiet]
 
 * HTTP/1.1 with keep-alive, any method and path, Content-Length or chunked
@@ -14,21 +14,22 @@ Usage:
   so a caller can poll for the file. A stale port file is removed at start.
 * One JSON line per request is appended to --out (flushed per line):
   method, path, query, headers ([name, value] in received order, names as
-  received), body_len, body_sha256, kind (push|ingest|other), summary, plus
+  received), body_len, body_sha256, kind (push|ingest|other), summary (capture.py's
+  summarize: gzip, push series and labels, ingest name), plus
   ts, http_version, client and conn_seq (1-based index of the request on its
   TCP connection, so keep-alive reuse is visible). NOTE: header values are
   recorded verbatim, credentials included; only stdout is masked.
 * --bodies DIR also keeps each request body as DIR/NNNNNN.bin (as received,
   gzip included); the record names it in body_file (relative to DIR), so
-  scripts/profiles.py can decode the profiles afterwards.
-* Stdlib only. Stops with exit 0 on SIGTERM/SIGINT, and by itself after
+  tools/profiles.py can decode the profiles afterwards.
+* Stdlib only (capture.py reads push bodies with protobuf's runtime when it is
+  installed, by the wire format otherwise). Stops with exit 0 on SIGTERM/SIGINT, and by itself after
   --max-seconds (default 600) or, with --follow-pid, when that process is gone
   (make run: the capture server lives exactly as long as the relay's script).
 """
 
 import argparse
 import datetime
-import gzip
 import hashlib
 import json
 import os
@@ -37,201 +38,13 @@ import sys
 import threading
 import time
 import urllib.parse
-import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-PUSH_SUFFIX = "/push.v1.PusherService/Push"
-INGEST_SUFFIX = "/ingest"
-MAX_DECOMPRESSED = 256 * 1024 * 1024  # best-effort summary cap (zip-bomb guard)
+from capture import header_values, kind_of, summarize  # this folder: the one reader of captures and push bodies
 
 
 class FramingError(Exception):
     """The request body framing (Content-Length / chunked) is invalid."""
-
-
-# --------------------------------------------------------------------------
-# Minimal protobuf wire-format reader (no protobuf package)
-# --------------------------------------------------------------------------
-
-def _varint(buf, pos):
-    result = 0
-    shift = 0
-    while True:
-        if pos >= len(buf):
-            raise ValueError("truncated varint")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-        if shift >= 64:
-            raise ValueError("varint too long")
-
-
-def iter_fields(buf):
-    """Yield (field_number, wire_type, value) for one protobuf message.
-
-    value is an int for varint/fixed types and a memoryview/bytes for
-    length-delimited fields. Raises ValueError on malformed input.
-    """
-    pos = 0
-    n = len(buf)
-    while pos < n:
-        key, pos = _varint(buf, pos)
-        field, wtype = key >> 3, key & 7
-        if field == 0:
-            raise ValueError("field number 0 at offset %d" % pos)
-        if wtype == 0:
-            val, pos = _varint(buf, pos)
-        elif wtype == 1:
-            if pos + 8 > n:
-                raise ValueError("truncated fixed64")
-            val = int.from_bytes(buf[pos:pos + 8], "little")
-            pos += 8
-        elif wtype == 2:
-            length, pos = _varint(buf, pos)
-            if pos + length > n:
-                raise ValueError("length-delimited field %d overruns buffer "
-                                 "(%d > %d)" % (field, pos + length, n))
-            val = buf[pos:pos + length]
-            pos += length
-        elif wtype == 5:
-            if pos + 4 > n:
-                raise ValueError("truncated fixed32")
-            val = int.from_bytes(buf[pos:pos + 4], "little")
-            pos += 4
-        else:
-            raise ValueError("unsupported wire type %d" % wtype)
-        yield field, wtype, val
-
-
-def _text(b):
-    return bytes(b).decode("utf-8", errors="replace")
-
-
-def decode_push_request(buf):
-    """push.v1.PushRequest{ repeated RawProfileSeries series = 1; }
-    RawProfileSeries{ repeated LabelPair labels = 1; repeated RawSample samples = 2; }
-    LabelPair{ string name = 1; string value = 2; }
-    RawSample{ bytes raw_profile = 1; string ID = 2; }
-    """
-    series = []
-    for f, wt, val in iter_fields(buf):
-        if f != 1 or wt != 2:
-            continue
-        labels, n_samples, raw_bytes = [], 0, 0
-        for f2, wt2, val2 in iter_fields(val):
-            if f2 == 1 and wt2 == 2:
-                name = value = ""
-                for f3, wt3, val3 in iter_fields(val2):
-                    if f3 == 1 and wt3 == 2:
-                        name = _text(val3)
-                    elif f3 == 2 and wt3 == 2:
-                        value = _text(val3)
-                labels.append([name, value])
-            elif f2 == 2 and wt2 == 2:
-                n_samples += 1
-                for f3, wt3, val3 in iter_fields(val2):
-                    if f3 == 1 and wt3 == 2:
-                        raw_bytes += len(val3)
-        series.append({"labels": labels, "n_samples": n_samples,
-                       "raw_profile_bytes": raw_bytes})
-    return series
-
-
-def decode_push_json(data):
-    """Connect JSON form: {"series":[{"labels":[{"name":..,"value":..}],"samples":[..]}]}"""
-    obj = json.loads(data.decode("utf-8"))
-    series = []
-    for s in obj.get("series") or []:
-        labels = [[str(l.get("name", "")), str(l.get("value", ""))]
-                  for l in (s.get("labels") or [])]
-        series.append({"labels": labels, "n_samples": len(s.get("samples") or [])})
-    return series
-
-
-def gunzip_capped(data, cap=MAX_DECOMPRESSED):
-    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    out = d.decompress(data, cap)
-    if d.unconsumed_tail:
-        raise ValueError("decompressed size exceeds %d bytes" % cap)
-    if not d.eof:
-        raise ValueError("truncated gzip stream")
-    return out
-
-
-def header_values(headers, name):
-    lname = name.lower()
-    return [v for k, v in headers if k.lower() == lname]
-
-
-def summarize(kind, query, headers, body):
-    """Best-effort description of a request body. Never raises."""
-    summary = {}
-    errors = []
-    payload = body
-    try:
-        if body[:2] == b"\x1f\x8b":
-            summary["gzip"] = True
-            try:
-                payload = gunzip_capped(body)
-                summary["gzip_valid"] = True
-                summary["decompressed_len"] = len(payload)
-            except (zlib.error, ValueError, EOFError, OSError) as e:
-                summary["gzip_valid"] = False
-                errors.append("gzip: %s" % e)
-                payload = None
-        else:
-            summary["gzip"] = False
-
-        if kind == "push":
-            if payload is None:
-                pass
-            elif not payload:
-                errors.append("push: empty body")
-            else:
-                ctype = ",".join(header_values(headers, "content-type")).lower()
-                try:
-                    if "json" in ctype:
-                        series = decode_push_json(payload)
-                    else:
-                        series = decode_push_request(memoryview(payload))
-                    summary["series"] = series
-                    names = []
-                    for s in series:
-                        for n, v in s["labels"]:
-                            if n == "service_name" and v not in names:
-                                names.append(v)
-                    summary["service_names"] = names
-                    if not series:
-                        errors.append("push: no series found")
-                except (ValueError, UnicodeDecodeError, AttributeError, TypeError) as e:
-                    errors.append("push: %s" % e)
-        elif kind == "ingest":
-            params = urllib.parse.parse_qs(query, keep_blank_values=True)
-            if "name" in params:
-                name = params["name"][0]
-                summary["name"] = name
-                summary["app_name"] = name.split("{", 1)[0]
-            else:
-                errors.append("ingest: no name query parameter")
-            for k in ("format", "from", "until", "spyName", "sampleRate"):
-                if k in params:
-                    summary[k] = params[k][0]
-    except Exception as e:  # absolutely never crash on bad input
-        errors.append("unexpected: %r" % (e,))
-    if errors:
-        summary["error"] = "; ".join(errors)
-    return summary
-
-
-def classify(path):
-    if path.endswith(PUSH_SUFFIX):
-        return "push"
-    if path.endswith(INGEST_SUFFIX):
-        return "ingest"
-    return "other"
 
 
 def mask_auth(values):
@@ -328,7 +141,7 @@ class CaptureHandler(BaseHTTPRequestHandler):
         if not raw_path.startswith("/"):  # absolute-form request target
             path = parsed.path or "/"
         headers = [[k, v] for k, v in self.headers.items()]
-        kind = classify(path)
+        kind = kind_of(path)
         status = 200
         framing_error = None
         try:

@@ -41,9 +41,10 @@ import time
 import urllib.parse
 import urllib.request
 
-SCRIPTS = os.path.dirname(os.path.abspath(__file__))
-REPOSITORY = os.path.dirname(SCRIPTS)
-sys.path.insert(0, SCRIPTS)
+TOOLS = os.path.dirname(os.path.abspath(__file__))
+REPOSITORY = os.path.dirname(TOOLS)
+PEERS = os.path.join(REPOSITORY, "Tests", "Peers")  # the stand-in Pyroscope server and the workload
+sys.path.insert(0, TOOLS)
 import flamegraph  # noqa: E402
 import profiles  # noqa: E402
 import relay_chart  # noqa: E402
@@ -139,7 +140,7 @@ class Run:
 def start_relay(run, relay, listen):
     capture_dir = os.path.join(run.out, "capture")
     port_file = os.path.join(run.out, "capture.port")
-    run.start("stand-in", [sys.executable, os.path.join(SCRIPTS, "capture_server.py"), "--port", "0", "--port-file", port_file,
+    run.start("stand-in", [sys.executable, os.path.join(PEERS, "capture_server.py"), "--port", "0", "--port-file", port_file,
                            "--out", os.path.join(capture_dir, "received.jsonl"), "--bodies", capture_dir, "--quiet",
                            "--max-seconds", str(7 * 24 * 3600)], log="capture.log")
     remote = "http://127.0.0.1:%s" % wait_until(lambda: os.path.exists(port_file) and open(port_file).read().strip(), 10,
@@ -207,7 +208,7 @@ def run_workload(run, python, relay_address, seconds, prometheus_url, interrupte
 
 
 def wait_for_workload(run, python, relay_address, seconds, burn, prometheus_url, interrupted):
-    workload = run.start("workload", [python, os.path.join(SCRIPTS, "profiled_workload.py"), "--server", "http://%s" % relay_address,
+    workload = run.start("workload", [python, os.path.join(PEERS, "profiled_workload.py"), "--server", "http://%s" % relay_address,
                                       "--app-name", APP, "--seconds", str(burn), "--tag", "env=observe"])
     started = time.monotonic()
     next_report = 10

@@ -1,4 +1,4 @@
-"""The local Lambda (scripts/local_lambda.py) models each execution model as the reference
+"""The local Lambda (tools/local-lambda/local_lambda.py) models each execution model as the reference
 facts say (/work/shared/reference/lambda-platform.md), seen by a tiny extension written in
 Python (fake_extension.py: registers, polls /event/next, records what it saw) next to the
 real awslambdaric runtime running a function profiled by pyroscope-io.
@@ -16,10 +16,11 @@ import textwrap
 import time
 
 import pytest
-from conftest import REPOSITORY, SCRIPTS
-
-FAKE_EXTENSION = os.path.join(SCRIPTS, "tests", "fake_extension.py")
-FUNCTION_DIR = os.path.join(SCRIPTS, "lambda_function")
+LOCAL_LAMBDA = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tools/local-lambda
+REPOSITORY = os.path.dirname(os.path.dirname(LOCAL_LAMBDA))
+PEERS = os.path.join(REPOSITORY, "Tests", "Peers")
+FAKE_EXTENSION = os.path.join(LOCAL_LAMBDA, "tests", "fake_extension.py")
+FUNCTION_DIR = os.path.join(LOCAL_LAMBDA, "lambda_function")
 LMI = "lambda-managed-instances"
 INVOKE_REFUSED = {"errorType": "Extension.InvalidEventType", "errorMessage": "INVOKE: ErrorInvalidEventType"}
 
@@ -88,7 +89,7 @@ def local_lambda(tmp_path, *args, extensions=("fake-ext",), env=(), probe=True, 
         os.makedirs(function_dir, exist_ok=True)
         (tmp_path / "fn" / "probe.py").write_text(PROBE.format(function_dir=FUNCTION_DIR))
     records, report = tmp_path / "records.jsonl", tmp_path / "report.json"
-    command = [sys.executable, os.path.join(SCRIPTS, "local_lambda.py"), "--function-dir", function_dir,
+    command = [sys.executable, os.path.join(LOCAL_LAMBDA, "local_lambda.py"), "--function-dir", function_dir,
                "--handler", handler, "--python", sys.executable, "--report", str(report), "--quiet", *args]
     for path in paths:
         command += ["--extension", path]
@@ -144,7 +145,7 @@ def test_lmi_refuses_invoke_registrations_accepts_shutdown_only_and_only_telemet
 
 
 def test_lmi_invokes_three_worker_processes_concurrently_each_profiled_never_frozen(tmp_path, python):
-    capture = subprocess.Popen([sys.executable, os.path.join(SCRIPTS, "capture_server.py"), "--port", "0",
+    capture = subprocess.Popen([sys.executable, os.path.join(PEERS, "capture_server.py"), "--port", "0",
                                 "--port-file", str(tmp_path / "port"), "--out", str(tmp_path / "received.jsonl"),
                                 "--quiet", "--max-seconds", "120"])
     try:

@@ -1,9 +1,9 @@
-/* The floor of the ladder (bench/ladder.py): what an extension does first, in C with plain
+/* The floor of the ladder (Benchmarks/ladder.py): what an extension does first, in C with plain
  * sockets, linked statically. Reads AWS_LAMBDA_RUNTIME_API (host:port, IPv4), POSTs
  * /2020-01-01/extension/register with Lambda-Extension-Name, reads the
  * Lambda-Extension-Identifier header, then GETs /event/next with it until SHUTDOWN.
  *
- *   cc -O2 -static -o sockets bench/ladder/sockets.c
+ *   cc -O2 -static -o sockets Benchmarks/ladder/sockets.c
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>

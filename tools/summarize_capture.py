@@ -2,27 +2,26 @@
 """Summarize a capture_server.py JSONL file as Markdown.
 
 Usage:
-  python3 scripts/summarize_capture.py PATH.jsonl
+  python3 tools/summarize_capture.py PATH.jsonl
 
-  python3 scripts/summarize_capture.py --lambda-labels PATH.jsonl
+  python3 tools/summarize_capture.py --lambda-labels PATH.jsonl
 
 Prints: requests by kind and path, total bytes, distinct service_name / app
 names, the Lambda labels the extension added (PYROSCOPE_LAMBDA_LABELS), auth
 schemes seen (credentials masked), and for every push body whether it was
 valid gzip. Exits 1 with "no uploads received" if the file is missing or holds
 no records. With --lambda-labels: prints the Lambda labels seen, one line, and
-exits 1 when some profile upload lacks faas_name. Stdlib only.
+exits 1 when some profile upload lacks faas_name. Stdlib only (with
+Tests/Peers/capture.py, which reads the records).
 """
 
 import collections
-import json
 import os
 import sys
 
-
-def header_values(headers, name):
-    lname = name.lower()
-    return [v for k, v in headers if isinstance(k, str) and k.lower() == lname]
+# capture.py (Tests/Peers), the one reader of what capture_server.py records.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "Tests", "Peers"))
+from capture import header_values, read_records, upload_labels  # noqa: E402
 
 
 def scheme_of(value):
@@ -35,40 +34,9 @@ def fail(msg):
     return 1
 
 
-def load(path):
-    records, bad = [], 0
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                bad += 1
-                continue
-            if isinstance(rec, dict):
-                records.append(rec)
-            else:
-                bad += 1
-    return records, bad
-
-
 # The labels PYROSCOPE_LAMBDA_LABELS can add (README, "Lambda labels").
 LAMBDA_LABELS = ("faas_name", "faas_version", "cloud_provider", "cloud_platform", "cloud_region", "host_arch",
                  "faas_max_memory", "aws_lambda_initialization_type", "faas_instance")
-
-
-def upload_labels(record):
-    """[(name, value)] of one upload: every push series' labels, or an ingest name's."""
-    s = record.get("summary") or {}
-    if record.get("kind") == "push":
-        return [(n, v) for series in s.get("series") or [] for n, v in series.get("labels") or []]
-    name = s.get("name") or ""
-    if "{" not in name:
-        return []
-    inner = name.split("{", 1)[1].rsplit("}", 1)[0]
-    return [tuple(p.split("=", 1)) for p in inner.split(",") if "=" in p]
 
 
 def lambda_labels(records):
@@ -101,7 +69,7 @@ def main(argv=None):
     path = argv[0]
     if not os.path.exists(path):
         return fail("no uploads received: %s does not exist" % path)
-    records, bad = load(path)
+    records, bad = read_records(path)
     if not records:
         return fail("no uploads received: %s is empty%s"
                     % (path, " (%d unparseable lines)" % bad if bad else ""))

@@ -19,7 +19,7 @@ pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-python3 scripts/capture_server.py --port 0 --port-file "$work/port" --out "$work/capture/received.jsonl" \
+python3 Tests/Peers/capture_server.py --port 0 --port-file "$work/port" --out "$work/capture/received.jsonl" \
   --bodies "$work/capture" --max-seconds "${DEMO_REMOTE_SECONDS:-600}" --quiet 2> "$work/capture.log" &
 pids+=($!)
 for _ in $(seq 100); do [[ -s "$work/port" ]] && break; sleep 0.05; done
@@ -37,7 +37,7 @@ grep -q "Relay listening" "$work/relay.log" || { echo "FAIL: the relay did not s
 listen=$(sed -n 's/.*msg="Relay listening" addresses="\([^",]*\).*/\1/p' "$work/relay.log" | head -1)
 
 echo "== workload: Python + pyroscope-io profiling for ${seconds}s, sending to http://$listen"
-"$python" scripts/profiled_workload.py --server "http://$listen" --app-name "$app" \
+"$python" Tests/Peers/profiled_workload.py --server "http://$listen" --app-name "$app" \
   --seconds "$seconds" --tag env=demo || echo "(the workload exited with status $?)"
 
 # The relay's own counts, for the verdict to say where uploads stopped if none arrived.
@@ -48,7 +48,7 @@ echo "== stopping the relay (SIGTERM drains its queue)"
 kill -TERM "$relay_pid"; wait "$relay_pid" || true
 
 echo "== what the stand-in Pyroscope server received"
-python3 scripts/summarize_capture.py "$work/capture/received.jsonl" || true
+python3 tools/summarize_capture.py "$work/capture/received.jsonl" || true
 echo
-"$python" scripts/demo_verdict.py "$work/capture/received.jsonl" --app "$app" --remote "$remote" --listen "$listen" \
+"$python" tools/demo_verdict.py "$work/capture/received.jsonl" --app "$app" --remote "$remote" --listen "$listen" \
   --metrics "$work/relay-metrics.txt"

@@ -3,12 +3,12 @@
 32 connections for 3 s, then 1 KB for 2 s, then 3 s idle (queue bound 256 MB, as in
 `make bench`). Binaries take turns; `BINARY:N` runs it with MALLOC_ARENA_MAX=N.
 
-  bench/memory_after_burst.py A [B ...]
+  Benchmarks/memory_after_burst.py A [B ...]
 """
 import sys, os, subprocess, time, threading, gzip, random, tempfile
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run_bench import Sink, free_port, wait_port, wrk, FIXTURE, proc_mem
+from harness import Sink, free_port, wait_port, wrk, FIXTURE, proc_mem
 tmp = Path(tempfile.mkdtemp()); b64 = tmp / "b64"
 rnd = random.Random(42); b64.write_bytes(gzip.compress(bytes(rnd.getrandbits(8) for _ in range(65536 - 40)), mtime=0))
 sink = Sink(); sink.start()

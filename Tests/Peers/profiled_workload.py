@@ -2,7 +2,7 @@
 """A real Python process profiled by pyroscope-io (1.4.0), for end-to-end tests.
 
 Usage:
-  python scripts/profiled_workload.py --server http://localhost:4040 \\
+  python Tests/Peers/profiled_workload.py --server http://localhost:4040 \\
       --app-name pyroscope.lambda.demo --seconds 12 \\
       [--tag key=value ...] [--auth-token T] [--basic-auth USER:PASS] \\
       [--tenant-id ID] [--shutdown {exit,explicit}] [--enable-logging]

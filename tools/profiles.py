@@ -8,60 +8,34 @@ Usage: profiles.py CAPTURE.jsonl [--top N]
 Prints, per application, how many profiles arrived and the top functions by self time.
 
 What it decodes, and with what:
-* push.v1 PushRequest (pyroscope-io 1.x, Grafana's current SDKs): protobuf, parsed
-  with Google's protobuf runtime from a descriptor built here (no protoc), like
-  decode_pprof.py; the Connect JSON form too. Each RawSample's raw_profile is pprof.
+* push.v1 PushRequest (pyroscope-io 1.x, Grafana's current SDKs) and its Connect JSON
+  form, read by Tests/Peers/capture.py (the one reader of captures and push bodies, with
+  Google's protobuf runtime). Each RawSample's raw_profile is pprof.
 * /ingest?format=pprof (legacy clients, the relay's self-profile): the body, or the
-  `profile` part of a multipart/form-data body (stdlib email parser).
+  `profile` part of a multipart/form-data body (capture.py, stdlib email parser).
 * /ingest?format=jfr (pyroscope-java): the `jfr` part, read by the JDK's own `jfr`
   tool (`jfr print --json --events jdk.ExecutionSample`); needs a JDK on PATH.
 * /ingest?format=folded (or lines, or no format): "a;b;c 12" lines.
-pprof itself is decoded by decode_pprof.py (Google's protobuf runtime).
+pprof itself is decoded by Tests/Peers/decode_pprof.py (Google's protobuf runtime).
 Stacks are root first; values are samples (nanosecond CPU values divided by the
 profile's period), so all formats add up in one unit.
 """
 
 import argparse
-import base64
 import collections
 import dataclasses
-import email.parser
-import email.policy
-import gzip
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import urllib.parse
 
-from google.protobuf import descriptor_pb2
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The tests' peers (Tests/Peers): capture, the one reader of captures and push bodies, and
+# decode_pprof (Google's protobuf runtime), both shared with the Swift tests.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "Tests", "Peers"))
+import capture  # noqa: E402
 import decode_pprof  # noqa: E402
-
-F = descriptor_pb2.FieldDescriptorProto
-
-# github.com/grafana/pyroscope api/push/v1/push.proto (the fields a client sends).
-PUSH_SCHEMA = {
-    "PushRequest": [("series", 1, F.TYPE_MESSAGE, F.LABEL_REPEATED, "RawProfileSeries")],
-    "RawProfileSeries": [
-        ("labels", 1, F.TYPE_MESSAGE, F.LABEL_REPEATED, "LabelPair"),
-        ("samples", 2, F.TYPE_MESSAGE, F.LABEL_REPEATED, "RawSample"),
-    ],
-    "LabelPair": [
-        ("name", 1, F.TYPE_STRING, F.LABEL_OPTIONAL, None),
-        ("value", 2, F.TYPE_STRING, F.LABEL_OPTIONAL, None),
-    ],
-    "RawSample": [
-        ("raw_profile", 1, F.TYPE_BYTES, F.LABEL_OPTIONAL, None),
-        ("ID", 2, F.TYPE_STRING, F.LABEL_OPTIONAL, None),
-    ],
-}
-
-
-PushRequest = decode_pprof.message_class(PUSH_SCHEMA, "push.v1", "PushRequest", "push.proto")
 
 
 @dataclasses.dataclass
@@ -74,17 +48,9 @@ class Profile:
     error: str = ""
 
 
-def _gunzip(data):
-    return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
-
-
-def _header(headers, name):
-    return ",".join(v for k, v in headers if k.lower() == name)
-
-
 def stacks_from_pprof(data):
     """pprof bytes (gzip or plain) -> Counter of root-first stacks, in samples."""
-    decoded = decode_pprof.decode(_gunzip(data))
+    decoded = decode_pprof.decode(capture.gunzip(data))
     types = decoded["sample_type"]
     if not types:
         return collections.Counter()
@@ -115,7 +81,7 @@ def stacks_from_jfr(data):
     if not jfr:
         raise ValueError("JFR needs the JDK's jfr tool on PATH (Debian: openjdk-17-jdk-headless)")
     with tempfile.NamedTemporaryFile(suffix=".jfr") as file:
-        file.write(_gunzip(data))
+        file.write(capture.gunzip(data))
         file.flush()
         printed = subprocess.run([jfr, "print", "--json", "--stack-depth", "64", "--events", "jdk.ExecutionSample", file.name],
                                  capture_output=True, check=True, timeout=120).stdout
@@ -128,46 +94,20 @@ def stacks_from_jfr(data):
     return stacks
 
 
-def multipart_parts(content_type, body):
-    """name -> bytes of a multipart/form-data body (stdlib email parser)."""
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
-    if not message.is_multipart():
-        raise ValueError("not a multipart body")
-    return {part.get_param("name", header="content-disposition"): part.get_payload(decode=True)
-            for part in message.iter_parts()}
-
-
 def decode_push(record, body):
-    data = _gunzip(body)
-    if "json" in _header(record.get("headers") or [], "content-type").lower():
-        series = [([(l.get("name", ""), l.get("value", "")) for l in s.get("labels") or []],
-                   [base64.b64decode(x.get("rawProfile", "")) for x in s.get("samples") or []])
-                  for s in json.loads(data).get("series") or []]
-    else:
-        request = PushRequest()
-        request.ParseFromString(data)
-        series = [([(l.name, l.value) for l in s.labels], [x.raw_profile for x in s.samples]) for s in request.series]
-    profiles = []
-    for labels, raw_profiles in series:
-        app = dict(labels).get("service_name", "(no service_name)")
-        for raw in raw_profiles:
-            profiles.append(Profile(app, "pprof", stacks_from_pprof(raw)))
-    return profiles
+    series = capture.push_series(body, capture.header(record.get("headers"), "content-type"))
+    return [Profile(dict(s.labels).get("service_name", "(no service_name)"), "pprof", stacks_from_pprof(x.raw_profile))
+            for s in series for x in s.samples]
 
 
 def decode_ingest(record, body):
-    query = urllib.parse.parse_qs(record.get("query") or "", keep_blank_values=True)
-    app = (query.get("name") or ["(no name)"])[0].split("{", 1)[0]
-    fmt = (query.get("format") or ["folded"])[0]
-    content_type = _header(record.get("headers") or [], "content-type")
-    parts = multipart_parts(content_type, body) if content_type.lower().startswith("multipart/") else None
+    app, fmt, data = capture.ingest_profile(record, body)
     if fmt == "pprof":
-        return [Profile(app, fmt, stacks_from_pprof(parts["profile"] if parts else body))]
+        return [Profile(app, fmt, stacks_from_pprof(data))]
     if fmt == "jfr":
-        return [Profile(app, fmt, stacks_from_jfr(parts["jfr"] if parts else body))]
+        return [Profile(app, fmt, stacks_from_jfr(data))]
     if fmt in ("folded", "lines"):
-        return [Profile(app, fmt, stacks_from_folded(_gunzip(body).decode("utf-8", "replace")))]
+        return [Profile(app, fmt, stacks_from_folded(capture.gunzip(data).decode("utf-8", "replace")))]
     return [Profile(app, fmt, collections.Counter(), "format %r is not decoded here" % fmt)]
 
 
@@ -187,18 +127,7 @@ def decode_record(record, body):
 
 def load_capture(path, bodies_dir=None):
     """Every profile recorded in a capture_server.py JSONL file, in arrival order."""
-    bodies_dir = bodies_dir or os.path.dirname(os.path.abspath(path))
-    profiles = []
-    if not os.path.exists(path):
-        return profiles
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            record = json.loads(line)
-            if not record.get("body_file"):
-                continue
-            with open(os.path.join(bodies_dir, record["body_file"]), "rb") as body:
-                profiles.extend(decode_record(record, body.read()))
-    return profiles
+    return [profile for record, body in capture.records_with_bodies(path, bodies_dir) for profile in decode_record(record, body)]
 
 
 def by_app(profiles):

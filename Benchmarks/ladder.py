@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The floor ladder (`make bench-ladder`): what each layer of the extension's stack costs a cold
-start, measured on the machine of the day. Each probe of bench/ladder/ does only what an
+start, measured on the machine of the day. Each probe of Benchmarks/ladder/ does only what an
 extension does first (read AWS_LAMBDA_RUNTIME_API, POST /register, GET /event/next with the
 identifier until SHUTDOWN), one layer more each:
 
@@ -10,7 +10,7 @@ identifier until SHUTDOWN), one layer more each:
   LadderNIOSSL  + NIOSSL, a client context with the system trust roots made after /register
   LadderStack   + swift-log, swift-metrics with a Prometheus registry, a ServiceGroup
 
-Each runs N lives (bench/lambda_life.c's `startup --lambda`, as bench/extension_cost.py) in turns
+Each runs N lives (Benchmarks/lambda_life.c's `startup --lambda`, as Benchmarks/extension_cost.py) in turns
 with the others and the peer (--peer: the Go extension), then N idle lives for the memory:
 
   register ms    exec until its POST /register arrives (Lambda starts the function's runtime
@@ -26,7 +26,7 @@ Medians. The Swift probes are built release with --static-swift-stdlib; with --l
 layer/build.sh does (zig cc against glibc 2.26, static libstdc++, no -export-dynamic).
 Builds run under nice -n 15 with -j 1; the measurement does not. Only the standard library.
 
-  bench/ladder.py --peer /path/to/go/extension [--binary dist/x86_64/extensions/pyroscope-lambda-extension]
+  Benchmarks/ladder.py --peer /path/to/go/extension [--binary dist/x86_64/extensions/pyroscope-lambda-extension]
 """
 
 import argparse
@@ -43,6 +43,9 @@ import threading
 import time
 import zipfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import RESULTS, loadavg, port_free, write_results  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -187,16 +190,6 @@ class Subject:
                 "zip_bytes": zipped.stat().st_size}
 
 
-def port_free(port):
-    import socket
-    with socket.socket() as s:
-        try:
-            s.bind(("0.0.0.0", port))
-            return True
-        except OSError:
-            return False
-
-
 def life(subject, startup_bin, hold_ms, sink, spool_root):
     """One life on the fake Extensions API; the harness's JSON line."""
     end = time.monotonic() + 10
@@ -265,12 +258,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--peer", help="the peer (the Go extension), in turns with the probes")
     ap.add_argument("--binary", help="this project's layer binary, added as the last row")
-    ap.add_argument("--startup-bin", help="bench/lambda_life.c's harness (built into --out/.bin when not given)")
+    ap.add_argument("--startup-bin", help="Benchmarks/lambda_life.c's harness (built into --out/.bin when not given)")
     ap.add_argument("--probes", help="a folder holding the built probes (sockets, Ladder*): no build")
     ap.add_argument("--layer-python", help="a Python with ziglang: link as layer/build.sh does")
     ap.add_argument("--lives", type=int, default=int(os.environ.get("BENCH_LIVES") or 9))
     ap.add_argument("--hold-ms", type=int, default=1000, help="idle time before the memory is read")
-    ap.add_argument("--out", default=str(BENCH / "results"))
+    ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
     out = Path(args.out)
     startup_bin = Path(args.startup_bin) if args.startup_bin else out / ".bin" / "startup"
@@ -284,7 +277,7 @@ def main():
         subjects.append(Subject("peer", "Go extension (peer)", args.peer))
     if args.binary:
         subjects.append(Subject("binary", "this project's layer binary", args.binary))
-    load_start = open("/proc/loadavg").read().split()[:3]
+    load_start = loadavg()
     log(f"{args.lives} lives and {args.lives} idle lives ({args.hold_ms} ms) of each, in turns: "
         + ", ".join(s.key for s in subjects))
     try:
@@ -296,19 +289,17 @@ def main():
             shutil.rmtree(s.dir, ignore_errors=True)
     text = table(rows, "peer")
     stamp = time.strftime("%Y%m%dT%H%M%S")
-    load_end = open("/proc/loadavg").read().split()[:3]
+    load_end = loadavg()
     text += (f"\n\n{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores {platform.machine()}, medians of {args.lives} lives "
              f"(idle RSS: {args.lives} lives, {args.hold_ms} ms after the first /event/next), in turns; load average "
              f"{' '.join(load_start)} at start, {' '.join(load_end)} at end; "
              f"link: {'layer/toolchain/clang (zig cc, glibc 2.26)' if args.layer_python else 'swift build --static-swift-stdlib'}.")
-    out.mkdir(parents=True, exist_ok=True)
     data = {"date": stamp, "machine": platform.machine(), "cores": os.cpu_count(), "lives": args.lives,
             "hold_ms": args.hold_ms, "layer_link": bool(args.layer_python), "loadavg_start": load_start,
             "loadavg_end": load_end, "rows": rows}
-    (out / f"{stamp}-ladder.json").write_text(json.dumps(data, indent=1))
-    (out / f"{stamp}-ladder.md").write_text(text + "\n")
+    jpath, _ = write_results(out, stamp, data, text, suffix="-ladder")
     print(text)
-    print(f"\nraw: {out / f'{stamp}-ladder.json'}")
+    print(f"\nraw: {jpath}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Decodes Pyroscope push API bodies (push.v1.PushRequest) with Google's protobuf
-runtime: the independent check of the relay's wire-level label rewrite.
+runtime: the independent check of the relay's wire-level label rewrite (PushBodies in
+Sources/TestSupport runs it in the test venv).
 
 Usage: decode_push.py < FRAMES
 
@@ -9,38 +10,20 @@ protobuf). Prints one JSON list, per frame either
 {"series": [{"labels": [[name, value], ...], "samples": [{"raw_profile": hex, "id": str}]}]}
 or {"error": "..."} when the body is not a valid PushRequest.
 
-The schema is grafana/pyroscope api/push/v1/push.proto (and types/v1 LabelPair), the one
-scripts/profiles.py builds as a descriptor, so no protoc or generated _pb2 module is needed.
+The reading is capture.py's push_series, the one reader of push bodies here.
 """
 
-import gzip
 import json
-import os
 import struct
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from profiles import PushRequest  # noqa: E402  (the one push.v1 schema of the scripts)
-
-
-def decode(cls, body):
-    if body[:2] == b"\x1f\x8b":
-        body = gzip.decompress(body)
-    request = cls()
-    request.ParseFromString(body)
-    return {
-        "series": [
-            {
-                "labels": [[label.name, label.value] for label in series.labels],
-                "samples": [{"raw_profile": sample.raw_profile.hex(), "id": sample.ID} for sample in series.samples],
-            }
-            for series in request.series
-        ]
-    }
+import capture  # this folder
 
 
 def main():
-    cls = PushRequest
+    if capture.protobuf_push_request() is None:  # the check is Google's runtime, not the fallback reader
+        print("decode_push.py: Google's protobuf runtime is not installed (make venv)", file=sys.stderr)
+        return 2
     data = sys.stdin.buffer.read()
     out, offset = [], 0
     while offset < len(data):
@@ -48,9 +31,13 @@ def main():
         body = data[offset + 4 : offset + 4 + length]
         offset += 4 + length
         try:
-            out.append(decode(cls, body))
+            series = capture.push_series(body)
         except Exception as error:  # a parse failure is an answer, not a crash
             out.append({"error": "%s: %s" % (type(error).__name__, error)})
+            continue
+        out.append({"series": [{"labels": [[n, v] for n, v in s.labels],
+                                "samples": [{"raw_profile": x.raw_profile.hex(), "id": x.id} for x in s.samples]}
+                               for s in series]})
     json.dump(out, sys.stdout)
     return 0
 

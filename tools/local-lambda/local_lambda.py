@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """Run a Lambda extension and a Python function locally with Lambda's lifecycle.
 
-    python3 scripts/local_lambda.py --extension .build/debug/pyroscope-lambda-extension \
-        --function-dir scripts/lambda_function --handler app.handler \
+    python3 tools/local-lambda/local_lambda.py --extension .build/debug/pyroscope-lambda-extension \
+        --function-dir tools/local-lambda/lambda_function --handler app.handler \
         --python .venv/bin/python --invocations 3 --report /tmp/report.json \
         [--mode on-demand|provisioned-concurrency|snap-start|lambda-managed-instances]
 
 Exit status: 0 when the function and every extension worked, 1 when not, 2 for bad options.
 
-See scripts/local_lambda/ for the implementation (standard library only).
+See tools/local-lambda/README.md and local_lambda/ for the implementation (standard library only).
 """
 
 import os

@@ -5,7 +5,7 @@ or another build of ours), taking turns A B A B (`make bench`, BENCH_PEER=path):
   register     exec until its POST /register arrives at the fake Extensions API (Lambda starts
                the function's runtime once every extension has registered), median of BENCH_LIVES
   init         exec until its first GET /event/next on a fake Extensions API (startup --lambda,
-               bench/lambda_life.c), median of BENCH_LIVES (9; quick 9)
+               Benchmarks/lambda_life.c), median of BENCH_LIVES (9; quick 9)
   idle memory  smaps_rollup Rss and Anonymous 1 s after that request
   life CPU     utime+stime (wait4 rusage, all threads) of a whole life whose first event is
                SHUTDOWN: start, register, first /event/next, drain, exit
@@ -22,9 +22,9 @@ output discarded); SSL_CERT_FILE and SSL_CERT_DIR unset, as in Lambda. The Go ex
 go to port 4040 for both (PYROSCOPE_LISTEN_ADDRESS=127.0.0.1:4040), in dev mode (the relay
 alone, no Lambda API). Port 4040 must be free.
 
-  bench/extension_cost.py --binary dist/x86_64/extensions/pyroscope-lambda-extension \\
+  Benchmarks/extension_cost.py --binary dist/x86_64/extensions/pyroscope-lambda-extension \\
       --zip dist/pyroscope-lambda-extension-x86_64.zip --peer /path/to/go/extension \\
-      --startup-bin bench/results/.bin/startup
+      --startup-bin Benchmarks/results/.bin/startup
 """
 
 import argparse
@@ -32,7 +32,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,7 +41,7 @@ import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run_bench import CLK_TCK, FIXTURE, Sink, cpu_ticks, wait_port, wrk  # noqa: E402
+from harness import CLK_TCK, FIXTURE, RESULTS, Sink, cpu_ticks, loadavg, port_free, wait_port, write_results, wrk  # noqa: E402
 
 UPLOAD_PORT = 4040
 LAYER_NAME = "pyroscope-lambda-extension"
@@ -92,15 +91,6 @@ class Subject:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def port_free(port):
-    with socket.socket() as s:
-        try:
-            s.bind(("0.0.0.0", port))
-            return True
-        except OSError:
-            return False
-
-
 def require_upload_port():
     end = time.monotonic() + 10
     while not port_free(UPLOAD_PORT):
@@ -110,7 +100,7 @@ def require_upload_port():
 
 
 def life(subject, sink, startup_bin, hold_ms):
-    """One Lambda life on the fake API (bench/lambda_life.c): init, memory after hold_ms, CPU."""
+    """One Lambda life on the fake API (Benchmarks/lambda_life.c): init, memory after hold_ms, CPU."""
     require_upload_port()
     env, spool = subject.env(sink)
     try:
@@ -186,7 +176,7 @@ def measure(binary, zip_path, peer, startup_bin, quick=False, sink=None):
         sink = Sink()
         sink.start()
     data = {"config": {"lives": lives, "idles": idles, "upload_turns": upload_turns, "upload_seconds": duration},
-            "loadavg_start": open("/proc/loadavg").read().split()[:3],
+            "loadavg_start": loadavg(),
             "subjects": {s.label: {"binary": str(s.source), "lives": [], "idle": [], "uploads": []} for s in subjects}}
     try:
         for s in subjects:
@@ -210,7 +200,7 @@ def measure(binary, zip_path, peer, startup_bin, quick=False, sink=None):
             sink.stop()
         for s in subjects:
             s.cleanup()
-    data["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
+    data["loadavg_end"] = loadavg()
     return data
 
 
@@ -276,18 +266,14 @@ def main():
     ap.add_argument("--zip", help="the layer zip holding it")
     ap.add_argument("--peer", help="another extension binary, measured in turns with it")
     ap.add_argument("--startup-bin", required=True)
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
     quick = os.environ.get("BENCH_QUICK", "") not in ("", "0")
     data = measure(args.binary, args.zip, args.peer, args.startup_bin, quick=quick)
     text = table(data)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    (out / f"{stamp}-cost.json").write_text(json.dumps(data, indent=1))
-    (out / f"{stamp}-cost.md").write_text(text + "\n")
+    jpath, _ = write_results(args.out, time.strftime("%Y%m%dT%H%M%S"), data, text, suffix="-cost")
     print(text)
-    print(f"\nraw: {out / f'{stamp}-cost.json'}")
+    print(f"\nraw: {jpath}")
 
 
 if __name__ == "__main__":

@@ -1,14 +1,15 @@
-"""Shared paths for the scripts' tests (run by `make test`: pytest -q scripts/tests)."""
+"""Shared paths for the tools' tests (run by `make test`: pytest -q tools/tests)."""
 
 import os
 import sys
 import xml.etree.ElementTree as ElementTree
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SCRIPTS = os.path.join(REPOSITORY, "scripts")
+TOOLS = os.path.join(REPOSITORY, "tools")
+PEERS = os.path.join(REPOSITORY, "Tests", "Peers")
 FIXTURES = os.path.join(REPOSITORY, "Tests", "Fixtures", "clients")
 PROMETHEUS = os.environ.get("PROMETHEUS") or os.path.join(REPOSITORY, ".build-tools", "prometheus", "usr", "bin", "prometheus")
-sys.path.insert(0, SCRIPTS)
+sys.path[:0] = [TOOLS, PEERS]
 
 
 def frame_names(path):
