@@ -110,10 +110,12 @@ public final class MotoPeer: Sendable {
 
     public func stop() {
         try? input.close()  // the peer exits when its stdin closes
-        let deadline = ContinuousClock.now + .seconds(5)
-        while process.isRunning, ContinuousClock.now < deadline { usleep(20_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        // SIGKILL after 5 s, should it not.
+        let pid = process.processIdentifier
+        let watchdog = DispatchWorkItem { kill(pid, SIGKILL) }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 5, execute: watchdog)
         process.waitUntilExit()
+        watchdog.cancel()
     }
 
     /// Runs `body` with a started peer and stops it afterwards.
