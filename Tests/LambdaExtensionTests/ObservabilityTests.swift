@@ -28,11 +28,10 @@ import Testing
 
     /// Nothing queued, spooled or in flight: whatever the relay was to send is sent.
     static func isSettled(port: Int) async -> Bool {
-        guard let exposition = await scrape(port: port) else { return false }
-        let lines = Set(String(decoding: exposition, as: UTF8.self).split(separator: "\n"))
-        return ["pyroscope_relay_uploads_in_flight 0", "pyroscope_relay_queue_items 0", "pyroscope_relay_spool_items 0"].allSatisfy {
-            lines.contains(Substring($0))
+        for gauge in ["pyroscope_relay_uploads_in_flight", "pyroscope_relay_queue_items", "pyroscope_relay_spool_items"] {
+            guard await metric(port: port, gauge) == 0 else { return false }
         }
+        return true
     }
 
     @Test func promtoolFindsNothingToCriticiseInTheLiveExposition() async throws {
