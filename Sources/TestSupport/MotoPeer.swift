@@ -110,12 +110,13 @@ public final class MotoPeer: Sendable {
 
     public func stop() {
         try? input.close()  // the peer exits when its stdin closes
-        // SIGKILL after 5 s, should it not.
+        // SIGKILL after 5 s, should it not: a watchdog thread waits on a semaphore the exit
+        // signals (no dispatch source: see RelayProcess on libdispatch's event loop).
         let pid = process.processIdentifier
-        let watchdog = DispatchWorkItem { kill(pid, SIGKILL) }
-        DispatchQueue.global().asyncAfter(deadline: .now() + 5, execute: watchdog)
+        let exited = DispatchSemaphore(value: 0)
+        Thread { if exited.wait(timeout: .now() + 5) == .timedOut { kill(pid, SIGKILL) } }.start()
         process.waitUntilExit()
-        watchdog.cancel()
+        exited.signal()
     }
 
     /// Runs `body` with a started peer and stops it afterwards.
