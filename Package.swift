@@ -159,6 +159,8 @@ let package = Package(
             dependencies: [
                 "RelayCore", "RelayTestSupport",
                 .product(name: "Logging", package: "swift-log"),
+                // EmbeddedChannel: the ingress handlers tested without sockets.
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
         ),
         .testTarget(

@@ -110,10 +110,13 @@ public final class MotoPeer: Sendable {
 
     public func stop() {
         try? input.close()  // the peer exits when its stdin closes
-        let deadline = ContinuousClock.now + .seconds(5)
-        while process.isRunning, ContinuousClock.now < deadline { usleep(20_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        // SIGKILL after 5 s, should it not: a watchdog thread waits on a semaphore the exit
+        // signals (no dispatch source: see RelayProcess on libdispatch's event loop).
+        let pid = process.processIdentifier
+        let exited = DispatchSemaphore(value: 0)
+        Thread { if exited.wait(timeout: .now() + 5) == .timedOut { kill(pid, SIGKILL) } }.start()
         process.waitUntilExit()
+        exited.signal()
     }
 
     /// Runs `body` with a started peer and stops it afterwards.

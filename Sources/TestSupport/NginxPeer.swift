@@ -55,11 +55,10 @@ public final class NginxPeer: Sendable {
             process.standardError = FileHandle.nullDevice
             try process.run()
             // Ready when it accepts connections; a lost race for the port ends the process.
-            let deadline = ContinuousClock.now + .seconds(10)
-            while ContinuousClock.now < deadline, process.isRunning {
-                if (try? RawConnection(port: port, timeoutSeconds: 1)) != nil { return NginxPeer(port: port, directory: directory, process: process) }
-                try await Task.sleep(for: .milliseconds(20))
+            let settled: Void? = try? await eventually("nginx accepting", timeout: .seconds(10)) {
+                !process.isRunning || (try? RawConnection(port: port, timeoutSeconds: 1)) != nil
             }
+            if settled != nil, process.isRunning { return NginxPeer(port: port, directory: directory, process: process) }
             killPeer(process)
             if attempt == 4 {
                 let log = (try? String(contentsOfFile: directory + "/error.log", encoding: .utf8)) ?? ""

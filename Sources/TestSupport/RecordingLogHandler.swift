@@ -12,13 +12,18 @@ public final class LogRecording: Sendable {
         public var text: String { ([message] + metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }).joined(separator: " ") }
     }
 
-    private let lines = Mutex<[Line]>([])
+    private let lines = Watched<[Line]>([])
 
     public init() {}
 
-    public var all: [Line] { lines.withLock { $0 } }
+    public var all: [Line] { lines.value }
 
     func append(_ line: Line) { lines.withLock { $0.append(line) } }
+
+    /// Returns once `count` lines matching `predicate` were logged; `WaitTimeout` after `timeout`.
+    public func waitForLines(_ count: Int, timeout: Duration = .seconds(10), _ predicate: @escaping @Sendable (Line) -> Bool) async throws {
+        try await lines.wait("\(count) matching log line(s)", timeout: timeout) { $0.lazy.filter(predicate).count >= count }
+    }
 
     /// A logger at `level` (trace: everything) that records here.
     public func logger(level: Logger.Level = .trace) -> Logger {

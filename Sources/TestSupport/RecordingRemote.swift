@@ -42,8 +42,7 @@ public final class RecordingRemote: Sendable {
         public var isOpen: Bool { state.withLockedValue { $0 } }
     }
 
-    private let requests = NIOLockedValueBox<[Request]>([])
-    private let waiters = NIOLockedValueBox<[(count: Int, continuation: CheckedContinuation<Void, Never>)]>([])
+    private let requests = Watched<[Request]>([])
     private let channel: any Channel
     public let port: Int
 
@@ -106,48 +105,16 @@ public final class RecordingRemote: Sendable {
 
     public func stop() async throws { try await channel.close() }
 
-    public var received: [Request] { requests.withLockedValue { $0 } }
+    public var received: [Request] { requests.value }
 
-    private func record(_ request: Request) {
-        let ready = requests.withLockedValue { requests -> [CheckedContinuation<Void, Never>] in
-            requests.append(request)
-            let count = requests.count
-            return waiters.withLockedValue { waiters in
-                var ready: [CheckedContinuation<Void, Never>] = []
-                waiters.removeAll {
-                    if $0.count <= count { ready.append($0.continuation); return true }; return false
-                }
-                return ready
-            }
-        }
-        for continuation in ready { continuation.resume() }
-    }
+    private func record(_ request: Request) { requests.withLock { $0.append(request) } }
 
-    /// Waits until at least `count` requests arrived, or `timeout` passed (then returns what is there).
+    /// Waits until at least `count` requests arrived, or `timeout` passed (then returns what
+    /// is there): awaited, so a test checking that no further request comes returns as soon
+    /// as one does.
     @discardableResult
     public func waitForRequests(_ count: Int, timeout: Duration = .seconds(30)) async -> [Request] {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                await withCheckedContinuation { continuation in
-                    let done = self.requests.withLockedValue { requests in
-                        if requests.count >= count { return true }
-                        self.waiters.withLockedValue { $0.append((count, continuation)) }
-                        return false
-                    }
-                    if done { continuation.resume() }
-                }
-            }
-            group.addTask { try? await Task.sleep(for: timeout) }
-            await group.next()
-            group.cancelAll()
-            // Release a waiter left behind by the timeout.
-            let stale = self.waiters.withLockedValue { waiters in
-                defer { waiters.removeAll { $0.count == count } }
-                return waiters.filter { $0.count == count }.map(\.continuation)
-            }
-            for continuation in stale { continuation.resume() }
-            await group.waitForAll()
-        }
+        _ = await requests.becomes(within: timeout) { $0.count >= count }
         return received
     }
 }

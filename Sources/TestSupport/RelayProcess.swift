@@ -8,7 +8,8 @@ public final class RelayProcess: Sendable {
     /// A spool folder of its own when the test named none (removed at the end): relays
     /// sharing the default folder would replay each other's journals.
     private let ownSpool: String?
-    private let lines = NIOLockedValueBox<[String]>([])
+    /// The lines read so far, and whether the output ended (the process is gone).
+    private let lines = Watched(Output())
     private let partial = NIOLockedValueBox<[UInt8]>([])
 
     /// `RELAY_BINARY` (set by `make test`) or the debug build in this checkout.
@@ -67,10 +68,11 @@ public final class RelayProcess: Sendable {
                     while let newline = buffer.firstIndex(of: 10) {
                         let line = String(decoding: buffer[..<newline], as: UTF8.self)
                         buffer.removeFirst(newline + 1)
-                        lines.withLockedValue { $0.append(line) }
+                        lines.withLock { $0.lines.append(line) }
                     }
                 }
             }
+            lines.withLock { $0.ended = true }
             // The pipe (captured above) lives until here: its descriptor is not closed under
             // the read.
             withExtendedLifetime(pipe) {}
@@ -78,18 +80,25 @@ public final class RelayProcess: Sendable {
         reader.start()
     }
 
-    public var output: [String] { lines.withLockedValue { $0 } }
+    private struct Output: Sendable {
+        var lines: [String] = []
+        var ended = false
+    }
 
-    /// Waits for a line matching `predicate` (bounded), returning it.
-    public func waitForLine(timeout: Duration = .seconds(20), _ predicate: (String) -> Bool) async -> String? {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if let line = output.first(where: predicate) { return line }
-            if !process.isRunning, let line = output.first(where: predicate) { return line }
-            if !process.isRunning { return nil }
-            try? await Task.sleep(for: .milliseconds(20))
-        }
-        return nil
+    public var output: [String] { lines.value.lines }
+
+    /// Awaits a line matching `predicate` (bounded), returning it; nil when the output ends
+    /// or `timeout` passes without one.
+    public func waitForLine(timeout: Duration = .seconds(20), _ predicate: @escaping @Sendable (String) -> Bool) async -> String? {
+        await waitForLines(1, timeout: timeout, predicate).first
+    }
+
+    /// Awaits `count` lines matching `predicate` (bounded), returning those there are then:
+    /// for checking that no further line comes, it returns as soon as one does.
+    @discardableResult
+    public func waitForLines(_ count: Int, timeout: Duration = .seconds(20), _ predicate: @escaping @Sendable (String) -> Bool) async -> [String] {
+        _ = await lines.becomes(within: timeout) { $0.ended || $0.lines.lazy.filter(predicate).count >= count }
+        return output.filter(predicate)
     }
 
     /// The first port in the "Relay listening" line.
@@ -104,11 +113,12 @@ public final class RelayProcess: Sendable {
 
     /// Waits for exit (bounded; SIGKILL past the bound) and returns the exit status.
     public func waitForExit(timeout: Duration = .seconds(30)) async -> Int32 {
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
-        // Let the pipe deliver the last lines.
-        try? await Task.sleep(for: .milliseconds(100))
+        if await !RelayTestSupport.waitForExit(of: process, timeout: timeout) {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        // The last lines: read once the output ends (bounded, for a child that kept it open).
+        _ = await lines.becomes(within: .seconds(2)) { $0.ended }
         return process.terminationStatus
     }
 
@@ -116,6 +126,13 @@ public final class RelayProcess: Sendable {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         if let ownSpool { try? FileManager.default.removeItem(atPath: ownSpool) }
     }
+}
+
+/// Waits until `process` has exited: true, or false once `timeout` passed first. Every
+/// wait for a child process's exit goes through here (`Process` announces its exit only to
+/// a handler set before it runs).
+public func waitForExit(of process: Process, timeout: Duration) async -> Bool {
+    (try? await eventually("exit of \(process.executableURL?.lastPathComponent ?? "a process")", timeout: timeout) { !process.isRunning }) != nil
 }
 
 /// Runs a program with `input` on stdin; returns exit status and combined output.

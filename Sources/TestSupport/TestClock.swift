@@ -1,10 +1,19 @@
 import RelayCore
-import Synchronization
 
 /// A clock tests move by hand: `sleep` returns only when `advance` passes its deadline,
 /// so backoff, `Retry-After`, ages and deadlines are checked in milliseconds of real time.
 /// It starts at a real instant and a fixed wall-clock time, and both move together.
+///
+/// Each sleep is announced once it waits (`sleepCalls`, `waitForSleepers`), so a test
+/// awaits the code under test reaching its wait, then moves the clock:
+/// `try await clock.waitForSleepers(); clock.advance(by: .seconds(2))`.
 public final class TestClock: RelayClock {
+    /// A sleep that began: how long it asked for, and until when.
+    public struct SleepCall: Sendable, Equatable {
+        public var duration: Duration
+        public var deadline: ContinuousClock.Instant
+    }
+
     private struct Sleeper {
         var id: UInt64
         var deadline: ContinuousClock.Instant
@@ -20,31 +29,38 @@ public final class TestClock: RelayClock {
         var sleeps: [Duration] = []
     }
 
-    private let state: Mutex<State>
+    private let state: Watched<State>
+    private let announcements: AsyncStream<SleepCall>.Continuation
+
+    /// Every sleep, in call order, once it waits on this clock (or, its deadline come
+    /// already, as it returns): `await` its next element, then `advance`. One consumer.
+    public let sleepCalls: AsyncStream<SleepCall>
 
     public init(wallClockMilliseconds: Int64 = 1_800_000_000_000) {
-        state = Mutex(State(now: .now, wallClockMilliseconds: wallClockMilliseconds))
+        state = Watched(State(now: .now, wallClockMilliseconds: wallClockMilliseconds))
+        (sleepCalls, announcements) = AsyncStream.makeStream(of: SleepCall.self)
     }
 
-    public var now: ContinuousClock.Instant { state.withLock { $0.now } }
-    public var wallClockMilliseconds: Int64 { state.withLock { $0.wallClockMilliseconds } }
+    public var now: ContinuousClock.Instant { state.value.now }
+    public var wallClockMilliseconds: Int64 { state.value.wallClockMilliseconds }
 
     /// How long each sleep asked for, from the moment it began, in call order.
-    public var sleeps: [Duration] { state.withLock { $0.sleeps } }
+    public var sleeps: [Duration] { state.value.sleeps }
 
     /// Tasks sleeping now.
-    public var sleeperCount: Int { state.withLock { $0.sleepers.count } }
+    public var sleeperCount: Int { state.value.sleepers.count }
 
     /// The earliest deadline a task sleeps until, relative to now.
     public var nextDeadline: Duration? {
-        state.withLock { state in state.sleepers.map(\.deadline).min().map { $0 - state.now } }
+        let state = state.value
+        return state.sleepers.map(\.deadline).min().map { $0 - state.now }
     }
 
     public func sleep(until deadline: ContinuousClock.Instant) async throws {
-        let id = state.withLock { state -> UInt64 in
+        let (id, call) = state.withLock { state -> (UInt64, SleepCall) in
             state.nextID += 1
             state.sleeps.append(deadline - state.now)
-            return state.nextID
+            return (state.nextID, SleepCall(duration: deadline - state.now, deadline: deadline))
         }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
@@ -54,6 +70,8 @@ public final class TestClock: RelayClock {
                     state.sleepers.append(Sleeper(id: id, deadline: deadline, continuation: continuation))
                     return nil
                 }
+                // Announced once a sleeper is listed: an `advance` that follows wakes it.
+                announcements.yield(call)
                 switch immediate {
                 case .some(.some(let error)): continuation.resume(throwing: error)
                 case .some(.none): continuation.resume()
@@ -61,6 +79,7 @@ public final class TestClock: RelayClock {
                 }
             }
         } onCancel: {
+            // Only the cancelled sleeper is resumed; the others keep sleeping.
             let sleeper = state.withLock { state -> Sleeper? in
                 guard let index = state.sleepers.firstIndex(where: { $0.id == id }) else { return nil }
                 return state.sleepers.remove(at: index)
@@ -82,18 +101,20 @@ public final class TestClock: RelayClock {
         for sleeper in due { sleeper.continuation.resume() }
     }
 
-    /// Waits (yielding, in real time) until at least `count` tasks sleep on this clock.
+    /// Returns once at least `count` tasks sleep on this clock (awaiting their
+    /// announcement, not polling); throws `WaitTimeout` after `timeout` of real time.
     public func waitForSleepers(_ count: Int = 1, timeout: Duration = .seconds(10)) async throws {
-        let giveUp = ContinuousClock.now + timeout
-        while sleeperCount < count {
-            guard ContinuousClock.now < giveUp else { throw TestClockTimeout(expected: count, found: sleeperCount) }
-            try await Task.sleep(for: .milliseconds(1))
-        }
+        try await state.wait("\(count) sleeper(s) on the test clock", timeout: timeout) { $0.sleepers.count >= count }
     }
-}
 
-public struct TestClockTimeout: Error, CustomStringConvertible {
-    public var expected: Int
-    public var found: Int
-    public var description: String { "expected \(expected) sleeper(s) on the test clock, found \(found)" }
+    /// Returns once `total` sleeps in all have begun on this clock since it was made.
+    public func waitForSleepCalls(_ total: Int, timeout: Duration = .seconds(10)) async throws {
+        try await state.wait("\(total) sleep call(s) on the test clock", timeout: timeout) { $0.sleeps.count >= total }
+    }
+
+    /// Whether `total` sleeps in all begin within `timeout`: for checking that code does
+    /// not start another wait (it returns at once when it does).
+    public func sleepCallsReach(_ total: Int, within timeout: Duration) async -> Bool {
+        await state.becomes(within: timeout) { $0.sleeps.count >= total }
+    }
 }

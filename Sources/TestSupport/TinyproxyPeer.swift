@@ -40,11 +40,11 @@ public final class TinyproxyPeer: Sendable {
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()
-            let deadline = ContinuousClock.now + .seconds(10)
-            while ContinuousClock.now < deadline, process.isRunning {
-                if (try? RawConnection(port: port, timeoutSeconds: 1)) != nil { return TinyproxyPeer(port: port, directory: directory, process: process) }
-                try await Task.sleep(for: .milliseconds(20))
+            // Ready when it accepts connections; a lost race for the port ends the process.
+            let settled: Void? = try? await eventually("tinyproxy accepting", timeout: .seconds(10)) {
+                !process.isRunning || (try? RawConnection(port: port, timeoutSeconds: 1)) != nil
             }
+            if settled != nil, process.isRunning { return TinyproxyPeer(port: port, directory: directory, process: process) }
             killPeer(process)
         }
         throw PeerError.failed("tinyproxy did not start: \(String(describing: try? String(contentsOfFile: directory + "/tinyproxy.log", encoding: .utf8)))")

@@ -66,15 +66,14 @@ import Testing
                 prometheus.terminate()
                 relay.signal(SIGTERM)
             }
-            // Load from a real client shape for several scrapes: successes and failures.
+            // Load from a real client shape for several scrapes: successes and failures, a
+            // round a second (Prometheus scrapes on its own schedule) until every query has data.
             var empty: [String] = queries
-            let deadline = ContinuousClock.now + .seconds(60)
             var round = 0
-            while !empty.isEmpty, ContinuousClock.now < deadline {
+            try? await eventually("data for every query", timeout: .seconds(60), every: .seconds(1)) {
                 round += 1
                 for index in 0..<5 { _ = await rawPost(port: relayPort, path: "/ingest?name=app&n=\(round)-\(index)", body: "x") }
                 _ = await rawPost(port: relayPort, path: "/push.v1.PusherService/Push?fail", body: "y")
-                try await Task.sleep(for: .seconds(1))
                 var stillEmpty: [String] = []
                 for query in empty {
                     let encoded = query.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? query
@@ -88,6 +87,7 @@ import Testing
                     }
                 }
                 empty = stillEmpty
+                return empty.isEmpty
             }
             #expect(empty.isEmpty, "queries without data: \(empty)")
         }

@@ -39,9 +39,9 @@ import Testing
         _ = await asked.next()
         guard case .invoke(let first) = try await prefetch.next() else { return #expect(Bool(false), "not the first event") }
         #expect(first.requestId == "first")
-        #expect(client.script.calls.withLockedValue { $0.nextCalls } == 1, "the answer was the prefetched one")
+        #expect(client.script.calls.withLock { $0.nextCalls } == 1, "the answer was the prefetched one")
         guard case .shutdown = try await prefetch.next() else { return #expect(Bool(false), "not the second event") }
-        #expect(client.script.calls.withLockedValue { $0.nextCalls } == 2)
+        #expect(client.script.calls.withLock { $0.nextCalls } == 2)
     }
 
     @Test func aFailedFirstRequestIsTheLifecyclesError() async throws {

@@ -29,7 +29,9 @@ import Testing
         let runtimeDone = RuntimeDoneTracker()
         runtimeDone.markDone("r1")  // the handler has returned (for `end`)
         let delivered = NIOLockedValueBox<[Int]>([])
-        let now = unixMilliseconds()
+        // The loop's clock never moves: the invocation deadline cannot cut the flush short.
+        let clock = TestClock()
+        let now = clock.wallClockMilliseconds
         let events: [Result<ExtensionEvent, ExtensionError>] = [
             .success(.invoke(InvokeEvent(requestId: "r1", deadlineMs: now + 60_000, invokedFunctionArn: nil))),
             .success(.shutdown(ShutdownEvent(shutdownReason: "spindown", deadlineMs: now + 60_000))),
@@ -39,7 +41,7 @@ import Testing
         }
         let lifecycle = LambdaLifecycle(
             client: client, strategy: strategy, pipeline: relay.pipeline, runtimeDone: runtimeDone, drainDeadline: DrainDeadline(),
-            invocation: InvocationContext(), logger: logger, clock: SystemClock())
+            invocation: InvocationContext(), logger: logger, clock: clock)
         try await lifecycle.run()
         let seen = delivered.withLockedValue { $0 }
         try #require(seen.count == 2)

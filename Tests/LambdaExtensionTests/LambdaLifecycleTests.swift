@@ -20,7 +20,8 @@ final class InMemoryExtensionsClient: ExtensionsAPIClient {
     }
 
     private let events: NIOLockedValueBox<[Result<ExtensionEvent, ExtensionError>]>
-    let calls = NIOLockedValueBox(Calls())
+    /// Watched: a test awaits the loop's next call instead of sleeping.
+    let calls = Watched(Calls())
     let queue: DeliveryPipeline?
 
     init(_ events: [Result<ExtensionEvent, ExtensionError>], queue: DeliveryPipeline? = nil) {
@@ -29,13 +30,13 @@ final class InMemoryExtensionsClient: ExtensionsAPIClient {
     }
 
     func register(name: String, events: [String]) async throws(ExtensionError) -> Registration {
-        calls.withLockedValue { $0.registered.append((name, events)) }
+        calls.withLock { $0.registered.append((name, events)) }
         return Registration(functionName: "f", functionVersion: "$LATEST", handler: "app.handler", accountId: nil)
     }
 
     func next() async throws(ExtensionError) -> ExtensionEvent {
         let snapshot = queue?.snapshot
-        calls.withLockedValue {
+        calls.withLock {
             $0.nextCalls += 1
             if let snapshot { $0.queueAtNext.append(snapshot) }
         }
@@ -45,10 +46,10 @@ final class InMemoryExtensionsClient: ExtensionsAPIClient {
     }
 
     func subscribeTelemetry(destinationURI: String, schemaVersion: String) async throws(ExtensionError) {
-        calls.withLockedValue { $0.subscriptions.append(destinationURI) }
+        calls.withLock { $0.subscriptions.append(destinationURI) }
     }
-    func reportInitError(_ error: ExtensionError) async { calls.withLockedValue { $0.initErrors.append(error) } }
-    func reportExitError(_ error: ExtensionError) async { calls.withLockedValue { $0.exitErrors.append(error) } }
+    func reportInitError(_ error: ExtensionError) async { calls.withLock { $0.initErrors.append(error) } }
+    func reportExitError(_ error: ExtensionError) async { calls.withLock { $0.exitErrors.append(error) } }
 }
 
 @Suite struct LambdaLifecycleTests {
@@ -87,27 +88,44 @@ final class InMemoryExtensionsClient: ExtensionsAPIClient {
         let deadline = DrainDeadline()
         let invocation = InvocationContext()
         try await lifecycle(client, strategy: .background, queue: queue, deadline: deadline, invocation: invocation).run()
-        #expect(client.calls.withLockedValue { $0.nextCalls } == 3)
+        #expect(client.calls.withLock { $0.nextCalls } == 3)
         let drainBy = try #require(deadline.value)
         // 1700 ms from "now" less the 200 ms safety margin, on the relay's clock.
         #expect(drainBy == clock.now + .milliseconds(1500))
         #expect(invocation.requestID == nil)
     }
 
+    /// A sender that takes 100 ms of the test clock per upload.
+    func slowSender(_ queue: DeliveryPipeline, onSent: @escaping @Sendable () -> Void = {}) -> Task<Void, Never> {
+        Task { [clock] in
+            while let delivery = await queue.next() {
+                try? await clock.sleep(for: .milliseconds(100))
+                onSent()
+                await queue.complete(delivery, .delivered)
+            }
+        }
+    }
+
+    /// Moves the clock on by each sender's 100 ms once the sender and the flush's deadline
+    /// both wait on it, `uploads` times.
+    func sendOnTheClock(_ uploads: Int, client: InMemoryExtensionsClient) async throws {
+        for _ in 0..<uploads {
+            try await clock.waitForSleepers(2)  // the sender and the flush's bound
+            #expect(client.calls.value.nextCalls == 1, "no second /next while an upload is in flight")
+            clock.advance(by: .milliseconds(100))
+        }
+    }
+
     @Test func invokeStrategyWaitsForQueuedUploadsBeforeTheNextEvent() async throws {
         let queue = makeQueue()
         _ = await queue.admit(upload())
         _ = await queue.admit(upload())
-        // A sender that takes 100 ms per upload.
-        let sender = Task {
-            while let delivery = await queue.next() {
-                try? await Task.sleep(for: .milliseconds(100))
-                await queue.complete(delivery, .delivered)
-            }
-        }
+        let sender = slowSender(queue)
         let client = InMemoryExtensionsClient([Self.invoke("r1"), Self.shutdown()], queue: queue)
-        try await lifecycle(client, strategy: .invoke, queue: queue).run()
-        let seen = client.calls.withLockedValue { $0.queueAtNext }
+        let loop = Task { try await lifecycle(client, strategy: .invoke, queue: queue).run() }
+        try await sendOnTheClock(2, client: client)
+        try await loop.value
+        let seen = client.calls.value.queueAtNext
         #expect(seen.count == 2)
         #expect(seen[1].queuedItems == 0 && seen[1].inFlight == 0, "the second /next comes only after the flush")
         queue.close()
@@ -118,17 +136,13 @@ final class InMemoryExtensionsClient: ExtensionsAPIClient {
         // The self-profiler queues its window in `beforeFlush`; the flush must cover it.
         let queue = makeQueue()
         let sent = NIOLockedValueBox(0)
-        let sender = Task {
-            while let delivery = await queue.next() {
-                try? await Task.sleep(for: .milliseconds(50))
-                sent.withLockedValue { $0 += 1 }
-                await queue.complete(delivery, .delivered)
-            }
-        }
+        let sender = slowSender(queue) { sent.withLockedValue { $0 += 1 } }
         let client = InMemoryExtensionsClient([Self.invoke("r1"), Self.shutdown()], queue: queue)
         let upload = upload()
-        try await lifecycle(client, strategy: .invoke, queue: queue, beforeFlush: { _ = await queue.admit(upload) }).run()
-        let seen = client.calls.withLockedValue { $0.queueAtNext }
+        let loop = Task { try await lifecycle(client, strategy: .invoke, queue: queue, beforeFlush: { _ = await queue.admit(upload) }).run() }
+        try await sendOnTheClock(1, client: client)
+        try await loop.value
+        let seen = client.calls.value.queueAtNext
         #expect(seen.count == 2)
         #expect(seen[1].queuedItems == 0 && seen[1].inFlight == 0, "the second /next comes only after the flush")
         #expect(sent.withLockedValue { $0 } == 1, "the upload made in beforeFlush was sent by the flush")
@@ -141,27 +155,32 @@ final class InMemoryExtensionsClient: ExtensionsAPIClient {
         _ = await queue.admit(upload())  // nobody sends it
         let client = InMemoryExtensionsClient([Self.invoke("r1"), Self.shutdown()], queue: queue)
         try await lifecycle(client, strategy: .background, queue: queue).run()
-        #expect(client.calls.withLockedValue { $0.queueAtNext }.last?.queuedItems == 1)
+        #expect(client.calls.withLock { $0.queueAtNext }.last?.queuedItems == 1)
     }
 
     @Test func endStrategyWaitsForRuntimeDoneOfThatRequestThenFlushes() async throws {
         let queue = makeQueue()
         let runtimeDone = RuntimeDoneTracker()
         let client = InMemoryExtensionsClient([Self.invoke("req-a"), Self.shutdown()], queue: queue)
-        let loop = Task { try await lifecycle(client, strategy: .end, queue: queue, runtimeDone: runtimeDone).run() }
-        while client.calls.withLockedValue({ $0.nextCalls }) < 1 { await Task.yield() }
+        let flushing = Watched(false)
+        let loop = Task {
+            try await lifecycle(client, strategy: .end, queue: queue, runtimeDone: runtimeDone, beforeFlush: { flushing.withLock { $0 = true } })
+                .run()
+        }
+        // The invocation began: the loop waits on the clock for its deadline, and for runtimeDone.
+        try await clock.waitForSleepers()
         // The handler uploads during the invocation, then the runtime finishes.
         _ = await queue.admit(upload())
         runtimeDone.markDone("other-request")
-        try await Task.sleep(for: .milliseconds(50))
-        #expect(client.calls.withLockedValue { $0.nextCalls } == 1, "waits for runtimeDone of req-a")
+        #expect(await !flushing.becomes(within: .milliseconds(50)) { $0 }, "waits for runtimeDone of req-a")
+        #expect(client.calls.value.nextCalls == 1, "waits for runtimeDone of req-a")
         runtimeDone.markDone("req-a")
-        try await Task.sleep(for: .milliseconds(50))
-        #expect(client.calls.withLockedValue { $0.nextCalls } == 1, "then waits for the upload to be sent")
+        try await flushing.wait("the flush after runtimeDone") { $0 }
+        #expect(await !client.calls.becomes(within: .milliseconds(50)) { $0.nextCalls > 1 }, "then waits for the upload to be sent")
         let delivery = try #require(await queue.next())
         await queue.complete(delivery, .delivered)
         try await loop.value
-        let last = try #require(client.calls.withLockedValue { $0.queueAtNext }.last)
+        let last = try #require(client.calls.withLock { $0.queueAtNext }.last)
         #expect(last.queuedItems == 0 && last.queuedBytes == 0 && last.inFlight == 0 && last.incomplete == 0)
     }
 
@@ -174,13 +193,14 @@ final class InMemoryExtensionsClient: ExtensionsAPIClient {
         // on the clock for the invocation deadline less the margin, and no longer.
         try await clock.waitForSleepers()
         #expect(clock.nextDeadline == .milliseconds(200), "400 ms deadline less the 200 ms margin")
-        #expect(client.calls.withLockedValue { $0.nextCalls } == 1)
+        #expect(client.calls.withLock { $0.nextCalls } == 1)
         clock.advance(by: .milliseconds(199))
-        try await Task.sleep(for: .milliseconds(20))
-        #expect(client.calls.withLockedValue { $0.nextCalls } == 1, "still flushing before the deadline")
+        // Nothing woke: the bound still sleeps, so the loop cannot have moved on.
+        #expect(clock.sleeperCount == 1, "still flushing before the deadline")
+        #expect(client.calls.value.nextCalls == 1, "still flushing before the deadline")
         clock.advance(by: .milliseconds(1))
         try await loop.value
-        #expect(client.calls.withLockedValue { $0.nextCalls } == 2, "gave up at deadline - margin")
+        #expect(client.calls.withLock { $0.nextCalls } == 2, "gave up at deadline - margin")
     }
 
     @Test func apiFailureIsReportedThroughExitErrorNotACrash() async {
@@ -190,7 +210,7 @@ final class InMemoryExtensionsClient: ExtensionsAPIClient {
         await #expect(throws: ExtensionError.self) {
             try await lifecycle(client, strategy: .background, queue: queue).run()
         }
-        #expect(client.calls.withLockedValue { $0.exitErrors } == [failure])
+        #expect(client.calls.withLock { $0.exitErrors } == [failure])
     }
 
     @Test func requestIDOfTheCurrentInvocationIsProvidedToLogs() async throws {

@@ -89,9 +89,7 @@ import Testing
             ] + Self.runAsLambdaUser + options + ["--env"] + environment.map { "\($0.key)=\($0.value)" }
         process.standardOutput = FileHandle.nullDevice
         try process.run()
-        let deadline = ContinuousClock.now + .seconds(180)
-        while process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
-        if process.isRunning { process.terminate() }
+        if await !waitForExit(of: process, timeout: .seconds(180)) { process.terminate() }
         if expectHealthy { #expect(process.terminationStatus == 0, "the run ended healthy") }
         let data = try Data(contentsOf: URL(fileURLWithPath: reportPath))
         let report = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])

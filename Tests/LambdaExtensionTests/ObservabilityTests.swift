@@ -18,6 +18,22 @@ import Testing
         }
     }
 
+    /// The value of the exposition line for `series` (name and labels as exposed), 0 when
+    /// there is none yet; nil when the scrape failed.
+    static func metric(port: Int, _ series: String) async -> Double? {
+        guard let exposition = await scrape(port: port) else { return nil }
+        let line = String(decoding: exposition, as: UTF8.self).split(separator: "\n").first { $0.hasPrefix(series + " ") }
+        return line.map { Double($0.split(separator: " ").last ?? "") ?? 0 } ?? 0
+    }
+
+    /// Nothing queued, spooled or in flight: whatever the relay was to send is sent.
+    static func isSettled(port: Int) async -> Bool {
+        for gauge in ["pyroscope_relay_uploads_in_flight", "pyroscope_relay_queue_items", "pyroscope_relay_spool_items"] {
+            guard await metric(port: port, gauge) == 0 else { return false }
+        }
+        return true
+    }
+
     @Test func promtoolFindsNothingToCriticiseInTheLiveExposition() async throws {
         #expect(FileManager.default.isExecutableFile(atPath: Self.promtool), "needs promtool: `make test` unpacks it into .build-tools/")
         try await RecordingRemote.with(respond: { $0.uri.hasPrefix("/bad") ? .status(.badRequest) : .status(.ok) }) { remote in
@@ -34,9 +50,9 @@ import Testing
                 let text = String(decoding: text, as: UTF8.self)
                 return text.contains("pyroscope_relay_uploads_in_flight 0") && text.contains("pyroscope_relay_queue_items 0")
             }
-            for _ in 0..<200 where !settled(exposition) {
-                try await Task.sleep(for: .milliseconds(10))
+            try? await eventually("nothing in flight", timeout: .seconds(2)) {
                 exposition = try #require(await Self.scrape(port: port))
+                return settled(exposition)
             }
             relay.signal(SIGTERM)
             _ = await relay.waitForExit()
@@ -84,8 +100,10 @@ import Testing
             for index in 0..<3 { #expect(await rawPost(port: port, body: "u\(index)") == 200) }
             await remote.waitForRequests(3)
             let line = try #require(await relay.waitForLine { $0.contains(#""phase":"interval""#) && $0.contains(#""delivered":3"#) })
-            // Nothing changes any more: no further interval lines.
-            try await Task.sleep(for: .milliseconds(800))
+            // Nothing changes any more: no further interval lines (awaited for four intervals).
+            let isInterval: @Sendable (String) -> Bool = { $0.contains(#""msg":"relay stats""#) && $0.contains(#""phase":"interval""#) }
+            let before = relay.output.filter(isInterval).count
+            _ = await relay.waitForLines(before + 1, timeout: .milliseconds(800), isInterval)
             let intervalLines = relay.output.filter { $0.contains(#""msg":"relay stats""#) && $0.contains(#""phase":"interval""#) }
             relay.signal(SIGTERM)
             #expect(await relay.waitForExit() == 0)

@@ -22,10 +22,9 @@ import Testing
         try server.run()
         defer { server.terminate() }
         var port: Int?
-        let deadline = ContinuousClock.now + .seconds(20)
-        while port == nil, ContinuousClock.now < deadline {
+        try? await eventually("the capture server's port file") {
             port = (try? String(contentsOfFile: directory + "/port", encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
-            if port == nil { try await Task.sleep(for: .milliseconds(20)) }
+            return port != nil
         }
         return try await body(try #require(port, "capture server did not start"))
     }
@@ -50,12 +49,18 @@ import Testing
             let relay = try RelayProcess(environment: Self.environment(remote: "http://127.0.0.1:\(remotePort)"))
             let port = try #require(await relay.listeningPort())
             #expect(await rawPost(port: port, body: "first") == 200)
-            try await Task.sleep(for: .milliseconds(300))  // delivered: the connection is pooled
+            // Delivered: the connection is pooled.
+            let delivered = "pyroscope_relay_uploads_delivered_total"
+            try await eventually("the first upload delivered") { await ObservabilityTests.metric(port: port, delivered) == 1 }
             let query = String(repeating: "a", count: 70 << 10)
             #expect(await rawPost(port: port, path: "/ingest?name=app&q=\(query)", body: "second") == 431)
             #expect(await rawPost(port: port, path: "/ingest?name=app&q=\(String(query.prefix(9000)))", body: "third") == 414)
             #expect(await rawPost(port: port, body: "fourth") == 200)
-            try await Task.sleep(for: .milliseconds(300))
+            // Sent on the pooled connection, or the process ended.
+            try? await eventually("the fourth upload delivered") {
+                guard relay.process.isRunning else { return true }
+                return await ObservabilityTests.metric(port: port, delivered) == 2
+            }
             #expect(relay.process.isRunning, "\(relay.output.suffix(5))")
             #expect(await Self.healthz(port: port) == 200)
             relay.signal(SIGTERM)

@@ -191,9 +191,7 @@ import Testing
                 "--tag", "env=test",
             ]
             try workload.run()
-            let deadline = ContinuousClock.now + .seconds(60)
-            while workload.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
-            if workload.isRunning { workload.terminate() }
+            if await !waitForExit(of: workload, timeout: .seconds(60)) { workload.terminate() }
             #expect(workload.terminationStatus == 0)
 
             let received = await remote.waitForRequests(1, timeout: .seconds(20))
@@ -244,10 +242,11 @@ import Testing
         // 2. Restart with a healthy remote: every spooled upload arrives exactly once.
         try await RecordingRemote.with { remote in
             let relay = try RelayProcess(environment: RelayBinaryTests.devEnvironment(remote: remote, ["PYROSCOPE_SPOOL_DIR": directory]))
-            _ = try #require(await relay.listeningPort())
+            let port = try #require(await relay.listeningPort())
             let onDisk = spooledBodies.count - 2  // at most two were in memory or in flight at the kill
             let received = await remote.waitForRequests(onDisk, timeout: .seconds(30))
-            try await Task.sleep(for: .milliseconds(300))  // any duplicate would show up now
+            // Nothing left to send: any duplicate has been sent by now.
+            try await eventually("the replay sent") { await ObservabilityTests.isSettled(port: port) }
             relay.signal(SIGTERM)
             #expect(await relay.waitForExit() == 0)
             let bodies = remote.received.map { String(decoding: $0.body, as: UTF8.self) }
@@ -276,9 +275,10 @@ import Testing
         }
         try await RecordingRemote.with { remote in
             let relay = try RelayProcess(environment: RelayBinaryTests.devEnvironment(remote: remote, ["PYROSCOPE_SPOOL_DIR": directory]))
-            _ = try #require(await relay.listeningPort())
+            let port = try #require(await relay.listeningPort())
             _ = await remote.waitForRequests(bodies.count, timeout: .seconds(60))
-            try await Task.sleep(for: .milliseconds(300))  // any duplicate would show up now
+            // Nothing left to send: any duplicate has been sent by now.
+            try await eventually("the replay sent") { await ObservabilityTests.isSettled(port: port) }
             relay.signal(SIGTERM)
             #expect(await relay.waitForExit() == 0)
             let received = remote.received.map { String(decoding: $0.body, as: UTF8.self) }

@@ -78,8 +78,8 @@ import Testing
                 let warning = try #require(await relay.waitForLine { $0.contains("Cannot fetch the upstream credential") })
                 #expect(warning.contains("level=warning") && warning.contains("ParameterNotFound") && warning.contains("uploads wait for it"))
                 #expect(await rawPost(port: port, body: "held") == 200, "accepted while the credential is missing")
-                try await Task.sleep(for: .milliseconds(500))
-                #expect(remote.received.isEmpty, "held, not sent without credentials")
+                // Awaits the upload at the remote (bounded): it must not come without credentials.
+                #expect(await remote.waitForRequests(1, timeout: .milliseconds(500)).isEmpty, "held, not sent without credentials")
                 _ = try await moto.putParameter(name: "/pyroscope/late", value: "tok-late-2a6b")
                 let received = await remote.waitForRequests(1, timeout: .seconds(20))
                 #expect(received.first?.values("authorization") == ["Bearer tok-late-2a6b"])

@@ -38,31 +38,38 @@ import Testing
                 for index in 0..<2 { #expect(await rawPost(port: relay.port, path: "/ingest?name=app", body: "held-\(index)") == 200) }
                 // Each held upload is at the remote (its attempt held there) or queued in memory.
                 func heldAtRemote() -> Int { remote.received.filter { String(decoding: $0.body, as: UTF8.self).hasPrefix("held") }.count }
-                let settled = ContinuousClock.now + .seconds(20)
-                while heldAtRemote() + relay.pipeline.snapshot.queuedItems < 2, ContinuousClock.now < settled {
-                    try await Task.sleep(for: .milliseconds(10))
-                }
+                try? await eventually("both held uploads at the remote or queued") { heldAtRemote() + relay.pipeline.snapshot.queuedItems >= 2 }
                 let heldBeforeSnapshot = heldAtRemote()
                 #expect(heldBeforeSnapshot >= 1)
 
-                let now = unixMilliseconds()
+                // The Lambda loop on a test clock: its init drain gives up when the test says.
+                let clock = TestClock()
+                let now = clock.wallClockMilliseconds
                 let client = ObservingExtensionsClient(events: [
                     .success(.invoke(InvokeEvent(requestId: "r1", deadlineMs: now + 60_000, invokedFunctionArn: nil))),
                     .success(.shutdown(ShutdownEvent(shutdownReason: "spindown", deadlineMs: now + 60_000))),
                 ]) {}
                 let lifecycle = LambdaLifecycle(
                     client: client, strategy: .background, pipeline: relay.pipeline, runtimeDone: RuntimeDoneTracker(),
-                    drainDeadline: DrainDeadline(), invocation: InvocationContext(), logger: Self.logger, model: .snapStart,
+                    drainDeadline: DrainDeadline(), invocation: InvocationContext(), logger: Self.logger, clock: clock, model: .snapStart,
                     restored: { began in
                         await RelayApplication.restoredFromSnapshot(relay.relay, began: began, logger: Self.logger)
                         restoreOver.open()
                     }, initDrainTimeout: .milliseconds(300))
-                try await lifecycle.run()
+                let loop = Task { try await lifecycle.run() }
+                try await clock.waitForSleepers()  // the init drain, bounded: the held uploads cannot finish
+                #expect(clock.nextDeadline == .milliseconds(300))
+                clock.advance(by: .milliseconds(300))
+                try await loop.value
 
                 // After the restore: a new upload, on a fresh connection, with a new session id.
                 #expect(await rawPost(port: relay.port, path: "/ingest?name=app", body: "after") == 200)
                 await relay.pipeline.flush()
-                try await Task.sleep(for: .milliseconds(500))  // time for any held upload to (wrongly) be retried
+                // Each held upload ends dropped as the snapshot's once its attempt is answered; a
+                // wrong retry would keep it going (and reach the remote again) instead.
+                try await eventually("the held uploads dropped") {
+                    relay.counters.snapshot.dropped[.snapshot] == 2 && relay.pipeline.snapshot.incomplete == 0
+                }
 
                 let received = remote.received
                 let initial = try #require(received.first { $0.body == Array("init-ok".utf8) })
@@ -85,15 +92,17 @@ import Testing
             try await TestRelay.with(configuration) { relay in
                 for index in 0..<5 { #expect(await rawPost(port: relay.port, body: "init-\(index)") == 200) }
                 let deliveredAtFirstNext = NIOLockedValueBox<Int?>(nil)
+                // On a test clock that never moves: the init drain's bound never passes.
+                let clock = TestClock()
                 let client = ObservingExtensionsClient(events: [
-                    .success(.shutdown(ShutdownEvent(shutdownReason: "spindown", deadlineMs: unixMilliseconds() + 60_000)))
+                    .success(.shutdown(ShutdownEvent(shutdownReason: "spindown", deadlineMs: clock.wallClockMilliseconds + 60_000)))
                 ]) {
                     deliveredAtFirstNext.withLockedValue { $0 = $0 ?? relay.counters.snapshot.delivered }
                 }
                 let lifecycle = LambdaLifecycle(
                     client: client, strategy: .background, pipeline: relay.pipeline, runtimeDone: RuntimeDoneTracker(),
-                    drainDeadline: DrainDeadline(), invocation: InvocationContext(), logger: Self.logger, model: .provisionedConcurrency,
-                    initDrainTimeout: .seconds(30))  // the bound is not what this test is about: a loaded machine is slow
+                    drainDeadline: DrainDeadline(), invocation: InvocationContext(), logger: Self.logger, clock: clock,
+                    model: .provisionedConcurrency)
                 try await lifecycle.run()
                 #expect(deliveredAtFirstNext.withLockedValue { $0 } == 5, "nothing from init waits frozen for the first invoke")
             }

@@ -50,8 +50,7 @@ struct UnprivilegedRelayTests {
                 return connection.readResponse()?.status
             }
             #expect(answer == 200)
-            let deadline = ContinuousClock.now + .seconds(60)
-            while workload.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+            _ = await waitForExit(of: workload, timeout: .seconds(60))
             #expect(workload.terminationStatus == 0)
             let received = await remote.waitForRequests(2, timeout: .seconds(20))
             relay.signal(SIGTERM)

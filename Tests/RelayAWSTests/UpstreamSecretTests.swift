@@ -12,9 +12,9 @@ final class ScriptedFetcher: SecretFetcher {
         case failure(SecretFetchError)
     }
     private let script: Mutex<[Answer]>
-    private let calls = Atomic<Int>(0)
-    /// Held answers wait until the test opens the gate.
-    let gate: Mutex<CheckedContinuation<Void, Never>?> = Mutex(nil)
+    private let calls = Watched(0)
+    /// Held answers wait until the test opens the gate; watched, so a test awaits a held fetch.
+    private let gate = Watched<CheckedContinuation<Void, Never>?>(nil)
     let holdAnswers: Bool
 
     init(_ script: [Answer], holdAnswers: Bool = false) {
@@ -22,10 +22,13 @@ final class ScriptedFetcher: SecretFetcher {
         self.holdAnswers = holdAnswers
     }
 
-    var callCount: Int { calls.load(ordering: .relaxed) }
+    var callCount: Int { calls.value }
+
+    /// Returns once a fetch waits at the gate.
+    func waitUntilHeld() async throws { try await gate.wait("a held fetch") { $0 != nil } }
 
     func fetch(_ reference: SecretReference) async throws(SecretFetchError) -> String {
-        calls.add(1, ordering: .relaxed)
+        calls.withLock { $0 += 1 }
         if holdAnswers {
             // Cancellation ends a held answer, as it ends a real request.
             await withTaskCancellationHandler {
@@ -139,15 +142,18 @@ final class ScriptedFetcher: SecretFetcher {
 
     @Test func concurrentRefusalsShareOneFetch() async throws {
         let fetcher = ScriptedFetcher([.value("old"), .value("new")], holdAnswers: true)
-        let secret = Self.make(fetcher, clock: TestClock())
+        let logs = LogRecording()
+        let secret = Self.make(fetcher, clock: TestClock(), logs: logs)
         async let start: Void = secret.fetchAtStart(within: .seconds(3))
-        while fetcher.callCount < 1 { try await Task.sleep(for: .milliseconds(2)) }
+        try await fetcher.waitUntilHeld()
         fetcher.open()
         await start
         let results = await withTaskGroup(of: UpstreamCredentials?.self) { group in
             for _ in 0..<5 { group.addTask { await secret.replacement(for: .bearer(token: "old")) } }
-            while fetcher.callCount < 2 { try? await Task.sleep(for: .milliseconds(2)) }
-            try? await Task.sleep(for: .milliseconds(50))
+            // The refetch is held, and every caller has asked (each logs as it turns to the
+            // fetch, then joins the one under way).
+            try? await fetcher.waitUntilHeld()
+            try? await logs.waitForLines(5) { $0.message.contains("fetching it again") }
             fetcher.open()
             return await group.reduce(into: []) { $0.append($1) }
         }

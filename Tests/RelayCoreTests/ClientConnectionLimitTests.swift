@@ -66,6 +66,7 @@ import Testing
                     guard let connection = try? RawConnection(port: port) else { return nil }
                     try? connection.send("POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.count)\r\n\r\n")
                     // A byte every 100 ms: 2 s in all, twice the stall timeout, never stalled.
+                    // The client's pace is what is tested, against the relay's real-time timer.
                     for byte in body {
                         Thread.sleep(forTimeInterval: 0.1)
                         try? connection.send(String(byte))
@@ -87,23 +88,26 @@ import Testing
             try await TestRelay.with(configuration) { relay in
                 let port = relay.port
                 let limiter = relay.relay.ingress.limiter
-                let results = await offCooperativePool { () -> (health: [Int?], busy: Int?, retryAfter: Bool, afterBusy: Int?) in
+                let opened = await offCooperativePool { () -> Handover<(health: [Int?], idle: [RawConnection], busy: [RawConnection])> in
                     // Far more idle connections than the cap: each newcomer replaces the oldest.
                     let idle = (0..<40).compactMap { _ in try? RawConnection(port: port, timeoutSeconds: 5) }
                     var health: [Int?] = []
                     for _ in 0..<3 {
                         health.append(rawHealthz(port: port))
                     }
-                    _ = idle
                     // Eight connections in the middle of a request head: nothing to replace.
                     let busy = (0..<8).compactMap { _ -> RawConnection? in
                         let connection = try? RawConnection(port: port, timeoutSeconds: 5)
                         try? connection?.send("POST /ingest HTTP/1.1\r\nHost: x\r\n")
                         return connection
                     }
-                    // Until the relay has read them: however loaded the machine, all eight are busy.
-                    let deadline = Date().addingTimeInterval(20)
-                    while limiter.count(in: .head) < 8, Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+                    return Handover((health, idle, busy))
+                }
+                // Until the relay has read them: however loaded the machine, all eight are busy.
+                try? await eventually("eight heads arriving", timeout: .seconds(20)) { limiter.count(in: .head) >= 8 }
+                let results = await offCooperativePool { () -> (health: [Int?], busy: Int?, retryAfter: Bool, afterBusy: Int?) in
+                    let (health, idle, busy) = opened.value
+                    _ = idle
                     let refused = try? RawConnection(port: port, timeoutSeconds: 5)
                     let answer = refused?.readResponse()
                     // Busy ones finish: room again.
@@ -129,13 +133,20 @@ import Testing
             }
             try await TestRelay.with(configuration) { relay in
                 let port = relay.port
+                let limiter = relay.relay.ingress.limiter
+                let slow = await offCooperativePool { () -> Handover<[RawConnection]> in
+                    Handover(
+                        (0..<4).compactMap { _ -> RawConnection? in
+                            let connection = try? RawConnection(port: port, timeoutSeconds: 5)
+                            try? connection?.send("POST /ingest HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                            return connection
+                        })
+                }
+                try? await eventually("four heads arriving") { limiter.count(in: .head) >= 4 }
+                // The grace runs on the real clock the limiter reads (NIODeadline.now), from
+                // when the heads began: no test clock reaches it.
+                try await Task.sleep(for: .milliseconds(150))
                 let status = await offCooperativePool { () -> Int? in
-                    let slow = (0..<4).compactMap { _ -> RawConnection? in
-                        let connection = try? RawConnection(port: port, timeoutSeconds: 5)
-                        try? connection?.send("POST /ingest HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-                        return connection
-                    }
-                    Thread.sleep(forTimeInterval: 0.3)
                     let upload = try? RawConnection(port: port, timeoutSeconds: 5)
                     try? upload?.send("POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok")
                     _ = slow
@@ -181,4 +192,11 @@ import Testing
         #expect(IngressLimits.connectionCap(fileDescriptorLimit: 100, workers: 256) == 8)
         #expect(IngressLimits.connectionCap(fileDescriptorLimit: 1 << 20, workers: 5) == 512)
     }
+}
+
+/// Hands values that are not `Sendable` (raw connections) from one blocking thread to the
+/// next; only one uses them at a time.
+struct Handover<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }

@@ -86,7 +86,7 @@ import Testing
     @Test func waitingSenderGetsTheNextUploadAndCancellationReleasesIt() async throws {
         let pipeline = Self.pipeline()
         let waiting = Task { await pipeline.next() }
-        try await Task.sleep(for: .milliseconds(20))
+        while pipeline.state.withLock({ $0.senders.isEmpty }) { await Task.yield() }  // the sender waits
         _ = await pipeline.admit(Self.upload("direct"))
         #expect(await waiting.value.map { String(buffer: $0.upload.body) } == "direct")
         let cancelled = Task { await pipeline.next() }

@@ -47,8 +47,8 @@ import Testing
                 try await clock.waitForSleepers()
                 #expect(clock.nextDeadline == .seconds(2), "Retry-After said 2 s")
                 clock.advance(by: .milliseconds(1999))
-                try await Task.sleep(for: .milliseconds(50))
-                #expect(remote.received.count == 1, "not sent again before the 2 s passed")
+                // Awaits the resend (bounded): it must not come before the 2 s passed.
+                #expect(await remote.waitForRequests(2, timeout: .milliseconds(50)).count == 1, "not sent again before the 2 s passed")
                 clock.advance(by: .milliseconds(1))
                 await relay.pipeline.flush()
                 #expect(remote.received.count == 2)

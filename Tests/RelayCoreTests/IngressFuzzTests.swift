@@ -32,12 +32,11 @@ import Testing
                 // A loaded machine runs few cases in the default 4 s; `make fuzz` runs thousands.
                 #expect(report.cases > 5, "seed \(seed): only \(report.cases) cases in \(seconds) s")
                 // The last requests may still be read on another event loop (a reset one).
-                let deadline = ContinuousClock.now + .seconds(10)
-                repeat {
+                try? await eventually("every upload ended", timeout: .seconds(10), every: .milliseconds(100)) {
                     await relay.pipeline.flush()
-                    try await Task.sleep(for: .milliseconds(100))
-                } while relay.counters.snapshot.delivered + relay.counters.snapshot.droppedTotal < relay.counters.snapshot.received
-                    && ContinuousClock.now < deadline
+                    let counts = relay.counters.snapshot
+                    return counts.delivered + counts.droppedTotal >= counts.received
+                }
                 let snapshot = relay.counters.snapshot
                 #expect(snapshot.received == snapshot.accepted + snapshot.refused, "seed \(seed)")
                 #expect(snapshot.delivered + snapshot.droppedTotal == snapshot.received, "seed \(seed): \(snapshot)")

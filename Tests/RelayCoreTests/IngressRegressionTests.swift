@@ -136,11 +136,10 @@ import Testing
                 }
                 #expect(await rawPost(port: port, body: "after") == 200)
                 // A reset connection's request may still be read on another event loop.
-                let deadline = ContinuousClock.now + .seconds(10)
-                repeat {
-                    try await Task.sleep(for: .milliseconds(100))
+                try? await eventually("every accepted upload delivered", timeout: .seconds(10), every: .milliseconds(100)) {
                     await relay.pipeline.flush()
-                } while relay.counters.snapshot.delivered < relay.counters.snapshot.accepted && ContinuousClock.now < deadline
+                    return relay.counters.snapshot.delivered >= relay.counters.snapshot.accepted
+                }
                 let snapshot = relay.counters.snapshot
                 #expect(snapshot.received == snapshot.accepted + snapshot.refused)
                 #expect(snapshot.delivered == snapshot.accepted, "every upload read whole is delivered, answered or not")

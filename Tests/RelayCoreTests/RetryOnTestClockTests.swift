@@ -34,17 +34,25 @@ import Testing
         /// Delivers one upload, answering each wait on the clock by moving it on to the
         /// wait's end; returns the outcome and every wait the forwarder asked for.
         func deliver(_ upload: Upload) async throws -> (DeliveryPipeline.Outcome, [Duration]) {
-            let finished = DoneFlag()
+            let finished = Watched(false)
             let task = Task {
-                defer { finished.value.store(true, ordering: .releasing) }
+                defer { finished.withLock { $0 = true } }
                 return await forwarder.deliver(upload)
             }
-            while !finished.value.load(ordering: .acquiring) {
-                if let wait = clock.nextDeadline {
-                    clock.advance(by: wait)
-                } else {
-                    try await Task.sleep(for: .milliseconds(1))
-                }
+            // Awaits the delivery's next wait on the clock, or its end, whichever comes.
+            @Sendable func waitsOnTheClock() async throws -> Bool {
+                try await firstOf(
+                    {
+                        try await clock.waitForSleepers()
+                        return true
+                    },
+                    {
+                        try await finished.wait(until: { $0 })
+                        return false
+                    })
+            }
+            while try await waitsOnTheClock() {
+                if let wait = clock.nextDeadline { clock.advance(by: wait) }
             }
             return (await task.value, clock.sleeps)
         }
@@ -127,8 +135,4 @@ import Testing
         #expect(result == .dropped(.rejected4xx))
         #expect(waits.isEmpty && harness.uploader.requests.count == 1)
     }
-}
-
-final class DoneFlag: Sendable {
-    let value = Atomic<Bool>(false)
 }

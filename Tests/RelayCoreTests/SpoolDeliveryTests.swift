@@ -29,7 +29,7 @@ import Testing
                 #expect(spooled > 0, "the overflow went to disk")
                 down.withLockedValue { $0 = false }
                 // Everything reaches the remote once it is back.
-                while relay.counters.snapshot.delivered < 40 { try await Task.sleep(for: .milliseconds(20)) }
+                try await eventually("all 40 delivered", timeout: .seconds(60)) { relay.counters.snapshot.delivered >= 40 }
                 let delivered = remote.received.filter { $0.value("x-relay-test") == nil }
                     .compactMap { request -> String? in request.body.isEmpty ? nil : String(decoding: request.body, as: UTF8.self) }
                 let okBodies = Set(delivered)
@@ -60,7 +60,8 @@ import Testing
                 #expect(statuses[503, default: 0] > 0, "memory and spool full: honest 503s")
                 #expect(statuses[200, default: 0] + statuses[503, default: 0] == 40)
                 down.withLockedValue { $0 = false }
-                while relay.counters.snapshot.delivered < statuses[200, default: 0] { try await Task.sleep(for: .milliseconds(20)) }
+                let accepted = statuses[200, default: 0]
+                try await eventually("every accepted upload delivered", timeout: .seconds(60)) { relay.counters.snapshot.delivered >= accepted }
                 let stats = relay.counters.snapshot
                 #expect(stats.received == 40)
                 #expect(stats.received == stats.delivered + stats.droppedTotal, "received = delivered + dropped by reason")
