@@ -1,9 +1,14 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Module names avoid the dependency modules `Logging` and `Metrics` (swift-log,
-// swift-metrics), so each concern lives in a `Relay*` module mapped onto the
-// directory layout with `path:`.
+// Each module lives in a folder of its own name, except the four folders the design names
+// (Sources/Relay, Sources/Metrics, Sources/Logging, Sources/Extension), which keep their
+// names and map onto modules with `path:` because the folder names cannot be module names:
+// `Logging` and `Metrics` are swift-log's and swift-metrics' modules, which the relay
+// imports; a module `Relay` would be shadowed by its own `Relay` type (`Relay.X` finds the
+// type, not the module); and `Extension` says less than `LambdaExtension`. Targets outside
+// Sources/ (test support and peers under Tests/, benchmarks under Benchmarks/) give their
+// folder with `path:` too, named after the module all the same.
 let package = Package(
     name: "pyroscope-lambda-extension",
     platforms: [.macOS(.v15)],
@@ -22,13 +27,13 @@ let package = Package(
     ],
     targets: [
         // zlib: gzip for the self-profiler, CRC-32 for spool records.
-        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        .systemLibrary(name: "CZlib"),
         // What behaves as the Go extension did: its parsing of settings, strings.TrimSpace,
         // time layouts and TZ rules.
-        .target(name: "GoCompatibility", path: "Sources/GoCompatibility"),
+        .target(name: "GoCompatibility"),
         // JSON (RFC 8259) and base64 for the few bodies the relay reads and writes, instead of
         // Foundation's coders and their ~2.7 MB and ~1 ms at cold start.
-        .target(name: "RelayJSON", path: "Sources/JSON"),
+        .target(name: "RelayJSON"),
         .target(
             name: "RelayLogging",
             dependencies: ["GoCompatibility", .product(name: "Logging", package: "swift-log")],
@@ -72,14 +77,12 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ],
-            path: "Sources/AWS"
+            ]
         ),
         // The self-profiler: the signal handler and timers in C (async-signal-safe code
         // only), symbols, pprof and uploads in Swift.
         .target(
             name: "CSelfProfiler",
-            path: "Sources/CSelfProfiler",
             linkerSettings: [.linkedLibrary("z")]
         ),
         .target(
@@ -91,8 +94,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ],
-            path: "Sources/Profiler"
+            ]
         ),
         .target(
             name: "LambdaExtension",
@@ -116,14 +118,13 @@ let package = Package(
                 "LambdaExtension",
                 "RelayCore",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ],
-            path: "Sources/Main"
+            ]
         ),
         // Test peer for the self-profiler tests: the relay plus a known busy function.
         .executableTarget(
             name: "ProfilerProbe",
             dependencies: ["LambdaExtension", "RelayLogging", .product(name: "Logging", package: "swift-log")],
-            path: "Sources/ProfilerProbe"
+            path: "Tests/ProfilerProbe"
         ),
         // Benchmarks, run by `make bench` (release builds).
         .executableTarget(
@@ -152,7 +153,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            path: "Sources/TestSupport"
+            path: "Tests/RelayTestSupport"
         ),
         .testTarget(
             name: "RelayCoreTests",

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Decodes Pyroscope push API bodies (push.v1.PushRequest) with Google's protobuf
 runtime: the independent check of the relay's wire-level label rewrite (PushBodies in
-Sources/TestSupport runs it in the test venv).
+Tests/RelayTestSupport runs it in the test venv).
 
 Usage: decode_push.py < FRAMES
 

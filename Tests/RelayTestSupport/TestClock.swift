@@ -17,7 +17,6 @@ public final class TestClock: RelayClock {
     private struct Sleeper {
         var id: UInt64
         var deadline: ContinuousClock.Instant
-        var continuation: CheckedContinuation<Void, any Error>
     }
 
     private struct State {
@@ -56,49 +55,30 @@ public final class TestClock: RelayClock {
         return state.sleepers.map(\.deadline).min().map { $0 - state.now }
     }
 
+    /// Waits on the watched state until `advance` brings `now` to the deadline: the sleeper
+    /// is listed (and announced) first, so an `advance` that follows wakes it; only a
+    /// cancelled sleeper ends early.
     public func sleep(until deadline: ContinuousClock.Instant) async throws {
         let (id, call) = state.withLock { state -> (UInt64, SleepCall) in
             state.nextID += 1
             state.sleeps.append(deadline - state.now)
+            if deadline > state.now { state.sleepers.append(Sleeper(id: state.nextID, deadline: deadline)) }
             return (state.nextID, SleepCall(duration: deadline - state.now, deadline: deadline))
         }
-        try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let immediate = state.withLock { state -> (any Error)?? in
-                    if Task.isCancelled { return .some(CancellationError()) }
-                    if deadline <= state.now { return .some(nil) }
-                    state.sleepers.append(Sleeper(id: id, deadline: deadline, continuation: continuation))
-                    return nil
-                }
-                // Announced once a sleeper is listed: an `advance` that follows wakes it.
-                announcements.yield(call)
-                switch immediate {
-                case .some(.some(let error)): continuation.resume(throwing: error)
-                case .some(.none): continuation.resume()
-                case .none: break
-                }
-            }
-        } onCancel: {
-            // Only the cancelled sleeper is resumed; the others keep sleeping.
-            let sleeper = state.withLock { state -> Sleeper? in
-                guard let index = state.sleepers.firstIndex(where: { $0.id == id }) else { return nil }
-                return state.sleepers.remove(at: index)
-            }
-            sleeper?.continuation.resume(throwing: CancellationError())
-        }
+        announcements.yield(call)
+        defer { state.withLock { $0.sleepers.removeAll { $0.id == id } } }
+        if Task.isCancelled { throw CancellationError() }
+        try await state.wait { $0.now >= deadline }
     }
 
-    /// Moves both clocks on and wakes every sleeper whose deadline has come.
+    /// Moves both clocks on; every sleeper whose deadline has come wakes.
     public func advance(by duration: Duration) {
-        let due = state.withLock { state -> [Sleeper] in
+        state.withLock { state in
             state.now += duration
             state.wallClockMilliseconds += duration.wholeMilliseconds
             let now = state.now
-            let due = state.sleepers.filter { $0.deadline <= now }
             state.sleepers.removeAll { $0.deadline <= now }
-            return due
         }
-        for sleeper in due { sleeper.continuation.resume() }
     }
 
     /// Returns once at least `count` tasks sleep on this clock (awaiting their

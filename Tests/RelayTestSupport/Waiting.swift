@@ -1,3 +1,4 @@
+import RelayCore
 import Synchronization
 
 /// A wait that did not end in time; says what was awaited.
@@ -17,7 +18,8 @@ public final class Watched<Value: Sendable>: Sendable {
     private struct Waiter {
         var id: UInt64
         var condition: @Sendable (Value) -> Bool
-        var continuation: CheckedContinuation<Void, any Error>
+        /// Resumed with true when the condition holds; false when the wait was cancelled.
+        var continuation: CheckedContinuation<Bool, Never>
     }
 
     private struct State {
@@ -35,9 +37,9 @@ public final class Watched<Value: Sendable>: Sendable {
     /// Changes the value; waits whose condition now holds return.
     @discardableResult
     public func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
-        let (result, ready) = try state.withLock { state -> (R, [CheckedContinuation<Void, any Error>]) in
+        let (result, ready) = try state.withLock { state -> (R, [CheckedContinuation<Bool, Never>]) in
             let result = try body(&state.value)
-            var ready: [CheckedContinuation<Void, any Error>] = []
+            var ready: [CheckedContinuation<Bool, Never>] = []
             let value = state.value
             state.waiters.removeAll { waiter in
                 guard waiter.condition(value) else { return false }
@@ -46,7 +48,7 @@ public final class Watched<Value: Sendable>: Sendable {
             }
             return (result, ready)
         }
-        for continuation in ready { continuation.resume() }
+        for continuation in ready { continuation.resume(returning: true) }
         return result
     }
 
@@ -56,27 +58,14 @@ public final class Watched<Value: Sendable>: Sendable {
             state.nextID += 1
             return state.nextID
         }
-        try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let immediate = state.withLock { state -> (any Error)?? in
-                    if condition(state.value) { return .some(nil) }
-                    if Task.isCancelled { return .some(CancellationError()) }
-                    state.waiters.append(Waiter(id: id, condition: condition, continuation: continuation))
-                    return nil
-                }
-                switch immediate {
-                case .some(.some(let error)): continuation.resume(throwing: error)
-                case .some(.none): continuation.resume()
-                case .none: break
-                }
-            }
-        } onCancel: {
-            let waiter = state.withLock { state -> Waiter? in
-                guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
-                return state.waiters.remove(at: index)
-            }
-            waiter?.continuation.resume(throwing: CancellationError())
+        let held = await state.park(cancelled: false) { state, continuation in
+            if condition(state.value) { return true }
+            state.waiters.append(Waiter(id: id, condition: condition, continuation: continuation))
+            return nil
+        } unpark: { state in
+            state.waiters.firstIndex { $0.id == id }.map { state.waiters.remove(at: $0).continuation }
         }
+        if !held { throw CancellationError() }
     }
 
     /// Returns once `condition` holds; throws `WaitTimeout` after `timeout` of real time.
