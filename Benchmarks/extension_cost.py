@@ -37,11 +37,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import CLK_TCK, FIXTURE, RESULTS, Sink, cpu_ticks, loadavg, port_free, wait_port, write_results, wrk  # noqa: E402
+from harness import CLK_TCK, FIXTURE, RESULTS, Sink, cpu_ticks, loadavg, port_free, wait_port, write_results, wrk, zip_extensions  # noqa: E402
 
 UPLOAD_PORT = 4040
 LAYER_NAME = "pyroscope-lambda-extension"
@@ -66,14 +65,7 @@ class Subject:
     def sizes(self):
         """The binary's size and its zip's: the layer zip when given, else one made as make layer
         makes it (zip -X -r of extensions/)."""
-        zipped = self.zip_path
-        if zipped is None:
-            zipped = self.dir / "layer.zip"
-            if shutil.which("zip"):
-                subprocess.run(["zip", "-q", "-X", "-r", str(zipped), "extensions"], cwd=self.dir, check=True)
-            else:
-                with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as z:
-                    z.write(self.binary, f"extensions/{LAYER_NAME}")
+        zipped = self.zip_path or zip_extensions(self.dir, self.binary, LAYER_NAME)
         return {"binary_bytes": self.binary.stat().st_size, "zip_bytes": zipped.stat().st_size}
 
     def env(self, sink, **extra):

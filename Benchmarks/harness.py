@@ -15,6 +15,7 @@ bench-ladder runs under the machine's python3.
 """
 
 import json
+import zipfile
 import os
 import platform
 import re
@@ -343,3 +344,15 @@ def write_results(out, stamp, data, table, suffix=""):
     jpath.write_text(json.dumps(data, indent=1))
     mpath.write_text(table + "\n")
     return jpath, mpath
+
+
+def zip_extensions(directory, binary, name):
+    """A layer zip of `directory`/extensions/ as make layer makes it (zip -X -r); with zipfile,
+    holding `binary` as extensions/`name`, where zip is missing. Returns its path."""
+    zipped = Path(directory) / "layer.zip"
+    if shutil.which("zip"):
+        subprocess.run(["zip", "-q", "-X", "-r", str(zipped), "extensions"], cwd=directory, check=True)
+    else:
+        with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as z:
+            z.write(binary, f"extensions/{name}")
+    return zipped

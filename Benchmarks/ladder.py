@@ -41,11 +41,10 @@ import sys
 import tempfile
 import threading
 import time
-import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import RESULTS, loadavg, port_free, write_results  # noqa: E402
+from harness import RESULTS, loadavg, port_free, write_results, zip_extensions  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -180,12 +179,7 @@ class Subject:
     def sizes(self):
         stripped = self.dir / "stripped"
         strip(self.binary, stripped)
-        zipped = self.dir / "layer.zip"
-        if shutil.which("zip"):
-            subprocess.run(["zip", "-q", "-X", "-r", str(zipped), "extensions"], cwd=self.dir, check=True)
-        else:
-            with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as z:
-                z.write(self.binary, f"extensions/{self.binary.name}")
+        zipped = zip_extensions(self.dir, self.binary, self.binary.name)
         return {"binary_bytes": self.binary.stat().st_size, "stripped_bytes": stripped.stat().st_size,
                 "zip_bytes": zipped.stat().st_size}
 

@@ -34,20 +34,10 @@ final class EmbeddedIngress {
             logger: Self.logger)
     }
 
-    /// A connected client connection with the handlers `IngressServer`'s child channel
-    /// initializer adds, in its order and with its parser bounds.
+    /// A connected client connection with the handlers `IngressServer` gives each one.
     func connect() throws -> EmbeddedChannel {
         let channel = EmbeddedChannel(loop: loop)
-        let connection = ConnectionGuard(shared: context)
-        let operations = channel.pipeline.syncOperations
-        try operations.addHandler(connection)
-        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
-        decoderLimits.maxHeaderFieldSize = context.limits.maxHeadBytes
-        decoderLimits.maxHeaderListSize = context.limits.maxHeadBytes
-        decoderLimits.maxHeaderFieldCount = context.limits.maxHeaderCount
-        try operations.configureHTTPServerPipeline(
-            withErrorHandling: false, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: decoderLimits)
-        try operations.addHandler(IngressHandler(context: context, connection: connection))
+        try IngressServer.addHandlers(to: channel.pipeline.syncOperations, context: context)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 40_000)).wait()
         return channel
     }

@@ -61,6 +61,22 @@ public final class IngressServer: Service, Sendable, CustomStringConvertible {
         try await bind(adopting: try ListeningSockets.open(addresses, logger: context.logger))
     }
 
+    /// A client connection's handlers, in order: its guard (timeouts, the connection cap),
+    /// the HTTP/1.1 codec bounded by the policy's limits, the ingress handler.
+    static func addHandlers(to operations: ChannelPipeline.SynchronousOperations, context: Context) throws {
+        let connection = ConnectionGuard(shared: context)
+        try operations.addHandler(connection)
+        // The parser's own bounds, as the policy's: past them it stops reading and the
+        // handler answers 431. Parse errors are answered by the handler.
+        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
+        decoderLimits.maxHeaderFieldSize = context.limits.maxHeadBytes
+        decoderLimits.maxHeaderListSize = context.limits.maxHeadBytes
+        decoderLimits.maxHeaderFieldCount = context.limits.maxHeaderCount
+        try operations.configureHTTPServerPipeline(
+            withErrorHandling: false, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: decoderLimits)
+        try operations.addHandler(IngressHandler(context: context, connection: connection))
+    }
+
     /// Serves on sockets already listening: made before registering with Lambda, adopted
     /// once the rest of the relay is built.
     @discardableResult
@@ -72,20 +88,7 @@ public final class IngressServer: Service, Sendable, CustomStringConvertible {
             // answer (on the spool path it comes after the read side has ended).
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let connection = ConnectionGuard(shared: context)
-                    let operations = channel.pipeline.syncOperations
-                    try operations.addHandler(connection)
-                    // The parser's own bounds, as the policy's: past them it stops reading
-                    // and the handler answers 431. Parse errors are answered by the handler.
-                    var decoderLimits = NIOHTTPDecoderLimitConfiguration()
-                    decoderLimits.maxHeaderFieldSize = context.limits.maxHeadBytes
-                    decoderLimits.maxHeaderListSize = context.limits.maxHeadBytes
-                    decoderLimits.maxHeaderFieldCount = context.limits.maxHeaderCount
-                    try operations.configureHTTPServerPipeline(
-                        withErrorHandling: false, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: decoderLimits)
-                    try operations.addHandler(IngressHandler(context: context, connection: connection))
-                }
+                channel.eventLoop.makeCompletedFuture { try Self.addHandlers(to: channel.pipeline.syncOperations, context: context) }
             }
         var bound: [any Channel] = []
         let listening = sockets.take()

@@ -19,7 +19,7 @@ import threading
 import time
 
 from . import modes, telemetry
-from .util import FUNCTION_NAME, FUNCTION_VERSION, MEMORY_MB, REGION, ms_between, now
+from .util import ms_between, now
 
 
 class ExecutionModels:
@@ -41,14 +41,7 @@ class ExecutionModels:
         self.restore = r
         self.timeline["restore_start"] = r["start"]
         self.say("restore: platform.restoreStart")
-        self._emit(telemetry.make_event("platform.restoreStart", {
-            "runtimeVersion": "python:3.11.local",
-            "runtimeVersionArn": f"arn:aws:lambda:{REGION}::runtime:local",
-            "functionName": FUNCTION_NAME,
-            "functionVersion": FUNCTION_VERSION,
-            "instanceId": self.instance_id,
-            "instanceMaxMemory": MEMORY_MB,
-        }, r["start"]))
+        self._emit(telemetry.make_event("platform.restoreStart", telemetry.runtime_fields(self.instance_id), r["start"]))
         deadline = time.monotonic() + modes.RESTORE_TIMEOUT_S
         with self.cond:
             if r["runtime_restore_next"] is not None:

@@ -15,7 +15,7 @@ import uuid
 from . import modes, telemetry
 from .processes import ManagedProcess
 from .runtime_api import responded
-from .util import FUNCTION_ARN, FUNCTION_NAME, FUNCTION_VERSION, MEMORY_MB, REGION, iso_at, ms_between, now, unix_ms
+from .util import FUNCTION_ARN, FUNCTION_VERSION, MEMORY_MB, iso_at, ms_between, now, unix_ms
 
 # Freeze: how long after SIGSTOP we sample /proc to record that every thread is stopped.
 FREEZE_SAMPLE_DELAY_S = 0.1
@@ -122,12 +122,7 @@ class Lifecycle:
         self._emit(telemetry.make_event("platform.initStart", {
             "initializationType": self.model.name,
             "phase": "init",
-            "runtimeVersion": "python:3.11.local",
-            "runtimeVersionArn": f"arn:aws:lambda:{REGION}::runtime:local",
-            "functionName": FUNCTION_NAME,
-            "functionVersion": FUNCTION_VERSION,
-            "instanceId": self.instance_id,
-            "instanceMaxMemory": MEMORY_MB,
+            **telemetry.runtime_fields(self.instance_id),
         }))
         try:
             self.runtime = ManagedProcess("runtime", argv, self.runtime_env(), self.opts.function_dir,

@@ -16,6 +16,20 @@ import urllib.parse
 import uuid
 from typing import Callable
 
+from .util import FUNCTION_NAME, FUNCTION_VERSION, MEMORY_MB, REGION
+
+
+def runtime_fields(instance_id):
+    """What platform.initStart and platform.restoreStart say about the runtime and the function."""
+    return {
+        "runtimeVersion": "python:3.11.local",
+        "runtimeVersionArn": f"arn:aws:lambda:{REGION}::runtime:local",
+        "functionName": FUNCTION_NAME,
+        "functionVersion": FUNCTION_VERSION,
+        "instanceId": instance_id,
+        "instanceMaxMemory": MEMORY_MB,
+    }
+
 from .util import iso_at, now
 
 # Schema versions of the subscription request body documented by AWS
