@@ -30,6 +30,10 @@ func processEnvironment() -> [String: String] {
     return environment
 }
 
+// Before anything else: a SIGTERM or SIGINT from now on is kept for the service lifecycle
+// (see EarlyShutdownSignals), never the default action that kills the process.
+EarlyShutdownSignals.install()
+
 let settings = ExtensionSettings(environment: processEnvironment())
 let logConfiguration = settings.log
 let invocation = InvocationContext()

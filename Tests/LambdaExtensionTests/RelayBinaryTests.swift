@@ -111,6 +111,18 @@ import Testing
         }
     }
 
+    @Test func aSigtermBeforeTheLifecycleRunsStillEndsGracefully() async throws {
+        try await RecordingRemote.with { remote in
+            let relay = try RelayProcess(environment: Self.devEnvironment(remote: remote))
+            // "Relay listening" comes before the relay is built and the lifecycle watches
+            // signals: a SIGTERM now is kept for it (EarlyShutdownSignals) instead of killing it.
+            _ = try #require(await relay.listeningPort())
+            relay.signal(SIGTERM)
+            #expect(await relay.waitForExit() == 0, "not killed by the signal (status 15)")
+            #expect(relay.output.contains { $0.contains("relay stats") && $0.contains("phase=shutdown") })
+        }
+    }
+
     @Test func drainIsBoundedByTheTimeoutAndLossIsCountedAndLogged() async throws {
         try await RecordingRemote.with(respond: { _ in .delayed(.seconds(20), .ok) }) { remote in
             let relay = try RelayProcess(
