@@ -176,7 +176,7 @@ let package = Package(
             name: "RelayAWSTests",
             dependencies: ["RelayAWS", "RelayCore", "RelayJSON", "RelayTestSupport", .product(name: "Logging", package: "swift-log")]
         ),
-        .testTarget(name: "RelayJSONTests", dependencies: ["RelayJSON"]),
+        .testTarget(name: "RelayJSONTests", dependencies: ["RelayJSON", "RelayTestSupport"]),
         .testTarget(
             name: "RelayLoggingTests",
             dependencies: ["GoCompatibility", "RelayLogging", .product(name: "Logging", package: "swift-log")]

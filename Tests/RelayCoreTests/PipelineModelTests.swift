@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOCore
+import RelayTestSupport
 import Synchronization
 import Testing
 
@@ -11,17 +12,6 @@ import Testing
 /// exactly once (delivered, dropped with a reason, or kept in the spool at shutdown), every
 /// flush returns only after what it covered ended, and the counters add up.
 @Suite struct PipelineModelTests {
-    struct SplitMix64: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     /// What the test knows, shared with the flush tasks.
     final class Model: Sendable {
         struct State {
@@ -51,7 +41,7 @@ import Testing
 
     @Test(arguments: 0..<24)
     func everyAcceptedUploadEndsExactlyOnceAndTheCountersAddUp(seed: UInt64) async throws {
-        var random = SplitMix64(state: seed)
+        var random = SplitMix64(seed: seed)
         let useSpool = seed % 4 != 0
         let directory = NSTemporaryDirectory() + "pipeline-model-\(seed)-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: directory) }

@@ -35,22 +35,8 @@ public struct RequestURL: Sendable, Equatable {
         var authority = rest[..<authorityEnd]
         // Credentials in a URL are the caller's to turn into headers: never sent as written.
         if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
-        var host: Substring
-        var portText: Substring?
-        if authority.hasPrefix("[") {
-            guard let close = authority.firstIndex(of: "]") else { return nil }
-            host = authority[authority.index(after: authority.startIndex)..<close]
-            let after = authority[authority.index(after: close)...]
-            if !after.isEmpty {
-                guard after.hasPrefix(":") else { return nil }
-                portText = after.dropFirst()
-            }
-        } else if let colon = authority.lastIndex(of: ":") {
-            host = authority[..<colon]
-            portText = authority[authority.index(after: colon)...]
-        } else {
-            host = authority
-        }
+        guard let (bracketedHost, portText) = try? splitAuthority(authority) else { return nil }
+        let host = bracketedHost.hasPrefix("[") ? bracketedHost.dropFirst().dropLast() : bracketedHost
         guard !host.isEmpty, !host.contains(where: { $0 == " " || $0 == "\r" || $0 == "\n" }) else { return nil }
         var port = scheme == .https ? 443 : 80
         if let portText {
@@ -63,6 +49,27 @@ public struct RequestURL: Sendable, Equatable {
         origin = RequestOrigin(scheme: scheme, host: host.lowercased(), port: port, authority: String(authority))
         pathAndQuery = target
     }
+}
+
+/// Why an authority could not be split into host and port.
+enum AuthoritySplitError: Error {
+    case unclosedIPv6Literal
+    case textAfterIPv6Literal
+}
+
+/// `host[:port]` (an authority without its user info) split at the port's colon; an IPv6
+/// literal keeps its brackets. The one split of an authority, for `RemoteEndpoint` and
+/// `RequestURL`; each checks the host and port by its own rules.
+func splitAuthority(_ authority: Substring) throws(AuthoritySplitError) -> (host: Substring, port: Substring?) {
+    if authority.hasPrefix("[") {
+        guard let close = authority.firstIndex(of: "]") else { throw .unclosedIPv6Literal }
+        let after = authority[authority.index(after: close)...]
+        if after.isEmpty { return (authority[...close], nil) }
+        guard after.hasPrefix(":") else { throw .textAfterIPv6Literal }
+        return (authority[...close], after.dropFirst())
+    }
+    if let colon = authority.lastIndex(of: ":") { return (authority[..<colon], authority[authority.index(after: colon)...]) }
+    return (authority, nil)
 }
 
 /// `Basic base64(user:password)` (RFC 7617).

@@ -81,21 +81,15 @@ public struct RemoteEndpoint: Sendable, Equatable, CustomStringConvertible {
             userInfo = (user, password)
         }
 
-        var host: Substring
-        var portText: Substring?
-        if authority.hasPrefix("[") {
-            guard let close = authority.firstIndex(of: "]") else { throw invalid("an IPv6 address lacks its closing ]") }
-            host = authority[...close]
-            let after = authority[authority.index(after: close)...]
-            if !after.isEmpty {
-                guard after.hasPrefix(":") else { throw invalid("unexpected text after the IPv6 address") }
-                portText = after.dropFirst()
+        let host: Substring
+        let portText: Substring?
+        do {
+            (host, portText) = try splitAuthority(authority)
+        } catch {
+            switch error {
+            case .unclosedIPv6Literal: throw invalid("an IPv6 address lacks its closing ]")
+            case .textAfterIPv6Literal: throw invalid("unexpected text after the IPv6 address")
             }
-        } else if let colon = authority.lastIndex(of: ":") {
-            host = authority[..<colon]
-            portText = authority[authority.index(after: colon)...]
-        } else {
-            host = authority
         }
         guard !host.isEmpty else { throw invalid("it has no host") }
         if !host.hasPrefix("["), !host.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" || $0 == "_" }) {
