@@ -302,6 +302,7 @@ public final class DeliveryPipeline: Sendable {
     func perform(_ action: PipelineState.Action) {
         endJournal(action.droppedFromMemory)
         recordLeftInSpool(action.leftInSpool)
+        if let (sender, wake) = action.sender { sender.resume(returning: wake) }
         for (sender, wake) in action.senders { sender.resume(returning: wake) }
         for flush in action.flushes { flush.resume() }
         for attempt in action.heldAttempts { attempt.resume() }

@@ -60,7 +60,10 @@ struct PipelineState {
     /// What an operation leaves to do once the lock is released, as one value: the
     /// pipeline performs it (`DeliveryPipeline.perform`) outside the lock.
     struct Action {
-        /// Senders to wake, and what with.
+        /// The one sender handed new work (on every admission while senders wait: kept out of
+        /// `senders`, so handing an upload over allocates nothing).
+        var sender: (continuation: CheckedContinuation<Wake, Never>, wake: Wake)?
+        /// Senders released all at once (a hold ends, the pipeline closes), and what with.
         var senders: [(continuation: CheckedContinuation<Wake, Never>, wake: Wake)] = []
         /// Flushes whose uploads have all ended.
         var flushes: [CheckedContinuation<Void, Never>] = []
@@ -167,7 +170,7 @@ struct PipelineState {
             // more context switch per upload; with one core it is all one loop.)
             let index = loop.flatMap { loop in senders.firstIndex { $0.loop == loop } } ?? 0
             inFlight += 1
-            action.senders.append((senders.remove(at: index).continuation, .memory(queued)))
+            action.sender = (senders.remove(at: index).continuation, .memory(queued))
             return action
         }
         memory.append(queued)
@@ -186,7 +189,7 @@ struct PipelineState {
             action.flushes = end(sequence)
         } else if stored {
             spoolAvailable += 1
-            if !senders.isEmpty { action.senders.append((senders.removeFirst().continuation, .spool)) }
+            if !senders.isEmpty { action.sender = (senders.removeFirst().continuation, .spool) }
         } else {
             action.flushes = end(sequence)
         }

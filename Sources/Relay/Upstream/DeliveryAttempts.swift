@@ -89,7 +89,9 @@ struct DeliveryAttempts {
     /// How an upload ends when the drain deadline cuts it short.
     var cutShort: DeliveryPipeline.Outcome { isFromSpool ? .keptInSpool : .dropped(.shutdownDeadline) }
 
-    mutating func next(after event: Event, _ now: Circumstances) -> Action {
+    /// - Parameter now: read only when the decision needs it (before a send, after a failed
+    ///   attempt): on the usual path, a first attempt answered 2xx, it is read once.
+    mutating func next(after event: Event, _ now: @autoclosure () -> Circumstances) -> Action {
         switch event {
         case .start, .waited:
             return confirmCurrent(then: .send)
@@ -98,7 +100,7 @@ struct DeliveryAttempts {
             pendingSend = nil
             guard isCurrent else { return .finish(.dropped(.snapshot)) }
             // Then, at shutdown: not started when its answer would come after the deadline.
-            guard hasTime(now, after: .zero) else { return .finish(cutShort) }
+            guard hasTime(now(), after: .zero) else { return .finish(cutShort) }
             attempts += 1
             return pending == .reconnect ? .reconnect(attempt: attempts) : .send(attempt: attempts)
         case .cancelled:
@@ -108,18 +110,18 @@ struct DeliveryAttempts {
             awaitingRefetch = nil
             // The secret was rotated: send again at once with the new value (a request, counted).
             if fresh { return confirmCurrent(then: .send) }
-            return decide(result, now)
+            return decide(result, now())
         case .answered(let result):
             if case .status(let code, _) = result, code == 401 || code == 403, canRefetchCredentials, !credentialsRefetched {
                 credentialsRefetched = true
                 awaitingRefetch = result
                 return .refetchCredentials
             }
-            return decide(result, now)
+            return decide(result, now())
         }
     }
 
-    private mutating func decide(_ result: AttemptResult, _ now: Circumstances) -> Action {
+    private mutating func decide(_ result: AttemptResult, _ circumstances: @autoclosure () -> Circumstances) -> Action {
         let retryAfter: Duration?
         switch result {
         case .status(let code, let after):
@@ -130,6 +132,7 @@ struct DeliveryAttempts {
             retryAfter = nil
         }
         if attempts >= policy.maxAttempts { return .finish(.dropped(.maxRetries)) }
+        let now = circumstances()
         if result == .connectionFailure, reconnects < policy.immediateReconnects, now.age < policy.maxAge {
             reconnects += 1
             return confirmCurrent(then: .reconnect)

@@ -53,9 +53,7 @@ extension UploadForwarder {
         }
         var event = DeliveryAttempts.Event.start
         while true {
-            let circumstances = DeliveryAttempts.Circumstances(
-                age: clock.now - upload.receivedAt, shutdown: shutdownWindow())
-            switch attempts.next(after: event, circumstances) {
+            switch attempts.next(after: event, DeliveryAttempts.Circumstances(age: clock.now - upload.receivedAt, shutdown: shutdownWindow())) {
             case .confirmCurrent:
                 event = .confirmed(isCurrent: await isCurrent())
             case .send(let attempt):
