@@ -4,9 +4,9 @@ import PackageDescription
 // Each module lives in a folder of its own name, except the four folders the design names
 // (Sources/Relay, Sources/Metrics, Sources/Logging, Sources/Extension), which keep their
 // names and map onto modules with `path:` because the folder names cannot be module names:
-// `Logging` and `Metrics` are swift-log's and swift-metrics' modules, which the relay
-// imports; a module `Relay` would be shadowed by its own `Relay` type (`Relay.X` finds the
-// type, not the module); and `Extension` says less than `LambdaExtension`. Targets outside
+// `Logging` is swift-log's module, which the relay imports, and `Metrics` swift-metrics' (not
+// used: it would read as that); a module `Relay` would be shadowed by its own `Relay` type
+// (`Relay.X` finds the type, not the module); and `Extension` says less than `LambdaExtension`. Targets outside
 // Sources/ (test support and peers under Tests/, benchmarks under Benchmarks/) give their
 // folder with `path:` too, named after the module all the same.
 let package = Package(
@@ -19,8 +19,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
-        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
-        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.1.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
         // TLS for the relay's own HTTP/1.1 client (Sources/Relay/HTTP).
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.29.0"),
@@ -39,14 +37,8 @@ let package = Package(
             dependencies: ["GoCompatibility", .product(name: "Logging", package: "swift-log")],
             path: "Sources/Logging"
         ),
-        .target(
-            name: "RelayMetrics",
-            dependencies: [
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
-            ],
-            path: "Sources/Metrics"
-        ),
+        // The relay's own Prometheus text registry (CONTRIBUTING "Dependencies, and why").
+        .target(name: "RelayMetrics", path: "Sources/Metrics"),
         .target(
             name: "RelayCore",
             dependencies: [

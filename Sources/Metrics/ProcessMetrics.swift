@@ -1,4 +1,3 @@
-import Prometheus
 import Synchronization
 
 #if canImport(Glibc)
@@ -18,7 +17,7 @@ public final class ProcessMetrics: Sendable {
     /// CPU seconds already added to the counter (counters only go up by increments).
     private let reportedCPU = Mutex<Double>(0)
 
-    public init(registry: PrometheusCollectorRegistry) {
+    public init(registry: MetricsRegistry) {
         func descriptor(_ name: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
             MetricNameDescriptor(namespace: "process", metricName: name, unitName: unit, helpText: help)
         }
