@@ -59,6 +59,9 @@ final class EmbeddedIngress {
         return (answers.last, !channel.isActive)
     }
 
+    /// Runs what the handlers scheduled on the loop (answers written after a hop).
+    func run() { loop.run() }
+
     static func written(by channel: EmbeddedChannel) throws -> [UInt8] {
         var bytes: [UInt8] = []
         while let buffer = try channel.readOutbound(as: ByteBuffer.self) { bytes += buffer.readableBytesView }

@@ -25,6 +25,24 @@ import Testing
         #expect(ingress.pipeline.counters.snapshot.accepted == 3)
     }
 
+    /// The ingress adds NIO's HTTP handlers one by one (not through configureHTTPServerPipeline,
+    /// whose encoder learns of HEAD from the decoder): the answer to HEAD must still be a head
+    /// alone, or the client would read its body as the start of the next answer.
+    @Test func headIsAnsweredWithAHeadAloneAndTheConnectionStaysUsable() throws {
+        let ingress = EmbeddedIngress(maxItems: 1)
+        let channel = try ingress.connect()
+        defer { _ = try? channel.finish() }
+        #expect(try ingress.send(Self.upload("fills the queue"), on: channel).map(\.status) == [200])
+        // Any method is an upload to relay; the queue is full, so the answer is a 503 with a text.
+        try channel.writeInbound(ByteBuffer(string: "HEAD /ingest HTTP/1.1\r\nHost: x\r\n\r\n"))
+        ingress.run()
+        let head = String(decoding: try EmbeddedIngress.written(by: channel), as: UTF8.self)
+        #expect(head.hasPrefix("HTTP/1.1 503") && head.hasSuffix("\r\n\r\n"), "\(head)")
+        #expect(head.lowercased().contains("content-length: ") && !head.lowercased().contains("content-length: 0\r\n"))
+        let answers = try ingress.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", on: channel)
+        #expect(answers.map(\.status) == [200] && channel.isActive)
+    }
+
     @Test(arguments: [
         ("POST /ingest HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 1\r\n\r\nx", "Connection: close"),
         ("POST /ingest HTTP/1.0\r\nContent-Length: 1\r\n\r\nx", "HTTP/1.0 without keep-alive"),

@@ -210,7 +210,8 @@ final class IngressHandler: ChannelInboundHandler {
             responseHead = HTTPResponseHead(version: request.version, status: status, headers: headers)
         }
         channelContext.write(wrapOutboundOut(.head(responseHead)), promise: nil)
-        if let body, body.readableBytes > 0 {
+        // HEAD: the head says what a GET would get (its Content-Length included), with no body.
+        if let body, body.readableBytes > 0, request.method != .HEAD {
             channelContext.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         }
         if keepAlive {
