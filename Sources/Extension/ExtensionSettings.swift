@@ -109,12 +109,16 @@ public struct ExtensionSettings: Sendable {
             maxAttempts: reader.integer("PYROSCOPE_RETRY_MAX_ATTEMPTS", default: defaults.maxAttempts, range: 1...1000),
             maxAge: reader.duration("PYROSCOPE_MAX_UPLOAD_AGE", default: defaults.maxAge, mustBePositive: true))
 
-        var remote: RemoteEndpoint? = RelayConfiguration.defaultRemote
+        // The default is parsed only where it is used: the first parse of an address pays the
+        // String machinery's one-time set-up, and a function always names its own remote.
+        var remote: RemoteEndpoint?
         if let text = reader.string("PYROSCOPE_REMOTE_ADDRESS") {
             do { remote = try RemoteEndpoint(parsing: text) } catch {
                 remote = nil
                 reader.errors.append(error)
             }
+        } else {
+            remote = RelayConfiguration.defaultRemote
         }
 
         // Plain values or AWS secrets (ExtensionSettings+Network.swift).

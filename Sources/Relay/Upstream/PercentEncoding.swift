@@ -128,6 +128,8 @@ func sanitizeURLComponent(_ text: some StringProtocol, allowed: AllowedBytes) ->
 /// or `..` segments, and never climbs above `/`. Segments that only *decode* to `.` or
 /// `..` (`%2e%2E`) count as dot segments too, because the remote may decode them.
 func cleanRootedPath(_ path: some StringProtocol) -> String {
+    // Most remotes have no base path: no splitting and joining at start-up for them.
+    if path.isEmpty || path == "/" { return "/" }
     let path = String(path)
     var segments: [Substring] = []
     for segment in path.split(separator: "/", omittingEmptySubsequences: true) {
