@@ -109,6 +109,8 @@ let package = Package(
             dependencies: [
                 "LambdaExtension",
                 "RelayCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),

@@ -182,10 +182,10 @@ public struct RelayApplication: Sendable {
             if !settings.relay.labels.isEmpty { metadata[LogKey.labels] = "\(settings.relay.labels.labels.map(\.description).joined(separator: ","))" }
             logger.info("Relaying uploads", metadata: metadata)
         }
-        // Runs once the group watches SIGTERM/SIGINT: a signal that came earlier is sent again.
-        services.append(.init(service: EarlyShutdownSignalReplay(), successTerminationBehavior: .ignore, serviceName: "early-signals"))
-        let serviceGroup = ServiceGroup(
-            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        // SIGTERM and SIGINT (one that came earlier included) shut the group down gracefully:
+        // ShutdownSignals watches them, not the group.
+        let serviceGroup = ServiceGroup(configuration: .init(services: services, logger: logger))
+        ShutdownSignals.onSignal { _ in Task { await serviceGroup.triggerGracefulShutdown() } }
         var exitCode: Int32 = 0
         do {
             try await serviceGroup.run()

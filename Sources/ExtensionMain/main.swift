@@ -1,5 +1,7 @@
 import LambdaExtension
 import Logging
+import NIOCore
+import NIOPosix
 import RelayCore
 import RelayLogging
 
@@ -16,6 +18,10 @@ import RelayLogging
 /// before `POST /register` with a large environment (callgrind).
 func processEnvironment() -> [String: String] {
     var environment: [String: String] = [:]
+    var count = 0
+    while environ[count] != nil { count += 1 }
+    // Sized once: growing it rehashed every variable seven times (0.2 M instructions).
+    environment.reserveCapacity(count)
     var pointer = environ
     while let entry = pointer.pointee {
         let length = strlen(entry)
@@ -30,11 +36,16 @@ func processEnvironment() -> [String: String] {
     return environment
 }
 
-// Before anything else: a SIGTERM or SIGINT from now on is kept for the service lifecycle
-// (see EarlyShutdownSignals), never the default action that kills the process.
-EarlyShutdownSignals.install()
+// Before anything else: a SIGTERM or SIGINT from now on asks for a graceful shutdown (see
+// ShutdownSignals), never the default action that kills the process.
+ShutdownSignals.install()
 
 let settings = ExtensionSettings(environment: processEnvironment())
+// Before anything uses SwiftNIO: as many threads as the function's CPU share can run.
+if let threads = settings.threads {
+    NIOSingletons.groupLoopCountSuggestion = threads
+    NIOSingletons.blockingPoolThreadCountSuggestion = threads
+}
 let logConfiguration = settings.log
 let invocation = InvocationContext()
 LoggingSystem.bootstrap(

@@ -115,7 +115,7 @@ import Testing
         try await RecordingRemote.with { remote in
             let relay = try RelayProcess(environment: Self.devEnvironment(remote: remote))
             // "Relay listening" comes before the relay is built and the lifecycle watches
-            // signals: a SIGTERM now is kept for it (EarlyShutdownSignals) instead of killing it.
+            // signals: a SIGTERM now is kept for it (ShutdownSignals) instead of killing it.
             _ = try #require(await relay.listeningPort())
             relay.signal(SIGTERM)
             #expect(await relay.waitForExit() == 0, "not killed by the signal (status 15)")

@@ -84,5 +84,6 @@ let secondsBox = UnsafeMutablePointer<Double>.allocate(capacity: 1)
 secondsBox.pointee = seconds
 pthread_create(&thread, nil, spinThenStopTheRelay, secondsBox)
 
+ShutdownSignals.install()  // as the extension's main: the SIGTERM below shuts the relay down gracefully
 let exitCode = await RelayApplication(settings: settings, logger: logger, extensionName: "profiler-probe").run()
 exit(exitCode)
