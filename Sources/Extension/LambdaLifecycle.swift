@@ -1,6 +1,5 @@
 import Logging
 import RelayCore
-import ServiceLifecycle
 import Synchronization
 
 /// When queued uploads are pushed out relative to invocations.

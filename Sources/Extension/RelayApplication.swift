@@ -3,7 +3,6 @@ import NIOCore
 import NIOPosix
 import RelayCore
 import RelayProfiler
-import ServiceLifecycle
 
 /// Wires the relay's services from settings and runs them until shutdown.
 public struct RelayApplication: Sendable {

@@ -1,6 +1,5 @@
 import Logging
 import RelayCore
-import ServiceLifecycle
 
 /// The `relay stats` log line, for CloudWatch Logs Insights: every `interval` when
 /// something changed, and once at shutdown. With an EMF namespace it also carries the

@@ -4,7 +4,6 @@ import NIOHTTP1
 import NIOPosix
 import RelayCore
 import RelayJSON
-import ServiceLifecycle
 import Synchronization
 
 /// The HTTP listener Lambda's Telemetry API posts platform events to.

@@ -1,7 +1,6 @@
 import Logging
 import NIOCore
 import NIOPosix
-import ServiceLifecycle
 
 /// The relay's core, built in one place for the executable and the tests: the delivery
 /// pipeline, the ingress listener and the forwarder, with the one HTTP client of the
@@ -27,7 +26,7 @@ public struct Relay: Sendable {
     /// accepting first, then the forwarder drains what was accepted. Each is named: without a
     /// name, swift-service-lifecycle describes the service by reflecting over all its fields,
     /// which cost about 1 ms of init in the Swift runtime's first conformance lookups.
-    public var services: [ServiceGroupConfiguration.ServiceConfiguration] {
+    package var services: [ServiceGroup.ServiceConfiguration] {
         [.init(service: forwarder, serviceName: "forwarder"), .init(service: ingress, serviceName: "ingress")]
     }
 

@@ -1,6 +1,5 @@
 import Logging
 import RelayCore
-import ServiceLifecycle
 import Synchronization
 
 /// Upstream credentials read from Secrets Manager or SSM: fetched at start within a budget,

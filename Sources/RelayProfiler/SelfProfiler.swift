@@ -3,7 +3,6 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import RelayCore
-import ServiceLifecycle
 import Synchronization
 
 #if canImport(Glibc)

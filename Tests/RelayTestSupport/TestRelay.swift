@@ -1,7 +1,6 @@
 import Logging
 import NIOCore
 import RelayCore
-import ServiceLifecycle
 
 /// An in-process relay (ingress + forwarder + real async-http-client, or the given
 /// uploader) on 127.0.0.1 port 0, for tests: the relay the executable builds, run in a

@@ -1,6 +1,5 @@
 import Logging
 import NIOCore
-import ServiceLifecycle
 
 /// The upstream side: `workers` concurrent senders take uploads from the delivery
 /// pipeline and relay them, retrying as the policy says. On graceful shutdown it closes
