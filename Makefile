@@ -121,9 +121,9 @@ observe: venv tools ## Relay + Prometheus + profiled workload for OBSERVE_SECOND
 	$(BUILD_RELAY)
 	@$(VENV_PY) tools/observe.py --relay "$(RELAY_TO_RUN)" --prometheus "$(PROMETHEUS)" --seconds "$(OBSERVE_SECONDS)"
 
-lambda-local: venv ## A local Lambda (MODE=on-demand|provisioned-concurrency|snap-start|lambda-managed-instances) running the extension and a profiled Python function; ends with OK or FAIL
+lambda-local: venv ## A local Lambda (MODE=on-demand|provisioned-concurrency|snap-start|lambda-managed-instances, MEMORY=128: Lambda's CPU quota and memory limit for that size) running the extension and a profiled Python function; ends with OK or FAIL
 	$(BUILD_RELAY)
-	@MODE="$(MODE)" tools/local-lambda/lambda_local.sh "$(RELAY_TO_RUN)" "$(VENV_PY)"
+	@MODE="$(MODE)" MEMORY="$(MEMORY)" tools/local-lambda/lambda_local.sh "$(RELAY_TO_RUN)" "$(VENV_PY)"
 
 lint: ## swift format lint --strict (config: .swift-format) and Python syntax
 	$(SWIFT) format lint --strict --recursive Sources Tests Benchmarks Package.swift
@@ -139,10 +139,16 @@ BENCH_PEER   ?=
 BENCH_TOOLS   = @command -v wrk >/dev/null && command -v nginx >/dev/null && command -v curl >/dev/null && command -v cc >/dev/null && command -v zip >/dev/null || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light curl gcc zip; }
 STARTUP_BIN  := Benchmarks/results/.bin/startup
+STANDIN_BIN  := Benchmarks/results/.bin/standin_runtime
+# make bench-cost's CPU-share mode: the memory sizes whose Lambda CPU quota it emulates (a cgroup).
+BENCH_MEMORY ?= $(or $(MEMORY),128 512 1769)
 COST_ARGS     = --layer-binary $(LAYER_BINARY) --layer-zip $(LAYER_ZIP) $(if $(BENCH_PEER),--peer "$(BENCH_PEER)")
 
 $(STARTUP_BIN): Benchmarks/startup.c Benchmarks/lambda_life.c
 	@mkdir -p $(dir $@) && cc -O2 -Wall -o $@ Benchmarks/startup.c Benchmarks/lambda_life.c
+
+$(STANDIN_BIN): Benchmarks/standin_runtime.c
+	@mkdir -p $(dir $@) && cc -O2 -Wall -o $@ Benchmarks/standin_runtime.c
 
 bench: venv ## Relay vs nginx, A B A B: ack latency, delivered rate, memory, start-up, CPU, LogBench, self-profiling overhead, log bytes per refused upload; the layer binary's cost to the function, in turns with BENCH_PEER (BENCH_QUICK=1: one short round)
 	$(BENCH_TOOLS)
@@ -156,12 +162,13 @@ bench: venv ## Relay vs nginx, A B A B: ack latency, delivered rate, memory, sta
 		--pipelinebench "$(RELEASE_DIR)/PipelineBench" \
 		--startup-bin $(STARTUP_BIN) $(COST_ARGS)
 
-bench-cost: venv ## Only the layer binary's cost to the function (init, idle memory, CPU of a life and per upload, uploads/s, sizes), in turns with BENCH_PEER
+bench-cost: venv ## The layer binary's cost to the function (init, idle memory, CPU of a life and per upload, uploads/s, sizes), then at Lambda's CPU share for each MEMORY size (a cgroup; added init, first upload over HTTPS, cold request), in turns with BENCH_PEER
 	$(BENCH_TOOLS)
+	@command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl; }
 	@$(MAKE) --no-print-directory layer ARCH=x86_64
-	@$(MAKE) --no-print-directory $(STARTUP_BIN)
+	@$(MAKE) --no-print-directory $(STARTUP_BIN) $(STANDIN_BIN)
 	$(VENV_PY) Benchmarks/extension_cost.py --binary $(LAYER_BINARY) --zip $(LAYER_ZIP) $(if $(BENCH_PEER),--peer "$(BENCH_PEER)") \
-		--startup-bin $(STARTUP_BIN)
+		--startup-bin $(STARTUP_BIN) --runtime-bin $(STANDIN_BIN) --memory "$(BENCH_MEMORY)" $(if $(BENCH_CPU_SHARE_ONLY),--only-cpu-share)
 
 # make bench-ladder: the floor of each layer of the stack, probes that only register and wait
 # for SHUTDOWN (Benchmarks/ladder/, a package of its own), in turns with BENCH_PEER; LADDER_BINARY

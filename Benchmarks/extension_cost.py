@@ -41,6 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import CLK_TCK, FIXTURE, RESULTS, Sink, cpu_ticks, loadavg, port_free, wait_port, write_results, wrk, zip_extensions  # noqa: E402
+import cpu_share  # noqa: E402
 
 UPLOAD_PORT = 4040
 LAYER_NAME = "pyroscope-lambda-extension"
@@ -258,11 +259,23 @@ def main():
     ap.add_argument("--zip", help="the layer zip holding it")
     ap.add_argument("--peer", help="another extension binary, measured in turns with it")
     ap.add_argument("--startup-bin", required=True)
+    ap.add_argument("--runtime-bin", help="the stand-in runtime (Benchmarks/standin_runtime.c): with it, the CPU-share mode runs")
+    ap.add_argument("--memory", default="128 512 1769", help="the CPU-share mode's memory sizes, MB (MEMORY)")
+    ap.add_argument("--only-cpu-share", action="store_true", help="the CPU-share mode alone")
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
     quick = os.environ.get("BENCH_QUICK", "") not in ("", "0")
-    data = measure(args.binary, args.zip, args.peer, args.startup_bin, quick=quick)
-    text = table(data)
+    data, text = {}, ""
+    if not args.only_cpu_share:
+        data = measure(args.binary, args.zip, args.peer, args.startup_bin, quick=quick)
+        text = table(data)
+    if args.runtime_bin:
+        turns = int(os.environ.get("BENCH_SHARE_TURNS") or (5 if quick else 11))
+        require_upload_port()
+        share, why = cpu_share.measure(args.binary, args.peer, args.runtime_bin, FIXTURE,
+                                       [int(mb) for mb in args.memory.split()], turns)
+        data["cpu_share"] = share or {"skipped": why}
+        text += "\n\n## At Lambda's CPU share\n\n" + (cpu_share.table(share) if share else f"Skipped: {why}.")
     jpath, _ = write_results(args.out, time.strftime("%Y%m%dT%H%M%S"), data, text, suffix="-cost")
     print(text)
     print(f"\nraw: {jpath}")

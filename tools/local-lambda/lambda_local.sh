@@ -15,6 +15,9 @@
 #                          must then carry faas_name and the rest, shown in the verdict)
 #   LAMBDA_RUN_AS          the extension's user:group when run as root (default 993:990, Lambda's
 #                          sbx_user1051; "root" keeps root)
+#   MEMORY                 the function's memory size in MB: Lambda's CPU quota for it (128 MB: 7.2 %
+#                          of one CPU over 20 ms periods) and memory limit, as a cgroup holding the
+#                          extension and the function (unset: no quota, 128 MB in the environment)
 # As Lambda runs it: the extension as an unprivileged user, and (with the local stand-in, which
 # lives inside it too) the whole run in a network namespace of its own (tools/local-lambda/lambda_sandbox.sh).
 # Why these defaults: pyroscope-io uploads every 10 s from its start in the function's init,
@@ -72,6 +75,7 @@ status=0
 "$python" tools/local-lambda/local_lambda.py --mode "$mode" "${mode_args[@]}" "${run_as[@]}" --extension "$relay" \
   --function-dir "${LAMBDA_FUNCTION_DIR:-tools/local-lambda/lambda_function}" --handler "${LAMBDA_HANDLER:-app.handler}" \
   --python "$python" --invocations "$invocations" --event "$event" --report "$work/report.json" \
+  ${MEMORY:+--memory "$MEMORY"} \
   --env "${spool_env[@]}" \
   PYROSCOPE_REMOTE_ADDRESS="$remote" PYROSCOPE_FLUSH_STRATEGY="${PYROSCOPE_FLUSH_STRATEGY:-end}" \
   PYROSCOPE_LOG_LEVEL="${PYROSCOPE_LOG_LEVEL:-info}" PYROSCOPE_LISTEN_ADDRESS="$listen" PYROSCOPE_LAMBDA_LABELS="$lambda_labels" \

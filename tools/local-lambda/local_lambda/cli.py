@@ -72,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "them (its sbx_user1051 is 993:990); needs root. Default: as the emulator runs")
     p.add_argument("--env", action="append", nargs="+", default=[], metavar="KEY=VALUE",
                    help="environment for the extension(s) and the function (repeatable)")
+    p.add_argument("--memory", type=int, default=None, metavar="MB",
+                   help="the function's memory size: AWS_LAMBDA_FUNCTION_MEMORY_SIZE, and Lambda's CPU quota for it (1,769 MB "
+                        "is one vCPU, 128 MB about 7 %%, over 20 ms periods) and memory limit as a cgroup holding the "
+                        "extensions and the runtime. Default: 128 in the environment, no quota or limit")
     p.add_argument("--report", metavar="PATH.json", help="write the JSON report here")
     p.add_argument("--quiet", action="store_true", help="do not echo process output / emulator log")
     return p
@@ -115,6 +119,8 @@ def parse_args(argv):
         p.error("--freeze-seconds must be >= 0 and the timeouts > 0")
     if opts.pc_idle_seconds < 0 or opts.snapshot_seconds < 0 or opts.invoke_interval < 0:
         p.error("--pc-idle-seconds, --snapshot-seconds and --invoke-interval must be >= 0")
+    if opts.memory is not None and not 128 <= opts.memory <= 10240:
+        p.error("--memory must be from 128 to 10240 MB, as in Lambda")
     if opts.workers < 1:
         p.error("--workers must be >= 1")
     return opts

@@ -27,6 +27,7 @@ from .lifecycle import Lifecycle
 from .processes import ManagedProcess
 from .runtime_api import RUNTIME_PREFIX, RuntimeAPI
 from .shutdown import Shutdown
+from .cpu_share import CpuShare
 from .util import FUNCTION_NAME, FUNCTION_VERSION, MEMORY_MB, REGION, decode_body, echo, headers_dict, now
 
 TELEMETRY_PATHS = ("/2022-07-01/telemetry", "/2022-07-01/telemetry/")
@@ -90,6 +91,18 @@ class Emulator(ExtensionsAPI, RuntimeAPI, Lifecycle, ExecutionModels, Shutdown):
         self._server_thread = threading.Thread(target=self.server.serve_forever, name="sandbox-api", daemon=True)
         self.instance_id = uuid.uuid4().hex
         self.init_metrics: dict = {}
+        # --memory: the function's memory size, and Lambda's CPU quota and memory limit for it,
+        # as a cgroup every process of the environment joins before its exec.
+        self.memory_mb = opts.memory or MEMORY_MB
+        self.cpu_share = None
+        self.throttled_ms = None  # how long the quota held the environment back, read at the end
+        if opts.memory:
+            self.cpu_share, why = CpuShare.make(opts.memory, limit_memory=True)
+            if self.cpu_share is None:
+                self.warnings.append(f"--memory {opts.memory}: no CPU quota or memory limit, {why}")
+            elif opts.run_as:
+                self.cpu_share.delegate(*opts.run_as)
+        self.cpu_share_join = self.cpu_share.join if self.cpu_share else None
 
     # ------------------------------------------------------------------ utils
     def say(self, msg: str) -> None:
@@ -124,7 +137,7 @@ class Emulator(ExtensionsAPI, RuntimeAPI, Lifecycle, ExecutionModels, Shutdown):
             "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{self.port}",
             "AWS_LAMBDA_FUNCTION_NAME": FUNCTION_NAME,
             "AWS_LAMBDA_FUNCTION_VERSION": FUNCTION_VERSION,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(MEMORY_MB),
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory_mb),
             "AWS_LAMBDA_INITIALIZATION_TYPE": self.model.name,
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{FUNCTION_NAME}",
             "AWS_LAMBDA_LOG_STREAM_NAME": "local/[$LATEST]" + self.instance_id,

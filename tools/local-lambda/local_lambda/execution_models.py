@@ -41,7 +41,7 @@ class ExecutionModels:
         self.restore = r
         self.timeline["restore_start"] = r["start"]
         self.say("restore: platform.restoreStart")
-        self._emit(telemetry.make_event("platform.restoreStart", telemetry.runtime_fields(self.instance_id), r["start"]))
+        self._emit(telemetry.make_event("platform.restoreStart", telemetry.runtime_fields(self.instance_id, self.memory_mb), r["start"]))
         deadline = time.monotonic() + modes.RESTORE_TIMEOUT_S
         with self.cond:
             if r["runtime_restore_next"] is not None:

@@ -15,7 +15,7 @@ import uuid
 from . import modes, telemetry
 from .processes import ManagedProcess
 from .runtime_api import responded
-from .util import FUNCTION_ARN, FUNCTION_VERSION, MEMORY_MB, iso_at, ms_between, now, unix_ms
+from .util import FUNCTION_ARN, FUNCTION_VERSION, iso_at, ms_between, now, unix_ms
 
 # Freeze: how long after SIGSTOP we sample /proc to record that every thread is stopped.
 FREEZE_SAMPLE_DELAY_S = 0.1
@@ -25,6 +25,9 @@ class Lifecycle:
     def run(self) -> None:
         self._server_thread.start()
         self.say(f"sandbox API listening on 127.0.0.1:{self.port} (mode {self.model.name})")
+        if self.cpu_share:
+            self.say(f"{self.memory_mb} MB: CPU quota {self.cpu_share.share * 100:.1f} % of one CPU (20 ms periods), "
+                     f"memory limit {self.memory_mb} MB, for the extensions and the runtime together")
         try:
             if self._init():
                 reason = self._before_first_invoke()
@@ -96,7 +99,7 @@ class Lifecycle:
         for ext in self.extensions:
             try:
                 ext.proc = ManagedProcess(f"extension {ext.name}", [ext.path], ext_env, None, self._on_line, self._on_exit,
-                                          run_as=self.opts.run_as)
+                                          run_as=self.opts.run_as, join=self.cpu_share_join)
                 as_user = f" as {self.opts.run_as[0]}:{self.opts.run_as[1]}" if self.opts.run_as else ""
                 self.say(f"started extension {ext.name} (pid {ext.proc.pid}){as_user}")
             except OSError as e:
@@ -122,11 +125,11 @@ class Lifecycle:
         self._emit(telemetry.make_event("platform.initStart", {
             "initializationType": self.model.name,
             "phase": "init",
-            **telemetry.runtime_fields(self.instance_id),
+            **telemetry.runtime_fields(self.instance_id, self.memory_mb),
         }))
         try:
             self.runtime = ManagedProcess("runtime", argv, self.runtime_env(), self.opts.function_dir,
-                                          self._on_line, self._on_exit)
+                                          self._on_line, self._on_exit, join=self.cpu_share_join)
         except OSError as e:
             self.init_failed = {"time": now(), "by": "runtime", "error_type": "Runtime.InvalidEntrypoint"}
             self.error(f"could not start runtime {argv}: {e}")
@@ -322,7 +325,7 @@ class Lifecycle:
         metrics = {
             "durationMs": inv["duration_ms"],
             "billedDurationMs": int(math.ceil(inv["duration_ms"] or 0)),
-            "memorySizeMB": MEMORY_MB,
+            "memorySizeMB": self.memory_mb,
             "maxMemoryUsedMB": self.runtime.max_rss_mb() or 0,
         }
         if inv["index"] == 0:

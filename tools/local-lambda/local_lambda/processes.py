@@ -39,8 +39,10 @@ class ManagedProcess:
         on_line: Callable[["ManagedProcess", str, str, float], None],
         on_exit: Callable[["ManagedProcess"], None],
         run_as: tuple[int, int] | None = None,
+        join: Callable[[], None] | None = None,
     ):
-        """run_as: (uid, gid) to drop to before exec, with no supplementary groups."""
+        """run_as: (uid, gid) to drop to before exec, with no supplementary groups. join: called
+        in the child before exec (the CPU share's cgroup), so the whole process counts there."""
         self.label = label
         self.argv = argv
         self.output: list[list] = []  # [t, line]
@@ -58,6 +60,7 @@ class ManagedProcess:
             stderr=subprocess.PIPE,
             start_new_session=True,
             close_fds=True,
+            preexec_fn=join,
             **({"user": run_as[0], "group": run_as[1], "extra_groups": []} if run_as else {}),
         )
         self.pid = self.proc.pid

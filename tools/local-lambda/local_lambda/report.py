@@ -78,6 +78,10 @@ def build(emu) -> dict:
             "shutdown_ms": o.shutdown_ms,
             "env": o.env,
         },
+        "memory_mb": emu.memory_mb,
+        "cpu_quota": emu.cpu_share.share if emu.cpu_share else None,
+        "throttled_ms": emu.throttled_ms,
+        "init_duration_ms": ms(emu.timeline.get("init_start"), emu.timeline.get("init_end")),
         "timeline": emu.timeline,
         "restore": emu.restore,
         "workers": [_public(w) for w in emu.workers],
@@ -95,6 +99,10 @@ def build(emu) -> dict:
         "unattributed_requests": emu.unattributed_requests,
         "log": emu.log,
     }
+
+
+def ms(start, end):
+    return None if start is None or end is None else round((end - start) * 1000, 1)
 
 
 def _t(v) -> str:
@@ -119,6 +127,8 @@ def summary(rep: dict) -> str:
         )
     f = rep["function"]
     lines.append(f"function: init_started={_t(f['init_started'])} first_next={_t(f['first_next'])} exit_code={f['exit_code']}")
+    quota = f"CPU quota {rep['cpu_quota'] * 100:.1f} %, throttled {rep['throttled_ms'] or 0:.0f} ms" if rep["cpu_quota"] else "no CPU quota"
+    lines.append(f"init: {rep['init_duration_ms']} ms ({rep['memory_mb']} MB, {quota})")
     tl = rep["timeline"]
     marks = " ".join(f"{k}={_t(v)}" for k, v in tl.items() if v is not None)
     lines.append(f"timeline: {marks}")

@@ -112,6 +112,9 @@ class Shutdown:
             p.join_output(1.0)
         self.server.shutdown()
         self.server.server_close()
+        if self.cpu_share:
+            self.throttled_ms = self.cpu_share.throttled_ms()
+            self.cpu_share.remove()
         if self.runtime:
             self.function["exit_code"] = self.runtime.exit_code
             self.function["exit_time"] = self.runtime.exit_time

@@ -16,10 +16,10 @@ import urllib.parse
 import uuid
 from typing import Callable
 
-from .util import FUNCTION_NAME, FUNCTION_VERSION, MEMORY_MB, REGION
+from .util import FUNCTION_NAME, FUNCTION_VERSION, REGION
 
 
-def runtime_fields(instance_id):
+def runtime_fields(instance_id, memory_mb):
     """What platform.initStart and platform.restoreStart say about the runtime and the function."""
     return {
         "runtimeVersion": "python:3.11.local",
@@ -27,7 +27,7 @@ def runtime_fields(instance_id):
         "functionName": FUNCTION_NAME,
         "functionVersion": FUNCTION_VERSION,
         "instanceId": instance_id,
-        "instanceMaxMemory": MEMORY_MB,
+        "instanceMaxMemory": memory_mb,
     }
 
 from .util import iso_at, now
