@@ -1,5 +1,3 @@
-import NIOCore
-import NIOHTTP1
 import RelayCore
 import RelayJSON
 import Synchronization
@@ -15,57 +13,51 @@ public protocol ExtensionsAPIClient: Sendable {
     func reportExitError(_ error: ExtensionError) async
 }
 
-/// The real client over HTTP, on its own `HTTP1Client`, with no deadline on its requests
-/// (`/event/next` may wait for hours between invocations).
+/// The real client over HTTP (`LambdaAPITransport`: plain sockets, a thread per call), with
+/// no deadline on its requests (`/event/next` may wait for hours between invocations).
 public final class HTTPExtensionsAPIClient: ExtensionsAPIClient {
-    let client: HTTP1Client
-    let baseURL: String
-    let telemetryURL: String
+    let transport: LambdaAPITransport
+    let runtimeAPI: String
+    static let basePath = "/2020-01-01/extension"
+    static let telemetryPath = "/2022-07-01/telemetry"
     private let identifier = ExtensionIdentifier()
 
-    public init(runtimeAPI: String, eventLoopGroup: any EventLoopGroup) {
-        // A call on a connection that died while the environment was frozen is made once
-        // more on a fresh one: the API's calls may be repeated.
-        client = HTTP1Client(
-            eventLoopGroup: eventLoopGroup, configuration: .init(connectTimeout: .seconds(2), maxIdleConnectionsPerOrigin: 2, retriesDeadPooledConnection: true)
-        )
-        baseURL = "http://\(runtimeAPI)/2020-01-01/extension"
-        telemetryURL = "http://\(runtimeAPI)/2022-07-01/telemetry"
+    /// - Parameter runtimeAPI: `AWS_LAMBDA_RUNTIME_API`, `host:port`.
+    public init(runtimeAPI: String) {
+        self.runtimeAPI = runtimeAPI
+        transport = LambdaAPITransport(address: runtimeAPI, maxBodyBytes: Self.maxAnswerBytes)
     }
 
-    public func shutdown() async { await client.shutdown() }
+    public func shutdown() async { transport.shutdown() }
 
     /// An event is a few hundred bytes; nothing the API sends comes near this.
     static let maxAnswerBytes = 4 << 20
 
-    private func call(_ method: HTTPMethod, _ url: String, headers: [(String, String)], body: [UInt8]?, code: ExtensionError.Code)
-        async throws(ExtensionError) -> (HTTPResponseStatus, HTTPHeaders, [UInt8])
+    private func call(_ method: String, _ path: String, headers: [(String, String)], body: [UInt8]?, code: ExtensionError.Code)
+        async throws(ExtensionError) -> (status: Int, response: LambdaAPITransport.Response)
     {
-        var request = HTTP1Request(method: method, url: url)
-        for (name, value) in headers { request.headers.add(name: name, value: value) }
-        if let id = identifier.value { request.headers.add(name: "Lambda-Extension-Identifier", value: id) }
-        if let body {
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = ByteBuffer(bytes: body)
-        }
+        var headers = headers
+        if let id = identifier.value { headers.append(("Lambda-Extension-Identifier", id)) }
+        if body != nil { headers.append(("Content-Type", "application/json")) }
         do {
-            let response = try await client.executeWhole(request, deadline: nil, maxBodyBytes: Self.maxAnswerBytes)
-            return (response.status, response.headers, Array(buffer: response.body))
+            let response = try await transport.request(method, path, headers: headers, body: body)
+            return (response.status, response)
         } catch {
-            throw ExtensionError(code, "\(method) \(url) failed: \(error)")
+            throw ExtensionError(code, "\(method) http://\(runtimeAPI)\(path) failed: \(error)")
         }
     }
 
     public func register(name: String, events: [String]) async throws(ExtensionError) -> Registration {
         let body = (["events": .array(events.map(JSONValue.string))] as JSONValue).serialized()
-        let (status, headers, bytes) = try await call(
-            .POST, baseURL + "/register",
+        let (status, response) = try await call(
+            "POST", Self.basePath + "/register",
             headers: [("Lambda-Extension-Name", name), ("Lambda-Extension-Accept-Feature", "accountId")],
             body: body, code: .registrationFailed)
-        guard status == .ok, let id = headers.first(name: "Lambda-Extension-Identifier") else {
+        let bytes = response.body
+        guard status == 200, let id = response.header("Lambda-Extension-Identifier") else {
             let refusedEventType = (try? JSONValue.parse(bytes))?["errorType"]?.string == ExtensionError.Code.invalidEventType.functionErrorType
             let code: ExtensionError.Code = refusedEventType ? .invalidEventType : .registrationFailed
-            throw ExtensionError(code, "register answered \(status.code): \(String(decoding: bytes.prefix(300), as: UTF8.self))")
+            throw ExtensionError(code, "register answered \(status): \(String(decoding: bytes.prefix(300), as: UTF8.self))")
         }
         identifier.set(id)
         do {
@@ -76,9 +68,10 @@ public final class HTTPExtensionsAPIClient: ExtensionsAPIClient {
     }
 
     public func next() async throws(ExtensionError) -> ExtensionEvent {
-        let (status, _, bytes) = try await call(.GET, baseURL + "/event/next", headers: [], body: nil, code: .apiUnavailable)
-        guard status == .ok else {
-            throw ExtensionError(.unexpectedEvent, "event/next answered \(status.code): \(String(decoding: bytes.prefix(300), as: UTF8.self))")
+        let (status, response) = try await call("GET", Self.basePath + "/event/next", headers: [], body: nil, code: .apiUnavailable)
+        let bytes = response.body
+        guard status == 200 else {
+            throw ExtensionError(.unexpectedEvent, "event/next answered \(status): \(String(decoding: bytes.prefix(300), as: UTF8.self))")
         }
         return try ExtensionEvent.decode(bytes)
     }
@@ -91,10 +84,11 @@ public final class HTTPExtensionsAPIClient: ExtensionsAPIClient {
             "destination": ["protocol": "HTTP", "URI": .string(destinationURI)],
         ]
         let body = subscription.serialized()
-        let (status, _, bytes) = try await call(.PUT, telemetryURL, headers: [], body: body, code: .telemetrySubscriptionFailed)
-        guard status == .ok else {
+        let (status, response) = try await call("PUT", Self.telemetryPath, headers: [], body: body, code: .telemetrySubscriptionFailed)
+        guard status == 200 else {
             throw ExtensionError(
-                .telemetrySubscriptionFailed, "telemetry subscription answered \(status.code): \(String(decoding: bytes.prefix(300), as: UTF8.self))")
+                .telemetrySubscriptionFailed,
+                "telemetry subscription answered \(status): \(String(decoding: response.body.prefix(300), as: UTF8.self))")
         }
     }
 
@@ -105,7 +99,8 @@ public final class HTTPExtensionsAPIClient: ExtensionsAPIClient {
         let report: JSONValue = ["errorMessage": .string(error.message), "errorType": .string(error.code.functionErrorType), "stackTrace": []]
         let body = report.serialized()
         _ = try? await call(
-            .POST, baseURL + path, headers: [("Lambda-Extension-Function-Error-Type", error.code.functionErrorType)], body: body, code: error.code)
+            "POST", Self.basePath + path, headers: [("Lambda-Extension-Function-Error-Type", error.code.functionErrorType)], body: body,
+            code: error.code)
     }
 }
 

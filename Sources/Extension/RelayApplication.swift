@@ -27,7 +27,6 @@ public struct RelayApplication: Sendable {
     /// first (settings and logging are `main`'s). The relay itself (its pipeline, spool
     /// recovery, metrics registry and server bootstrap), secrets and Telemetry come after.
     public func run() async -> Int32 {
-        let group = MultiThreadedEventLoopGroup.singleton
         var listeners: ListeningSockets?
         var bindError: RelayError?
         do {
@@ -41,7 +40,7 @@ public struct RelayApplication: Sendable {
         let lambdaAPI: HTTPExtensionsAPIClient?
         var strategy = settings.flushStrategy
         if !settings.devMode, let runtimeAPI = settings.lambdaRuntimeAPI {
-            let api = HTTPExtensionsAPIClient(runtimeAPI: runtimeAPI, eventLoopGroup: group)
+            let api = HTTPExtensionsAPIClient(runtimeAPI: runtimeAPI)
             do {
                 let registered = try await LambdaRegistration.register(
                     client: api, name: extensionName, model: settings.executionModel, strategy: strategy, logger: logger)
@@ -82,6 +81,9 @@ public struct RelayApplication: Sendable {
         if let lambdaAPI, FirstEventPrefetch.applies(strategy: strategy, model: settings.executionModel) {
             events = FirstEventPrefetch(lambdaAPI)
         }
+        // SwiftNIO's event loops start here, after registration: the function's runtime is
+        // already starting, and nothing before /register waited for them.
+        let group = MultiThreadedEventLoopGroup.singleton
         let secrets = SecretsWiring.make(settings: settings, group: group, logger: logger)
         let exitCode =
             (try? await Relay.with(settings.relay, credentialSource: secrets.source, logger: logger) { relay in
