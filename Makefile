@@ -184,15 +184,15 @@ bench-ladder: layer-tools ## The floor ladder: C, Swift, NIO, NIOSSL and log/met
 
 # What building, publishing and testing the layer needs: zig (the linker for old glibc),
 # the AWS CLI, the moto AWS emulator, cfn-lint and pytest in their own venv; libstdc++.a
-# (g++), libz.a (zlib1g-dev) and debootstrap from Debian.
+# (g++), libz.a (zlib1g-dev), debootstrap and advzip (advancecomp: the zip recompressed) from Debian.
 $(LAYER_VENV)/.installed:
 	@$(PYTHON) -m venv $(LAYER_VENV) 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(LAYER_VENV); }
 	$(LAYER_PY) -m pip install -q "ziglang==0.17.1" "awscli==1.46.3" "moto[server]==5.2.5" "cfn-lint==1.58.0" "pytest==8.4.2"
 	@touch $@
 
 layer-tools: $(LAYER_VENV)/.installed
-	@{ [ -f "$$(gcc -print-file-name=libstdc++.a)" ] && [ -f "$$(gcc -print-file-name=libz.a)" ] && command -v zip >/dev/null && command -v unzip >/dev/null && command -v debootstrap >/dev/null; } || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends g++ zlib1g-dev zip unzip debootstrap; }
+	@{ [ -f "$$(gcc -print-file-name=libstdc++.a)" ] && [ -f "$$(gcc -print-file-name=libz.a)" ] && command -v zip >/dev/null && command -v unzip >/dev/null && command -v debootstrap >/dev/null && command -v advzip >/dev/null; } || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends g++ zlib1g-dev zip unzip debootstrap advancecomp; }
 
 layer: layer-tools ## Layer zip dist/pyroscope-lambda-extension-ARCH.zip (ARCH=x86_64|arm64|"x86_64 arm64"): static Swift runtime, glibc <= 2.26
 	@for arch in $(ARCH); do layer/build.sh $$arch $(abspath $(LAYER_PY)) || exit 1; done

@@ -347,7 +347,7 @@ def write_results(out, stamp, data, table, suffix=""):
 
 
 def zip_extensions(directory, binary, name):
-    """A layer zip of `directory`/extensions/ as make layer makes it (zip -X -r); with zipfile,
+    """A layer zip of `directory`/extensions/ as make layer makes it (zip -X -r, then advzip); with zipfile,
     holding `binary` as extensions/`name`, where zip is missing. Returns its path."""
     zipped = Path(directory) / "layer.zip"
     if shutil.which("zip"):
@@ -355,4 +355,7 @@ def zip_extensions(directory, binary, name):
     else:
         with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as z:
             z.write(binary, f"extensions/{name}")
+    # As layer/build.sh does to the layer: a peer's zip is compared recompressed the same way.
+    if shutil.which("advzip"):
+        subprocess.run(["advzip", "-z", "-3", "-q", str(zipped)], check=True)
     return zipped
