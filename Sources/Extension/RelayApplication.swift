@@ -22,10 +22,13 @@ public struct RelayApplication: Sendable {
     /// Runs until SIGTERM/SIGINT (dev mode) or Lambda's SHUTDOWN, then drains within the
     /// deadline. Returns the process exit code.
     ///
-    /// Lambda starts the function's runtime only once every extension has registered, so
-    /// what runs before `/register` delays every cold start: only the listening sockets come
-    /// first (settings and logging are `main`'s). The relay itself (its pipeline, spool
-    /// recovery, metrics registry and server bootstrap), secrets and Telemetry come after.
+    /// The relay is built and serving before `/register`, the rest (secrets, Telemetry, the
+    /// services) after it. Lambda starts the function's runtime once every extension has
+    /// registered, and from then on the runtime and the extension share the function's CPU
+    /// quota: at 128 MB the relay's construction cost the function's init about 3.5 ms of
+    /// CPU after registration, against about 1 ms before it, where nothing else runs (make
+    /// bench-cost, CPU-share mode). A failure found before registering (a port in use) is
+    /// reported through `init/error` once registered.
     public func run() async -> Int32 {
         var listeners: ListeningSockets?
         var bindError: RelayError?
@@ -34,80 +37,69 @@ public struct RelayApplication: Sendable {
         } catch {
             bindError = error
         }
-
-        // Lambda: register before anything can fail, so failures can be reported through
-        // init/error; the relay is already listening before the first /event/next.
-        let lambdaAPI: HTTPExtensionsAPIClient?
-        var strategy = settings.flushStrategy
-        if !settings.devMode, let runtimeAPI = settings.lambdaRuntimeAPI {
-            let api = HTTPExtensionsAPIClient(runtimeAPI: runtimeAPI)
-            do {
-                let registered = try await LambdaRegistration.register(
-                    client: api, name: extensionName, model: settings.executionModel, strategy: strategy, logger: logger)
-                strategy = registered.strategy
-                logger.info(
-                    "Registered with the Lambda Extensions API",
-                    metadata: [
-                        LogKey.functionName: "\(registered.registration.functionName)",
-                        LogKey.functionVersion: "\(registered.registration.functionVersion)",
-                        LogKey.events: "\(registered.events.joined(separator: ","))", LogKey.executionModel: "\(settings.executionModel.rawValue)",
-                    ])
-            } catch {
-                // Without a registration Lambda cannot run the extension at all.
-                logger.critical("Cannot register with the Lambda Extensions API: \(error.message)", metadata: [LogKey.errorType: "\(error.code)"])
-                await api.shutdown()
-                return 1
-            }
-            lambdaAPI = api
-        } else {
-            lambdaAPI = nil
-            if !settings.devMode {
-                logger.warning(
-                    "AWS_LAMBDA_RUNTIME_API is not set, so this is not Lambda: running the relay standalone as in dev mode (set PYROSCOPE_DEV_MODE=true to say so)"
-                )
-            }
-        }
-        guard let listeners else {
-            let error = bindError ?? RelayError(.bindFailed, "no listening socket")
-            logger.critical("Cannot start the relay: \(error.message)", metadata: [LogKey.error: "\(error)"])
-            await lambdaAPI?.reportInitError(ExtensionError(.portInUse, error.message))
-            await lambdaAPI?.shutdown()
-            return 1
-        }
-
-        // The first /event/next goes out now where nothing must precede it; the relay is
-        // built while Lambda goes on with the function's init.
-        var events: (any ExtensionsAPIClient)? = lambdaAPI
-        if let lambdaAPI, FirstEventPrefetch.applies(strategy: strategy, model: settings.executionModel) {
-            events = FirstEventPrefetch(lambdaAPI)
-        }
-        // SwiftNIO's event loops start here, after registration: the function's runtime is
-        // already starting, and nothing before /register waited for them.
         let group = MultiThreadedEventLoopGroup.singleton
         let secrets = SecretsWiring.make(settings: settings, group: group, logger: logger)
+        var lambdaAPI: HTTPExtensionsAPIClient?
         let exitCode =
-            (try? await Relay.with(settings.relay, credentialSource: secrets.source, logger: logger) { relay in
-                await run(relay, listeners: listeners, lambdaAPI: lambdaAPI, events: events, strategy: strategy, secrets: secrets)
+            (try? await Relay.with(settings.relay, credentialSource: secrets.source, logger: logger) { relay -> Int32 in
+                if let listeners, bindError == nil {
+                    do throws(RelayError) { try await relay.ingress.bind(adopting: listeners) } catch { bindError = error }
+                }
+                var strategy = settings.flushStrategy
+                if !settings.devMode, let runtimeAPI = settings.lambdaRuntimeAPI {
+                    let api = HTTPExtensionsAPIClient(runtimeAPI: runtimeAPI)
+                    lambdaAPI = api
+                    guard let registered = await register(api) else { return 1 }
+                    strategy = registered
+                } else if !settings.devMode {
+                    logger.warning(
+                        "AWS_LAMBDA_RUNTIME_API is not set, so this is not Lambda: running the relay standalone as in dev mode (set PYROSCOPE_DEV_MODE=true to say so)"
+                    )
+                }
+                if let error = bindError ?? (listeners == nil ? RelayError(.bindFailed, "no listening socket") : nil) {
+                    logger.critical("Cannot start the relay: \(error.message)", metadata: [LogKey.error: "\(error)"])
+                    await lambdaAPI?.reportInitError(ExtensionError(.portInUse, error.message))
+                    return 1
+                }
+                // The first /event/next goes out now where nothing must precede it.
+                var events: (any ExtensionsAPIClient)? = lambdaAPI
+                if let lambdaAPI, FirstEventPrefetch.applies(strategy: strategy, model: settings.executionModel) {
+                    events = FirstEventPrefetch(lambdaAPI)
+                }
+                return await run(relay, lambdaAPI: lambdaAPI, events: events, strategy: strategy, secrets: secrets)
             }) ?? 1
-        listeners.closeUnadopted()
+        listeners?.closeUnadopted()
         await secrets.shutdown()
         await lambdaAPI?.shutdown()
         return exitCode
     }
 
+    /// Registers with the Extensions API: the flush strategy the registration allows, or nil
+    /// (logged) when Lambda refused: without a registration it cannot run the extension at all.
+    private func register(_ api: HTTPExtensionsAPIClient) async -> FlushStrategy? {
+        do {
+            let registered = try await LambdaRegistration.register(
+                client: api, name: extensionName, model: settings.executionModel, strategy: settings.flushStrategy, logger: logger)
+            logger.info(
+                "Registered with the Lambda Extensions API",
+                metadata: [
+                    LogKey.functionName: "\(registered.registration.functionName)",
+                    LogKey.functionVersion: "\(registered.registration.functionVersion)",
+                    LogKey.events: "\(registered.events.joined(separator: ","))", LogKey.executionModel: "\(settings.executionModel.rawValue)",
+                ])
+            return registered.strategy
+        } catch {
+            logger.critical("Cannot register with the Lambda Extensions API: \(error.message)", metadata: [LogKey.errorType: "\(error.code)"])
+            return nil
+        }
+    }
+
     private func run(
-        _ relay: Relay, listeners: ListeningSockets, lambdaAPI: HTTPExtensionsAPIClient?, events: (any ExtensionsAPIClient)?,
-        strategy: FlushStrategy, secrets: SecretsWiring
+        _ relay: Relay, lambdaAPI: HTTPExtensionsAPIClient?, events: (any ExtensionsAPIClient)?, strategy: FlushStrategy,
+        secrets: SecretsWiring
     ) async -> Int32 {
         let group = MultiThreadedEventLoopGroup.singleton
         var strategy = strategy
-        do {
-            try await relay.ingress.bind(adopting: listeners)
-        } catch {
-            logger.critical("Cannot start the relay: \(error.message)", metadata: [LogKey.error: "\(error)"])
-            await lambdaAPI?.reportInitError(ExtensionError(.portInUse, error.message))
-            return 1
-        }
 
         // Credentials kept in AWS: fetched once listening and registered, within a bounded time
         // (init must not fail for it).
