@@ -22,13 +22,15 @@ public struct RelayApplication: Sendable {
     /// Runs until SIGTERM/SIGINT (dev mode) or Lambda's SHUTDOWN, then drains within the
     /// deadline. Returns the process exit code.
     ///
-    /// The relay is built and serving before `/register`, the rest (secrets, Telemetry, the
-    /// services) after it. Lambda starts the function's runtime once every extension has
-    /// registered, and from then on the runtime and the extension share the function's CPU
-    /// quota: at 128 MB the relay's construction cost the function's init about 3.5 ms of
-    /// CPU after registration, against about 1 ms before it, where nothing else runs (make
-    /// bench-cost, CPU-share mode). A failure found before registering (a port in use) is
-    /// reported through `init/error` once registered.
+    /// Lambda starts the function's runtime once every extension has registered; from then on
+    /// the runtime and the extension share the function's CPU. Below two vCPUs (under 3,538
+    /// MB) they share one CPU's quota or less, and the relay's construction cost the function's
+    /// init about 3.5 ms of CPU after registration against about 1 ms before it (128 MB, make
+    /// bench-cost's CPU-share mode): there the relay is built and serving before `/register`.
+    /// With two vCPUs or more (or outside Lambda) registering comes first and the relay is
+    /// built beside the starting runtime. Secrets, Telemetry and the services come after
+    /// both. A failure found before registering (a port in use) is reported through
+    /// `init/error` once registered.
     public func run() async -> Int32 {
         var listeners: ListeningSockets?
         var bindError: RelayError?
@@ -37,34 +39,42 @@ public struct RelayApplication: Sendable {
         } catch {
             bindError = error
         }
+        var lambdaAPI: HTTPExtensionsAPIClient?
+        if !settings.devMode, let runtimeAPI = settings.lambdaRuntimeAPI {
+            lambdaAPI = HTTPExtensionsAPIClient(runtimeAPI: runtimeAPI)
+        } else if !settings.devMode {
+            logger.warning(
+                "AWS_LAMBDA_RUNTIME_API is not set, so this is not Lambda: running the relay standalone as in dev mode (set PYROSCOPE_DEV_MODE=true to say so)"
+            )
+        }
+        var strategy = settings.flushStrategy
+        var events: (any ExtensionsAPIClient)? = lambdaAPI
+        var registered = false
+        if let api = lambdaAPI, (settings.threads ?? 2) >= 2 {
+            guard let allowed = await register(api) else {
+                await api.shutdown()
+                return 1
+            }
+            strategy = allowed
+            events = firstEvents(api, strategy: strategy)
+            registered = true
+        }
         let group = MultiThreadedEventLoopGroup.singleton
         let secrets = SecretsWiring.make(settings: settings, group: group, logger: logger)
-        var lambdaAPI: HTTPExtensionsAPIClient?
         let exitCode =
             (try? await Relay.with(settings.relay, credentialSource: secrets.source, logger: logger) { relay -> Int32 in
                 if let listeners, bindError == nil {
                     do throws(RelayError) { try await relay.ingress.bind(adopting: listeners) } catch { bindError = error }
                 }
-                var strategy = settings.flushStrategy
-                if !settings.devMode, let runtimeAPI = settings.lambdaRuntimeAPI {
-                    let api = HTTPExtensionsAPIClient(runtimeAPI: runtimeAPI)
-                    lambdaAPI = api
-                    guard let registered = await register(api) else { return 1 }
-                    strategy = registered
-                } else if !settings.devMode {
-                    logger.warning(
-                        "AWS_LAMBDA_RUNTIME_API is not set, so this is not Lambda: running the relay standalone as in dev mode (set PYROSCOPE_DEV_MODE=true to say so)"
-                    )
+                if let api = lambdaAPI, !registered {
+                    guard let allowed = await register(api) else { return 1 }
+                    strategy = allowed
+                    events = firstEvents(api, strategy: strategy)
                 }
                 if let error = bindError ?? (listeners == nil ? RelayError(.bindFailed, "no listening socket") : nil) {
                     logger.critical("Cannot start the relay: \(error.message)", metadata: [LogKey.error: "\(error)"])
                     await lambdaAPI?.reportInitError(ExtensionError(.portInUse, error.message))
                     return 1
-                }
-                // The first /event/next goes out now where nothing must precede it.
-                var events: (any ExtensionsAPIClient)? = lambdaAPI
-                if let lambdaAPI, FirstEventPrefetch.applies(strategy: strategy, model: settings.executionModel) {
-                    events = FirstEventPrefetch(lambdaAPI)
                 }
                 return await run(relay, lambdaAPI: lambdaAPI, events: events, strategy: strategy, secrets: secrets)
             }) ?? 1
@@ -72,6 +82,12 @@ public struct RelayApplication: Sendable {
         await secrets.shutdown()
         await lambdaAPI?.shutdown()
         return exitCode
+    }
+
+    /// The lifecycle's source of events: the first `/event/next` goes out at once, once
+    /// registered, where nothing must precede it.
+    private func firstEvents(_ api: HTTPExtensionsAPIClient, strategy: FlushStrategy) -> any ExtensionsAPIClient {
+        FirstEventPrefetch.applies(strategy: strategy, model: settings.executionModel) ? FirstEventPrefetch(api) : api
     }
 
     /// Registers with the Extensions API: the flush strategy the registration allows, or nil
