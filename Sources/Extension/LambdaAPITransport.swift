@@ -49,7 +49,9 @@ final class LambdaAPITransport: Sendable {
 
     /// Closes the kept-alive connections.
     func shutdown() {
-        for descriptor in idle.withLock({ idle in defer { idle.removeAll() }; return idle }) { close(descriptor) }
+        for descriptor in idle.withLock({ idle in
+            defer { idle.removeAll() }; return idle
+        }) { close(descriptor) }
     }
 
     /// One exchange. Cancelling the task closes its connection, which ends the wait.
@@ -87,11 +89,13 @@ final class LambdaAPITransport: Sendable {
     }
 
     private func finish(_ response: Response, _ descriptor: Int32, _ reusable: Bool) -> Response {
-        let kept = reusable && idle.withLock { idle -> Bool in
-            guard idle.count < 2 else { return false }
-            idle.append(descriptor)
-            return true
-        }
+        let kept =
+            reusable
+            && idle.withLock { idle -> Bool in
+                guard idle.count < 2 else { return false }
+                idle.append(descriptor)
+                return true
+            }
         if !kept { close(descriptor) }
         return response
     }
@@ -197,11 +201,13 @@ private func runOnThread(_ body: @escaping @Sendable () -> Void) -> Bool {
     pthread_attr_setstacksize(&attributes, 256 << 10)
     let box = Unmanaged.passRetained(Box(body)).toOpaque()
     var thread = pthread_t()
-    let created = pthread_create(&thread, &attributes, { argument in
-        let box = Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue()
-        box.body()
-        return nil
-    }, box)
+    let created = pthread_create(
+        &thread, &attributes,
+        { argument in
+            let box = Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue()
+            box.body()
+            return nil
+        }, box)
     if created != 0 { Unmanaged<Box>.fromOpaque(box).release() }
     return created == 0
 }

@@ -43,16 +43,18 @@ public enum ShutdownSignals {
         installHandlers()
         var thread = pthread_t()
         let readEnd = UnsafeMutableRawPointer(bitPattern: Int(ends[0]) + 1)
-        _ = pthread_create(&thread, nil, { argument in
-            let descriptor = Int32(Int(bitPattern: argument) - 1)
-            var byte: UInt8 = 0
-            while true {
-                let count = read(descriptor, &byte, 1)
-                if count < 0, errno == EINTR { continue }
-                if count <= 0 { return nil }
-                ShutdownSignals.handOver()
-            }
-        }, readEnd)
+        _ = pthread_create(
+            &thread, nil,
+            { argument in
+                let descriptor = Int32(Int(bitPattern: argument) - 1)
+                var byte: UInt8 = 0
+                while true {
+                    let count = read(descriptor, &byte, 1)
+                    if count < 0, errno == EINTR { continue }
+                    if count <= 0 { return nil }
+                    ShutdownSignals.handOver()
+                }
+            }, readEnd)
         pthread_detach(thread)
     }
 

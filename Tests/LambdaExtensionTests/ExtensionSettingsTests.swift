@@ -191,9 +191,10 @@ import Testing
     }
 
     /// SwiftNIO's threads follow the CPU share Lambda gives the memory size (1,769 MB: one vCPU).
-    @Test(arguments: [
-        ("128", 1), ("1769", 1), ("1770", 2), ("3538", 2), ("10240", 6), ("", nil), ("lots", nil), ("0", nil),
-    ] as [(String, Int?)])
+    @Test(
+        arguments: [
+            ("128", 1), ("1769", 1), ("1770", 2), ("3538", 2), ("10240", 6), ("", nil), ("lots", nil), ("0", nil),
+        ] as [(String, Int?)])
     func threadsFollowTheFunctionsVCPUs(memory: String, threads: Int?) {
         let environment = memory.isEmpty ? [:] : ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE": memory]
         #expect(ExtensionSettings(environment: environment).threads == threads, "\(memory) MB")

@@ -66,7 +66,8 @@ final class ScriptedServer: Sendable {
                 continue
             }
             let head = String(decoding: pending[..<end], as: UTF8.self)
-            let length = head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
+            let length =
+                head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
                 .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters()) } ?? 0
             while pending.count < end + length {
                 let count = recv(connection, &chunk, chunk.count, 0)
@@ -160,7 +161,11 @@ private enum Thread {
         }
         var thread = pthread_t()
         let box = Unmanaged.passRetained(Box(body)).toOpaque()
-        pthread_create(&thread, nil, { Unmanaged<Box>.fromOpaque($0!).takeRetainedValue().body(); return nil }, box)
+        pthread_create(
+            &thread, nil,
+            {
+                Unmanaged<Box>.fromOpaque($0!).takeRetainedValue().body(); return nil
+            }, box)
         pthread_detach(thread)
     }
 }
