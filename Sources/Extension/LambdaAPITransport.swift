@@ -63,8 +63,8 @@ final class LambdaAPITransport: Sendable {
         let call = Call()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Response, any Error>) in
-                let started = runOnThread { continuation.resume(with: Result { try self.exchange(request, call: call) }) }
-                if !started { continuation.resume(throwing: Failure(description: "no thread for the call: \(String(cString: strerror(errno)))")) }
+                let failed = runOnThread { continuation.resume(with: Result { try self.exchange(request, call: call) }) }
+                if failed != 0 { continuation.resume(throwing: Failure(description: "no thread for the call: \(String(cString: strerror(failed)))")) }
             }
         } onCancel: {
             call.cancel()
@@ -188,28 +188,29 @@ private final class Call: Sendable {
     }
 }
 
-/// Runs `body` on a new detached thread with a small stack; false when none could be made.
-private func runOnThread(_ body: @escaping @Sendable () -> Void) -> Bool {
+/// Runs `body` on a new detached thread; the error number when none could be made. The
+/// thread has the default stack (virtual: only the pages it touches are memory); a 256 KiB one
+/// could not be made under qemu-aarch64.
+private func runOnThread(_ body: @escaping @Sendable () -> Void) -> Int32 {
     final class Box: Sendable {
         let body: @Sendable () -> Void
         init(_ body: @escaping @Sendable () -> Void) { self.body = body }
     }
-    var attributes = pthread_attr_t()
-    pthread_attr_init(&attributes)
-    defer { pthread_attr_destroy(&attributes) }
-    pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
-    pthread_attr_setstacksize(&attributes, 256 << 10)
     let box = Unmanaged.passRetained(Box(body)).toOpaque()
     var thread = pthread_t()
     let created = pthread_create(
-        &thread, &attributes,
+        &thread, nil,
         { argument in
             let box = Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue()
             box.body()
             return nil
         }, box)
-    if created != 0 { Unmanaged<Box>.fromOpaque(box).release() }
-    return created == 0
+    if created == 0 {
+        pthread_detach(thread)
+    } else {
+        Unmanaged<Box>.fromOpaque(box).release()
+    }
+    return created
 }
 
 /// Reads one HTTP/1.1 answer: the head, then a body framed by Content-Length, by chunks, or
