@@ -38,6 +38,11 @@ extension ExtensionSettings {
     /// PYROSCOPE_LAMBDA_LABELS: unset or false, none (uploads pass as today); `true`, the
     /// default set; a comma list, those labels. A label whose variable is unset (outside
     /// Lambda) is left out.
+    /// `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, the function's memory in MB, when it is one.
+    static func memoryMegabytes(_ reader: EnvironmentReader) -> Int? {
+        reader.string("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").flatMap(GoParsing.parseInt).flatMap { $0 > 0 && $0 < 1 << 20 ? $0 : nil }
+    }
+
     static func lambdaLabels(_ reader: inout EnvironmentReader, architecture: String? = LambdaLabelKind.buildArchitecture) -> LambdaLabels {
         guard let text = reader.string("PYROSCOPE_LAMBDA_LABELS") else { return .none }
         var kinds: [LambdaLabelKind] = []
@@ -67,9 +72,7 @@ extension ExtensionSettings {
         let function = reader.string("AWS_LAMBDA_FUNCTION_NAME")
         let version = reader.string("AWS_LAMBDA_FUNCTION_VERSION")
         let region = reader.string("AWS_REGION")
-        let memory = reader.string("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").flatMap(GoParsing.parseInt).flatMap { megabytes in
-            megabytes > 0 && megabytes < 1 << 20 ? String(megabytes << 20) : nil
-        }
+        let memory = memoryMegabytes(reader).map { megabytes in String(megabytes << 20) }
         let initialization = reader.string("AWS_LAMBDA_INITIALIZATION_TYPE")
         let logStream = reader.string("AWS_LAMBDA_LOG_STREAM_NAME")
         var labels: [LambdaLabel] = []

@@ -177,9 +177,7 @@ public struct ExtensionSettings: Sendable {
         }
         let (model, note) = ExecutionModel.parse(environment["AWS_LAMBDA_INITIALIZATION_TYPE"])
         executionModel = model
-        threads = environment["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"].flatMap(GoParsing.parseInt).flatMap { megabytes in
-            megabytes > 0 ? Int((megabytes + 1768) / 1769) : nil
-        }
+        threads = Self.memoryMegabytes(reader).map { megabytes in (megabytes + 1768) / 1769 }
         if let note { notes.append(note) }
         if !model.deliversInvokeEvents, flushStrategy != .background {
             // Named after the setting the user wrote (FLUSH_ON_INVOKE selects `invoke` too).

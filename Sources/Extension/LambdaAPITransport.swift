@@ -1,3 +1,4 @@
+import GoCompatibility
 import Synchronization
 
 #if canImport(Glibc)
@@ -188,31 +189,6 @@ private final class Call: Sendable {
     }
 }
 
-/// Runs `body` on a new detached thread; the error number when none could be made. The
-/// thread has the default stack (virtual: only the pages it touches are memory); a 256 KiB one
-/// could not be made under qemu-aarch64.
-private func runOnThread(_ body: @escaping @Sendable () -> Void) -> Int32 {
-    final class Box: Sendable {
-        let body: @Sendable () -> Void
-        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-    }
-    let box = Unmanaged.passRetained(Box(body)).toOpaque()
-    var thread = pthread_t()
-    let created = pthread_create(
-        &thread, nil,
-        { argument in
-            let box = Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue()
-            box.body()
-            return nil
-        }, box)
-    if created == 0 {
-        pthread_detach(thread)
-    } else {
-        Unmanaged<Box>.fromOpaque(box).release()
-    }
-    return created
-}
-
 /// Reads one HTTP/1.1 answer: the head, then a body framed by Content-Length, by chunks, or
 /// by the close.
 private struct ResponseReader {
@@ -234,7 +210,7 @@ private struct ResponseReader {
         var headEnd: Int?
         while headEnd == nil {
             guard try fill() else { throw Failure(description: "the connection closed before an answer") }
-            headEnd = Self.find([13, 10, 13, 10], in: buffer)
+            headEnd = buffer.firstOccurrence(of: [13, 10, 13, 10])?.lowerBound
             if headEnd == nil, buffer.count > 64 << 10 { throw Failure(description: "an answer head over 64 KiB") }
         }
         // Split and trimmed as bytes, made Strings last: Character-wise trimming (grapheme
@@ -254,7 +230,8 @@ private struct ResponseReader {
             headers.append(
                 (String(decoding: line[..<colon], as: UTF8.self), String(decoding: Self.trimmed(line[(colon + 1)...]), as: UTF8.self)))
         }
-        func header(_ name: String) -> String? { headers.first { $0.name.lowercased() == name }?.value }
+        var response = LambdaAPITransport.Response(status: status, headers: headers, body: [])
+        func header(_ name: String) -> String? { response.header(name) }
         let closes = header("connection")?.lowercased() == "close" || fields[0] == "HTTP/1.0"
         let body: [UInt8]
         if header("transfer-encoding")?.lowercased().hasSuffix("chunked") == true {
@@ -277,7 +254,8 @@ private struct ResponseReader {
             }
             body = Array(buffer[position...])
         }
-        return LambdaAPITransport.Response(status: status, headers: headers, body: body)
+        response.body = body
+        return response
     }
 
     private mutating func readChunked() throws -> [UInt8] {
@@ -303,7 +281,7 @@ private struct ResponseReader {
 
     private mutating func readLine() throws -> ArraySlice<UInt8> {
         while true {
-            if let end = Self.find([13, 10], in: buffer, from: position) {
+            if let end = buffer[position...].firstOccurrence(of: [13, 10])?.lowerBound {
                 defer { position = end + 2 }
                 return buffer[position..<end]
             }
@@ -330,13 +308,5 @@ private struct ResponseReader {
         func isSpace(_ byte: UInt8) -> Bool { byte == 32 || byte == 9 || byte == 13 }
         guard let first = bytes.firstIndex(where: { !isSpace($0) }), let last = bytes.lastIndex(where: { !isSpace($0) }) else { return [] }
         return bytes[first...last]
-    }
-
-    private static func find(_ needle: [UInt8], in bytes: [UInt8], from start: Int = 0) -> Int? {
-        guard bytes.count >= needle.count, start <= bytes.count - needle.count else { return nil }
-        for index in start...(bytes.count - needle.count) where bytes[index] == needle[0] {
-            if bytes[index..<(index + needle.count)].elementsEqual(needle) { return index }
-        }
-        return nil
     }
 }

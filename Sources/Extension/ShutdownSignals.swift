@@ -41,21 +41,17 @@ public enum ShutdownSignals {
         for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
         wakeUp.store(ends[1], ordering: .relaxed)
         installHandlers()
-        var thread = pthread_t()
-        let readEnd = UnsafeMutableRawPointer(bitPattern: Int(ends[0]) + 1)
-        _ = pthread_create(
-            &thread, nil,
-            { argument in
-                let descriptor = Int32(Int(bitPattern: argument) - 1)
-                var byte: UInt8 = 0
-                while true {
-                    let count = read(descriptor, &byte, 1)
-                    if count < 0, errno == EINTR { continue }
-                    if count <= 0 { return nil }
-                    ShutdownSignals.handOver()
-                }
-            }, readEnd)
-        pthread_detach(thread)
+        let readEnd = ends[0]
+        // Without a thread the signals are still recorded, and handed over at `onSignal`.
+        _ = runOnThread {
+            var byte: UInt8 = 0
+            while true {
+                let count = read(readEnd, &byte, 1)
+                if count < 0, errno == EINTR { continue }
+                if count <= 0 { return }
+                ShutdownSignals.handOver()
+            }
+        }
     }
 
     /// Calls `action` with each signal from now on, and with one caught before, if any.

@@ -1,3 +1,4 @@
+import Foundation
 import RelayTestSupport
 import Synchronization
 import Testing
@@ -36,7 +37,7 @@ final class ScriptedServer: Sendable {
         self.listener = listener
         port = Int32(UInt16(bigEndian: address.sin_port))
         let server = self
-        Thread.detach { server.serve() }
+        Thread { server.serve() }.start()
     }
 
     var requests: [String] { state.withLock { $0.requests } }
@@ -50,7 +51,7 @@ final class ScriptedServer: Sendable {
             guard connection >= 0 else { return }
             state.withLock { $0.connections += 1 }
             let server = self
-            Thread.detach { server.answer(on: connection) }
+            Thread { server.answer(on: connection) }.start()
         }
     }
 
@@ -68,7 +69,7 @@ final class ScriptedServer: Sendable {
             let head = String(decoding: pending[..<end], as: UTF8.self)
             let length =
                 head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
-                .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters()) } ?? 0
+                .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
             while pending.count < end + length {
                 let count = recv(connection, &chunk, chunk.count, 0)
                 if count <= 0 { return }
@@ -150,26 +151,4 @@ final class ScriptedServer: Sendable {
         let nobody = LambdaAPITransport(address: "127.0.0.1:1", maxBodyBytes: 10)
         await #expect(throws: LambdaAPITransport.Failure.self) { try await nobody.request("GET", "/next", headers: [], body: nil) }
     }
-}
-
-/// A detached thread for the scripted server (blocking accept and recv).
-private enum Thread {
-    static func detach(_ body: @escaping @Sendable () -> Void) {
-        final class Box: Sendable {
-            let body: @Sendable () -> Void
-            init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-        }
-        var thread = pthread_t()
-        let box = Unmanaged.passRetained(Box(body)).toOpaque()
-        pthread_create(
-            &thread, nil,
-            {
-                Unmanaged<Box>.fromOpaque($0!).takeRetainedValue().body(); return nil
-            }, box)
-        pthread_detach(thread)
-    }
-}
-
-extension Substring {
-    fileprivate func trimmingCharacters() -> String { String(drop { $0 == " " }.reversed().drop { $0 == " " }.reversed()) }
 }

@@ -61,7 +61,7 @@ package final class ServiceGroup: Sendable {
 
     private let configuration: Configuration
     /// Asked before or while the group runs; `run()` waits on it beside the services.
-    private let shutdownRequested = ShutdownSignal()
+    private let shutdownRequested = GracefulShutdownFlag()
 
     package init(configuration: Configuration) {
         self.configuration = configuration
@@ -79,14 +79,14 @@ package final class ServiceGroup: Sendable {
 
     package func run() async throws {
         let services = configuration.services
-        let signals = services.map { _ in ShutdownSignal() }
+        let signals = services.map { _ in GracefulShutdownFlag() }
         let logger = configuration.logger
         let requested = shutdownRequested
         try await withThrowingTaskGroup(of: Event.self) { group in
             for (index, entry) in services.enumerated() {
                 group.addTask {
                     do {
-                        try await ShutdownSignal.$current.withValue(signals[index]) { try await entry.service.run() }
+                        try await GracefulShutdownFlag.$current.withValue(signals[index]) { try await entry.service.run() }
                         return .finished(index: index, error: nil)
                     } catch {
                         return .finished(index: index, error: error)
@@ -145,13 +145,13 @@ package final class ServiceGroup: Sendable {
 /// waits until then.
 package func gracefulShutdown() async throws {
     // Outside a group nothing asks for it: only cancellation ends the wait.
-    try await (ShutdownSignal.current ?? ShutdownSignal()).wait()
+    try await (GracefulShutdownFlag.current ?? GracefulShutdownFlag()).wait()
 }
 
 /// Runs `operation`, cancelled when graceful shutdown is asked of this task's service (then
 /// throws `CancellationError`).
 package func cancelWhenGracefulShutdown<T: Sendable>(_ operation: @Sendable @escaping () async throws -> T) async throws -> T {
-    let signal = ShutdownSignal.current ?? ShutdownSignal()
+    let signal = GracefulShutdownFlag.current ?? GracefulShutdownFlag()
     return try await withThrowingTaskGroup(of: T?.self) { group in
         group.addTask { try await operation() }
         group.addTask {
@@ -165,8 +165,8 @@ package func cancelWhenGracefulShutdown<T: Sendable>(_ operation: @Sendable @esc
 }
 
 /// A one-way flag with waiters: set once, every waiter (now and later) resumes.
-final class ShutdownSignal: Sendable {
-    @TaskLocal static var current: ShutdownSignal?
+final class GracefulShutdownFlag: Sendable {
+    @TaskLocal static var current: GracefulShutdownFlag?
 
     private struct State {
         var triggered = false

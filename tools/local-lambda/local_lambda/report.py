@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .util import ms_between
+
 
 def failures(emu) -> list[str]:
     """What makes the run a failure (local_lambda.py then exits 1): the function or an
@@ -81,7 +83,7 @@ def build(emu) -> dict:
         "memory_mb": emu.memory_mb,
         "cpu_quota": emu.cpu_share.share if emu.cpu_share else None,
         "throttled_ms": emu.throttled_ms,
-        "init_duration_ms": ms(emu.timeline.get("init_start"), emu.timeline.get("init_end")),
+        "init_duration_ms": ms_between(emu.timeline.get("init_start"), emu.timeline.get("init_end")),
         "timeline": emu.timeline,
         "restore": emu.restore,
         "workers": [_public(w) for w in emu.workers],
@@ -99,10 +101,6 @@ def build(emu) -> dict:
         "unattributed_requests": emu.unattributed_requests,
         "log": emu.log,
     }
-
-
-def ms(start, end):
-    return None if start is None or end is None else round((end - start) * 1000, 1)
 
 
 def _t(v) -> str:
