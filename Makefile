@@ -172,29 +172,29 @@ bench-cost: venv ## The layer binary's cost to the function (init, idle memory, 
 
 # make bench-ladder: the floor of each layer of the stack, probes that only register and wait
 # for SHUTDOWN (Benchmarks/ladder/, a package of its own), in turns with BENCH_PEER; LADDER_BINARY
-# adds a built layer binary as the last row. The probes link as the layer does (layer-tools:
-# zig); builds run niced, the measurement not.
+# adds a built layer binary as the last row. The probes link as the layer does (a static
+# executable); builds run niced, the measurement not.
 LADDER_BINARY ?=
 LADDER_TOOLS  = @command -v cc >/dev/null && command -v strip >/dev/null && command -v zip >/dev/null && [ -f "$$(gcc -print-file-name=libc.a)" ] || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc binutils libc6-dev zip; }
-bench-ladder: layer-tools ## The floor ladder: C, Swift, NIO, NIOSSL and log/metrics/lifecycle probes (register, first /event/next, RSS, CPU, size), in turns with BENCH_PEER; LADDER_BINARY=path adds the layer binary
+bench-ladder: ## The floor ladder: C, Swift, NIO, NIOSSL and log/metrics/lifecycle probes (register, first /event/next, RSS, CPU, size), in turns with BENCH_PEER; LADDER_BINARY=path adds the layer binary
 	$(LADDER_TOOLS)
-	$(PYTHON) Benchmarks/ladder.py --layer-python "$(abspath $(LAYER_PY))" $(if $(BENCH_PEER),--peer "$(BENCH_PEER)") \
+	$(PYTHON) Benchmarks/ladder.py --layer-link $(if $(BENCH_PEER),--peer "$(BENCH_PEER)") \
 		$(if $(LADDER_BINARY),--binary "$(LADDER_BINARY)")
 
-# What building, publishing and testing the layer needs: zig (the linker for old glibc),
-# the AWS CLI, the moto AWS emulator, cfn-lint and pytest in their own venv; libstdc++.a
-# (g++), libz.a (zlib1g-dev), debootstrap and advzip (advancecomp: the zip recompressed) from Debian.
+# What building, publishing and testing the layer needs: the AWS CLI, the moto AWS emulator,
+# cfn-lint and pytest in their own venv; libc.a (libc6-dev), libstdc++.a (g++), libz.a
+# (zlib1g-dev), debootstrap and advzip (advancecomp: the zip recompressed) from Debian.
 $(LAYER_VENV)/.installed:
 	@$(PYTHON) -m venv $(LAYER_VENV) 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(LAYER_VENV); }
-	$(LAYER_PY) -m pip install -q "ziglang==0.17.1" "awscli==1.46.3" "moto[server]==5.2.5" "cfn-lint==1.58.0" "pytest==8.4.2"
+	$(LAYER_PY) -m pip install -q "awscli==1.46.3" "moto[server]==5.2.5" "cfn-lint==1.58.0" "pytest==8.4.2"
 	@touch $@
 
 layer-tools: $(LAYER_VENV)/.installed
-	@{ [ -f "$$(gcc -print-file-name=libstdc++.a)" ] && [ -f "$$(gcc -print-file-name=libz.a)" ] && command -v zip >/dev/null && command -v unzip >/dev/null && command -v debootstrap >/dev/null && command -v advzip >/dev/null; } || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends g++ zlib1g-dev zip unzip debootstrap advancecomp; }
+	@{ [ -f "$$(gcc -print-file-name=libc.a)" ] && [ -f "$$(gcc -print-file-name=libstdc++.a)" ] && [ -f "$$(gcc -print-file-name=libz.a)" ] && command -v zip >/dev/null && command -v unzip >/dev/null && command -v debootstrap >/dev/null && command -v advzip >/dev/null; } || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libc6-dev g++ zlib1g-dev zip unzip debootstrap advancecomp; }
 
-layer: layer-tools ## Layer zip dist/pyroscope-lambda-extension-ARCH.zip (ARCH=x86_64|arm64|"x86_64 arm64"): static Swift runtime, glibc <= 2.26
+layer: layer-tools ## Layer zip dist/pyroscope-lambda-extension-ARCH.zip (ARCH=x86_64|arm64|"x86_64 arm64"): a static executable
 	@for arch in $(ARCH); do layer/build.sh $$arch $(abspath $(LAYER_PY)) || exit 1; done
 
 layers: ## Both layer zips (x86_64, and arm64 cross-built in a Debian sid root on x86_64; cached in .build-cross/)

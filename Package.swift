@@ -31,6 +31,9 @@ let package = Package(
         // JSON (RFC 8259) and base64 for the few bodies the relay reads and writes, instead of
         // Foundation's coders and their ~2.7 MB and ~1 ms at cold start.
         .target(name: "RelayJSON"),
+        // glibc calls Swift's Glibc module does not import (getauxval, malloc_trim, NSS),
+        // called directly: dlsym finds nothing in the layer's statically linked binary.
+        .target(name: "CGlibc"),
         .target(
             name: "RelayLogging",
             dependencies: ["GoCompatibility", .product(name: "Logging", package: "swift-log")],
@@ -44,6 +47,7 @@ let package = Package(
                 "RelayMetrics",
                 "RelayJSON",
                 "GoCompatibility",
+                "CGlibc",
                 "CZlib",
                 .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -102,6 +106,7 @@ let package = Package(
         .executableTarget(
             name: "ExtensionMain",
             dependencies: [
+                "CGlibc",
                 "LambdaExtension",
                 "RelayCore",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -145,7 +150,7 @@ let package = Package(
         .testTarget(
             name: "RelayCoreTests",
             dependencies: [
-                "RelayCore", "RelayTestSupport",
+                "CGlibc", "RelayCore", "RelayTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 // EmbeddedChannel: the ingress handlers tested without sockets.
                 .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -21,9 +21,9 @@ with the others and the peer (--peer: the Go extension), then N idle lives for t
   stripped MB    the binary with no symbol table (llvm-objcopy --strip-all)
   zip MB         zip -X of extensions/<binary>, as a layer holds it
 
-Medians. The Swift probes are built release with --static-swift-stdlib; with --layer-python
-(a Python with ziglang: make layer-tools) the link goes through layer/toolchain/clang as
-layer/build.sh does (zig cc against glibc 2.26, static libstdc++, no -export-dynamic).
+Medians. The Swift probes are built release with --static-swift-stdlib; with --layer-link
+the link goes through layer/toolchain/clang as layer/build.sh does (a static executable, no
+-export-dynamic).
 Builds run under nice -n 15 with -j 1; the measurement does not. Only the standard library.
 
   Benchmarks/ladder.py --peer /path/to/go/extension [--binary dist/x86_64/extensions/pyroscope-lambda-extension]
@@ -116,7 +116,7 @@ def strip(source, target):
         subprocess.run(["strip", "--strip-all", "-o", str(target), str(source)], check=True)
 
 
-def build(out, layer_python, swift="swift"):
+def build(out, layer_link, swift="swift"):
     """The probes, stripped, in `out`; returns {name: path}."""
     out.mkdir(parents=True, exist_ok=True)
     paths = {"sockets": out / "sockets"}
@@ -127,12 +127,9 @@ def build(out, layer_python, swift="swift"):
                "--scratch-path", scratch]
     bin_path = Path(subprocess.run([*map(str, command), "--show-bin-path"], check=True, capture_output=True,
                                    text=True).stdout.strip())
-    if layer_python:
-        libstdcxx, libz = (subprocess.run(["gcc", f"-print-file-name={lib}"], capture_output=True, text=True,
-                                          check=True).stdout.strip() for lib in ("libstdc++.a", "libz.a"))
-        env.update(SWIFT_DRIVER_CLANG_EXEC=str(ROOT / "layer/toolchain/clang"), LAYER_ZIG=f"{layer_python} -m ziglang",
-                   LAYER_ZIG_TARGET=f"{platform.machine()}-linux-gnu.2.26",
-                   LAYER_STATIC_LIBS=f"stdc++={libstdcxx},-lunwind z={libz}")
+    if layer_link:
+        env.update(SWIFT_DRIVER_CLANG_EXEC=str(ROOT / "layer/toolchain/clang"),
+                   LAYER_PRODUCT=" ".join(name for name, _ in PROBES[1:]))
     for name, _ in PROBES[1:]:
         (bin_path / name).unlink(missing_ok=True)  # linked anew: the link (plain or the layer's) may differ
     nice(command, env=env)
@@ -254,7 +251,7 @@ def main():
     ap.add_argument("--binary", help="this project's layer binary, added as the last row")
     ap.add_argument("--startup-bin", help="Benchmarks/lambda_life.c's harness (built into --out/.bin when not given)")
     ap.add_argument("--probes", help="a folder holding the built probes (sockets, Ladder*): no build")
-    ap.add_argument("--layer-python", help="a Python with ziglang: link as layer/build.sh does")
+    ap.add_argument("--layer-link", action="store_true", help="link as layer/build.sh does (a static executable)")
     ap.add_argument("--lives", type=int, default=int(os.environ.get("BENCH_LIVES") or 9))
     ap.add_argument("--hold-ms", type=int, default=1000, help="idle time before the memory is read")
     ap.add_argument("--out", default=str(RESULTS))
@@ -265,7 +262,7 @@ def main():
         startup_bin.parent.mkdir(parents=True, exist_ok=True)
         nice(["cc", "-O2", "-Wall", "-o", startup_bin, BENCH / "startup.c", BENCH / "lambda_life.c"])
     probes = Path(args.probes) if args.probes else None
-    paths = {n: probes / n for n, _ in PROBES} if probes else build(out / ".bin" / "ladder", args.layer_python)
+    paths = {n: probes / n for n, _ in PROBES} if probes else build(out / ".bin" / "ladder", args.layer_link)
     subjects = [Subject(n, label, paths[n]) for n, label in PROBES]
     if args.peer:
         subjects.append(Subject("peer", "Go extension (peer)", args.peer))
@@ -287,9 +284,9 @@ def main():
     text += (f"\n\n{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores {platform.machine()}, medians of {args.lives} lives "
              f"(idle RSS: {args.lives} lives, {args.hold_ms} ms after the first /event/next), in turns; load average "
              f"{' '.join(load_start)} at start, {' '.join(load_end)} at end; "
-             f"link: {'layer/toolchain/clang (zig cc, glibc 2.26)' if args.layer_python else 'swift build --static-swift-stdlib'}.")
+             f"link: {'layer/toolchain/clang (static executable)' if args.layer_link else 'swift build --static-swift-stdlib'}.")
     data = {"date": stamp, "machine": platform.machine(), "cores": os.cpu_count(), "lives": args.lives,
-            "hold_ms": args.hold_ms, "layer_link": bool(args.layer_python), "loadavg_start": load_start,
+            "hold_ms": args.hold_ms, "layer_link": args.layer_link, "loadavg_start": load_start,
             "loadavg_end": load_end, "rows": rows}
     jpath, _ = write_results(out, stamp, data, text, suffix="-ladder")
     print(text)

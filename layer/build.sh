@@ -4,8 +4,10 @@
 # /opt/extensions). Usage: layer/build.sh ARCH PYTHON   (ARCH: x86_64 | arm64)
 #
 # Native (x86_64 here, or arm64 on an arm64 machine): swift build as usual (Swift runtime
-# linked statically), but the final link goes through layer/toolchain/clang, i.e. zig cc
-# against glibc 2.26 with libstdc++, the unwinder and zlib linked in.
+# linked statically), but the final link goes through layer/toolchain/clang, which links a
+# static executable: glibc, libstdc++, libgcc's unwinder and zlib inside, no shared library,
+# so it runs beside any runtime image's glibc (Amazon Linux 2's 2.26 included) and skips the
+# dynamic loader's work at every start.
 # arm64 on x86_64: the same with Debian sid's Swift 6.2.3 as cross compiler, run inside a sid
 # root with a Swift SDK bundle for aarch64 (layer/cross/setup.sh installs both into
 # .build-cross/; the build's own folder is .build-arm64/).
@@ -33,8 +35,6 @@ STAGE="dist/$ARCH"
 ZIP="dist/$PRODUCT-$ARCH.zip"
 rm -rf "$STAGE" "$ZIP"
 mkdir -p "$STAGE/extensions" .build
-zig_arch=$([ "$ARCH" = arm64 ] && echo aarch64 || echo x86_64)
-export LAYER_ZIG_TARGET="$zig_arch-linux-gnu.$MAX_GLIBC"
 LOG=".build/layer-$ARCH.log"
 
 # swift build with its output in $LOG; on the terminal, one line per tenth of the build's
@@ -63,47 +63,33 @@ for tool in llvm-nm llvm-objcopy; do
 done
 
 if [ "$ARCH" = "$HOST" ]; then
-  # The static archives replacing shared libraries outside glibc (g++ and zlib1g-dev).
-  libstdcxx="$(gcc -print-file-name=libstdc++.a)"
-  libz="$(gcc -print-file-name=libz.a)"
-  for archive in "$libstdcxx" "$libz"; do
-    [ -f "$archive" ] || { echo "error: $(basename "$archive") not found: install g++ and zlib1g-dev" >&2; exit 1; }
+  # A static executable (layer/toolchain/clang): the build machine's
+  # static glibc, libstdc++, libgcc's unwinder and zlib (libc6-dev, g++, zlib1g-dev).
+  for archive in libc.a libstdc++.a libz.a libgcc_eh.a crtbegin.o; do
+    [ -f "$(gcc -print-file-name=$archive)" ] || { echo "error: $archive not found: install libc6-dev, g++ and zlib1g-dev" >&2; exit 1; }
   done
-  # The unwinder: zig's libunwind on x86_64; libgcc's on arm64, as in the cross build
-  # below (the one shown to cross a signal frame there, README "Self-profiling").
-  unwinder=-lunwind
-  if [ "$ARCH" = arm64 ]; then
-    unwinder="$(gcc -print-file-name=libgcc_eh.a)"
-    [ -f "$unwinder" ] || { echo "error: libgcc_eh.a not found: install gcc" >&2; exit 1; }
-  fi
-  export LAYER_ZIG="$PYTHON -m ziglang"
-  export LAYER_STATIC_LIBS="stdc++=$libstdcxx,$unwinder z=$libz"
+  export LAYER_PRODUCT="$PRODUCT"
   # The link is redone on every call: the same output path may hold a normally linked
   # binary from another `swift build -c release`, which swift build would call up to date.
   bin_path="$("$SWIFT" build -c release --show-bin-path)"
   rm -f "$bin_path/$PRODUCT"
-  echo "== swift build -c release --static-swift-stdlib (link: zig cc -target $LAYER_ZIG_TARGET; log: $LOG)"
+  echo "== swift build -c release --static-swift-stdlib (linked as a static executable: layer/toolchain/clang; log: $LOG)"
   SWIFT_DRIVER_CLANG_EXEC="$PWD/layer/toolchain/clang" \
     run_build "$SWIFT" build -c release --static-swift-stdlib --product "$PRODUCT"
   built="$bin_path/$PRODUCT"
 elif [ "$ARCH" = arm64 ] && [ "$HOST" = x86_64 ]; then
   layer/cross/setup.sh toolchain
   eval "$(layer/cross/setup.sh env)"
-  # Inside the sid root, zig is called directly: its PyPI wheel holds one static binary.
-  zig="$("$PYTHON" -c 'import os, ziglang; print(os.path.join(os.path.dirname(ziglang.__file__), "zig"))')"
-  # The arm64 archives of the sid root: libstdc++ (GCC 16), libgcc's unwinder (libgcc_eh:
-  # zig's libunwind crashed unwinding through qemu's signal frame, libgcc's does not; README
-  # "Self-profiling"), zlib.
-  gcc_dir=/usr/lib/gcc/aarch64-linux-gnu/16
-  static_libs="stdc++=$gcc_dir/libstdc++.a,$gcc_dir/libgcc_eh.a z=/usr/lib/aarch64-linux-gnu/libz.a"
+  # A static executable as on x86_64, from the sid root's arm64 archives: glibc 2.43's
+  # libc.a, GCC 16's libstdc++ and libgcc's unwinder (libgcc_eh: zig's libunwind crashed
+  # unwinding through qemu's signal frame, libgcc's does not; README "Self-profiling"), zlib.
   # .build-arm64 holds this build only: an up-to-date binary there is the layer's, unless
   # the link itself (layer/toolchain) changed since.
   built=".build-arm64/aarch64-unknown-linux-gnu/release/$PRODUCT"
   if [ -f "$built" ] && [ -n "$(find layer/toolchain -newer "$built" -type f)" ]; then rm -f "$built"; fi
-  echo "== swift build -c release --swift-sdk $CROSS_SDK_ID --static-swift-stdlib, Swift $CROSS_SWIFT_VERSION in the sid root (link: zig cc -target $LAYER_ZIG_TARGET; log: $LOG)"
+  echo "== swift build -c release --swift-sdk $CROSS_SDK_ID --static-swift-stdlib, Swift $CROSS_SWIFT_VERSION in the sid root (linked as a static executable; log: $LOG)"
   run_build layer/cross/in-root.sh "$CROSS_SID" env SWIFT_DRIVER_CLANG_EXEC="$PWD/layer/toolchain/clang" \
-    LAYER_ZIG="$zig" LAYER_ZIG_TARGET="$LAYER_ZIG_TARGET" LAYER_STATIC_LIBS="$static_libs" \
-    LAYER_HOST_CLANG=/usr/libexec/swift/bin/clang \
+    LAYER_PRODUCT="$PRODUCT" LAYER_HOST_CLANG=/usr/libexec/swift/bin/clang \
     swift build -c release --scratch-path .build-arm64 --swift-sdks-path "$CROSS_SDKS" \
     --swift-sdk "$CROSS_SDK_ID" --static-swift-stdlib --product "$PRODUCT"
 else
@@ -131,7 +117,8 @@ echo "checking $binary ($ARCH, glibc $MAX_GLIBC):"
 # The cost checks (issue 22): nothing of async-http-client, Foundation or the regex library
 # linked again, and the conformance records every start-up lookup scans under a ceiling
 # (3,134 on x86_64 when it was set; 6,392 with async-http-client).
-"$PYTHON" layer/check_binary.py --arch "$ARCH" --max-glibc "$MAX_GLIBC" --forbid-modules --max-conformances 3400 "$binary"
+"$PYTHON" layer/check_binary.py --arch "$ARCH" --max-glibc "$MAX_GLIBC" --forbid-modules --max-conformances 3400 \
+  --require-static "$binary"
 
 (cd "$STAGE" && zip -q -X -r "../$(basename "$ZIP")" extensions)
 # The same zip with its deflate streams redone by 7-Zip's deflater (advancecomp's advzip):

@@ -3,9 +3,11 @@
 what the cold start cannot afford.
 
 Reads the ELF with readelf (binutils, which reads the headers of every architecture): the
-binary must be for --arch (x86_64 or arm64) when given, every glibc symbol version it
-requires must be at most --max-glibc (2.26, Amazon Linux 2), and every shared library it
-needs must be part of glibc itself.
+binary must be for --arch (x86_64 or arm64) when given, a static executable with
+--require-static (the layer's: no program interpreter, no dynamic section), accept Lambda's
+oldest kernel (its C library's ABI note, at most --max-kernel, 4.14); and where it is dynamic,
+every glibc symbol version it requires must be at most --max-glibc (2.26, Amazon Linux 2) and
+every shared library it needs must be part of glibc itself.
 
 Cost (issue 22): no code of a module in FORBIDDEN_MODULES may be linked (async-http-client and
 what only it brought), and the Swift protocol conformance records may not exceed
@@ -70,6 +72,15 @@ def inspect(binary: str) -> tuple[list[str], dict[str, set[str]]]:
     return needed, versions
 
 
+def static_facts(binary: str) -> tuple[bool, str]:
+    """Whether the binary is a static executable (no program interpreter, no dynamic
+    section), and the oldest Linux kernel its C library accepts (the ABI note), or ''."""
+    interpreter = "Requesting program interpreter" in readelf(binary, "--program-headers")
+    dynamic = "There is no dynamic section" not in readelf(binary, "--dynamic")
+    match = re.search(r"OS: Linux, ABI: ([0-9.]+)", readelf(binary, "--notes"))
+    return not interpreter and not dynamic, match.group(1) if match else ""
+
+
 def conformance_records(binary: str) -> int:
     """How many protocol conformance records the Swift runtime will scan."""
     for line in readelf(binary, "--section-headers").splitlines():
@@ -103,6 +114,10 @@ def main() -> int:
                         help="fail above this many Swift protocol conformance records (0: not checked)")
     parser.add_argument("--forbid-modules", action="store_true",
                         help="fail when code of a module in FORBIDDEN_MODULES is linked")
+    parser.add_argument("--require-static", action="store_true",
+                        help="fail unless the binary is a static executable")
+    parser.add_argument("--max-kernel", default="4.14",
+                        help="the oldest kernel the binary must accept (Lambda's oldest: Amazon Linux 2's 4.14)")
     arguments = parser.parse_args()
 
     found = machine(arguments.binary)
@@ -113,6 +128,12 @@ def main() -> int:
     print(f"  newest glibc symbol version required: {newest} (limit {arguments.max_glibc})")
 
     problems = []
+    static, kernel = static_facts(arguments.binary)
+    print(f"  static executable: {'yes' if static else 'no'}; oldest kernel accepted: {kernel or 'not said'}")
+    if arguments.require_static and not static:
+        problems.append("is not a static executable (it has a program interpreter or a dynamic section)")
+    if kernel and version_key(kernel) > version_key(arguments.max_kernel):
+        problems.append(f"needs Linux {kernel} or newer; Lambda's oldest kernel is {arguments.max_kernel}")
     if arguments.max_conformances:
         records = conformance_records(arguments.binary)
         print(f"  Swift protocol conformance records: {records} (limit {arguments.max_conformances})")

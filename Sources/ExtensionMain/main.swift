@@ -1,3 +1,4 @@
+import CGlibc
 import LambdaExtension
 import Logging
 import NIOCore
@@ -36,6 +37,10 @@ func processEnvironment() -> [String: String] {
     return environment
 }
 
+// The layer's binary is statically linked: host names are looked up with glibc's own
+// /etc/hosts and DNS resolvers, never with an NSS module of the runtime image's glibc.
+_ = cglibc_use_builtin_host_lookup()
+
 // Before anything else: a SIGTERM or SIGINT from now on asks for a graceful shutdown (see
 // ShutdownSignals), never the default action that kills the process.
 ShutdownSignals.install()
@@ -65,17 +70,9 @@ for error in settings.errors { logger.error("\(error.message)", metadata: [LogKe
 /// auxiliary vector: Swift's `CommandLine.arguments` comes from /proc/self/cmdline, which
 /// is empty where /proc is not mounted.
 func executableFileName() -> String {
-    #if canImport(Glibc)
-        // glibc's getauxval(AT_EXECFN); Swift's Glibc module does not import sys/auxv.h.
-        typealias GetAuxVal = @convention(c) (UInt) -> UInt
-        let executableFileNameTag: UInt = 31  // AT_EXECFN
-        if let symbol = dlsym(nil, "getauxval"),
-            let path = UnsafePointer<CChar>(bitPattern: unsafeBitCast(symbol, to: GetAuxVal.self)(executableFileNameTag)),
-            let name = String(cString: path).split(separator: "/").last
-        {
-            return String(name)
-        }
-    #endif
+    if let path = cglibc_executable_path(), let name = String(cString: path).split(separator: "/").last {
+        return String(name)
+    }
     return CommandLine.arguments.first.flatMap { $0.split(separator: "/").last.map(String.init) } ?? "pyroscope-lambda-extension"
 }
 

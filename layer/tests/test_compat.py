@@ -129,5 +129,43 @@ def test_layer_binary_starts_and_relays_in_bullseye(bullseye, layer_zip, sink):
         relay.stop()
 
 
+def test_layer_binary_finds_the_remote_by_name_whatever_nsswitch_conf_names(bullseye, layer_zip, sink, arch):
+    # The layer binary is statically linked: an NSS module named in the runtime image's
+    # nsswitch.conf would be a shared library of another glibc, loaded into it with dlopen.
+    # It looks host names up with glibc's built-in files and dns resolvers instead, so a
+    # root whose nsswitch.conf names only a module that is not built in ("nis", absent)
+    # still finds the remote in /etc/hosts. Without that, the lookup fails and nothing arrives.
+    if arch != HOST_ARCH:
+        pytest.skip("the root's /etc is the chroot's (x86_64); qemu's -L root does not serve /etc")
+    extensions = pathlib_join(bullseye.root, "opt", "extensions")
+    shutil.rmtree(extensions, ignore_errors=True)
+    with zipfile.ZipFile(layer_zip) as archive:
+        archive.extract(f"extensions/{PRODUCT}", pathlib_join(bullseye.root, "opt"))
+    os.chmod(os.path.join(extensions, PRODUCT), 0o755)
+    etc = pathlib_join(bullseye.root, "etc")
+    # A minbase root may have neither file: what was not there is removed again.
+    saved = {name: (open(os.path.join(etc, name)).read() if os.path.exists(os.path.join(etc, name)) else None)
+             for name in ("hosts", "nsswitch.conf")}
+    try:
+        with open(os.path.join(etc, "hosts"), "w") as hosts:
+            hosts.write("127.0.0.1 localhost\n127.0.0.1 pyroscope.compat.test\n")
+        with open(os.path.join(etc, "nsswitch.conf"), "w") as nsswitch:
+            nsswitch.write("hosts: nis\n")
+        remote = sink.url.replace("127.0.0.1", "pyroscope.compat.test")
+        assert "pyroscope.compat.test" in remote
+        relay = Relay(bullseye.command(f"/opt/extensions/{PRODUCT}"), dev_mode_environment(remote))
+        try:
+            relay_and_check(relay, sink, "compat.names")
+        finally:
+            relay.stop()
+    finally:
+        for name, text in saved.items():
+            if text is None:
+                os.remove(os.path.join(etc, name))
+                continue
+            with open(os.path.join(etc, name), "w") as handle:
+                handle.write(text)
+
+
 def pathlib_join(*parts) -> str:
     return os.path.join(*(str(part) for part in parts))

@@ -42,13 +42,15 @@ def test_unzipped_binary_starts_and_answers_healthz(layer_zip, runner, tmp_path,
         relay.stop()
 
 
-def test_binary_is_for_its_architecture_and_needs_nothing_newer_than_glibc_2_26(layer_zip, arch, tmp_path):
+def test_binary_is_a_static_executable_for_its_architecture_and_lambdas_oldest_kernel(layer_zip, arch, tmp_path):
     subprocess.run(["unzip", "-q", str(layer_zip), "-d", str(tmp_path)], check=True)
     binary = tmp_path / "extensions" / PRODUCT
-    result = subprocess.run([sys.executable, str(ROOT / "layer" / "check_binary.py"), "--arch", arch, str(binary)],
-                            capture_output=True, text=True)
+    result = subprocess.run([sys.executable, str(ROOT / "layer" / "check_binary.py"), "--arch", arch,
+                             "--require-static", str(binary)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert f"ELF machine: {MACHINES[arch]}" in result.stdout
+    assert "shared libraries: none (static)" in result.stdout
+    assert "static executable: yes" in result.stdout
     # The symbol table stays for self-profiling; the debug info does not.
     sections = subprocess.run(["readelf", "--wide", "--section-headers", str(binary)], check=True,
                               capture_output=True, text=True).stdout
@@ -67,6 +69,16 @@ def test_check_binary_rejects_a_binary_linked_against_this_machines_glibc(tmp_pa
     assert "GLIBC_2.34 (newer than 2.26): __libc_start_main" in result.stderr
 
 
+def test_check_binary_rejects_a_dynamic_binary_where_static_is_required(tmp_path):
+    source = tmp_path / "hello.c"
+    source.write_text("int main(void) { return 0; }\n")
+    subprocess.run(["cc", "-o", str(tmp_path / "hello"), str(source)], check=True)
+    result = subprocess.run([sys.executable, str(ROOT / "layer" / "check_binary.py"), "--max-glibc", "9.0",
+                             "--require-static", str(tmp_path / "hello")], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "is not a static executable" in result.stderr, result.stderr
+
+
 def test_check_binary_rejects_a_binary_of_another_architecture(tmp_path):
     # The same check for the architecture: this machine's cc builds for x86_64, so asking for
     # arm64 must fail on the ELF machine alone (a static binary needs no glibc at all).
@@ -80,10 +92,11 @@ def test_check_binary_rejects_a_binary_of_another_architecture(tmp_path):
 
 
 def test_layer_binary_profiles_itself_with_the_unwinder_it_was_linked_with(layer_zip, runner, tmp_path, sink):
-    # The x86_64 layer links zig's libunwind, the arm64 one libgcc's (libgcc_eh, with the
-    # _dl_find_object stand-in of glibc_compat.c): self-profiling must still cross the signal
-    # frame and give deep, symbolized stacks, from the stripped-but-.symtab binary. For arm64
-    # on x86_64 this runs under qemu-aarch64, whose signal frame the unwinder crosses too.
+    # The layer links libgcc's unwinder (libgcc_eh) into a static executable, with the C
+    # runtime of a dynamic one and --eh-frame-hdr (layer/toolchain/clang): self-profiling
+    # must still cross the signal frame and give deep, symbolized stacks, from the
+    # stripped-but-.symtab binary. For arm64 on x86_64 this runs under qemu-aarch64, whose
+    # signal frame the unwinder crosses too.
     environment = dev_mode_environment(sink.url) | {"PYROSCOPE_SELF_PROFILING": "true"}
     relay = Relay([*as_lambda_user(), *runner, str(unpack_layer(layer_zip) / "extensions" / PRODUCT)], environment)
     try:

@@ -1,8 +1,5 @@
+import CGlibc
 import Synchronization
-
-#if canImport(Glibc)
-    import Glibc
-#endif
 
 /// Gives the memory of relayed uploads back to the system once the queue has drained.
 ///
@@ -25,18 +22,9 @@ final class MemoryRelease: Sendable {
         if due { Self.trim() }
     }
 
-    /// glibc's `malloc_trim`, looked up at run time: Swift's Glibc module does not
-    /// import `malloc.h`, and other C libraries (musl) have none.
-    private static let mallocTrim: (@convention(c) (Int) -> Int32)? = {
-        #if canImport(Glibc)
-            guard let symbol = dlsym(nil, "malloc_trim") else { return nil }
-            return unsafeBitCast(symbol, to: (@convention(c) (Int) -> Int32).self)
-        #else
-            return nil
-        #endif
-    }()
-
+    /// glibc's `malloc_trim` (through CGlibc: Swift's Glibc module does not import
+    /// `malloc.h`).
     static func trim() {
-        _ = mallocTrim?(0)
+        _ = cglibc_malloc_trim(0)
     }
 }
