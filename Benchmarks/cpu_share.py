@@ -24,6 +24,7 @@ Work moved out of init into the first invocation is not saved: the cold request'
 
 import os
 import queue
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -241,7 +242,7 @@ def paired(size, key):
     if not pairs:
         return None
     differences = [o - p for o, p in pairs]
-    return median([{"d": d} for d in differences], "d"), sum(d <= 0 for d in differences), len(pairs)
+    return statistics.median(differences), sum(d <= 0 for d in differences), len(pairs)
 
 
 def table(data):

@@ -47,17 +47,13 @@ public struct RelayApplication: Sendable {
                 "AWS_LAMBDA_RUNTIME_API is not set, so this is not Lambda: running the relay standalone as in dev mode (set PYROSCOPE_DEV_MODE=true to say so)"
             )
         }
-        var strategy = settings.flushStrategy
-        var events: (any ExtensionsAPIClient)? = lambdaAPI
-        var registered = false
+        var registration: Registration?
         if let api = lambdaAPI, (settings.threads ?? 2) >= 2 {
-            guard let allowed = await register(api) else {
+            guard let made = await register(api) else {
                 await api.shutdown()
                 return 1
             }
-            strategy = allowed
-            events = firstEvents(api, strategy: strategy)
-            registered = true
+            registration = made
         }
         let group = MultiThreadedEventLoopGroup.singleton
         let secrets = SecretsWiring.make(settings: settings, group: group, logger: logger)
@@ -66,17 +62,18 @@ public struct RelayApplication: Sendable {
                 if let listeners, bindError == nil {
                     do throws(RelayError) { try await relay.ingress.bind(adopting: listeners) } catch { bindError = error }
                 }
-                if let api = lambdaAPI, !registered {
-                    guard let allowed = await register(api) else { return 1 }
-                    strategy = allowed
-                    events = firstEvents(api, strategy: strategy)
+                if let api = lambdaAPI, registration == nil {
+                    guard let made = await register(api) else { return 1 }
+                    registration = made
                 }
                 if let error = bindError ?? (listeners == nil ? RelayError(.bindFailed, "no listening socket") : nil) {
                     logger.critical("Cannot start the relay: \(error.message)", metadata: [LogKey.error: "\(error)"])
                     await lambdaAPI?.reportInitError(ExtensionError(.portInUse, error.message))
                     return 1
                 }
-                return await run(relay, lambdaAPI: lambdaAPI, events: events, strategy: strategy, secrets: secrets)
+                return await run(
+                    relay, lambdaAPI: lambdaAPI, events: registration?.events, strategy: registration?.strategy ?? settings.flushStrategy,
+                    secrets: secrets)
             }) ?? 1
         listeners?.closeUnadopted()
         await secrets.shutdown()
@@ -84,15 +81,16 @@ public struct RelayApplication: Sendable {
         return exitCode
     }
 
-    /// The lifecycle's source of events: the first `/event/next` goes out at once, once
-    /// registered, where nothing must precede it.
-    private func firstEvents(_ api: HTTPExtensionsAPIClient, strategy: FlushStrategy) -> any ExtensionsAPIClient {
-        FirstEventPrefetch.applies(strategy: strategy, model: settings.executionModel) ? FirstEventPrefetch(api) : api
+    /// What registering settled: the flush strategy Lambda allows, and the lifecycle's source
+    /// of events (the first `/event/next` goes out at once, where nothing must precede it).
+    private struct Registration {
+        let strategy: FlushStrategy
+        let events: any ExtensionsAPIClient
     }
 
-    /// Registers with the Extensions API: the flush strategy the registration allows, or nil
-    /// (logged) when Lambda refused: without a registration it cannot run the extension at all.
-    private func register(_ api: HTTPExtensionsAPIClient) async -> FlushStrategy? {
+    /// Registers with the Extensions API, or returns nil (logged) when Lambda refused: without
+    /// a registration it cannot run the extension at all.
+    private func register(_ api: HTTPExtensionsAPIClient) async -> Registration? {
         do {
             let registered = try await LambdaRegistration.register(
                 client: api, name: extensionName, model: settings.executionModel, strategy: settings.flushStrategy, logger: logger)
@@ -103,7 +101,8 @@ public struct RelayApplication: Sendable {
                     LogKey.functionVersion: "\(registered.registration.functionVersion)",
                     LogKey.events: "\(registered.events.joined(separator: ","))", LogKey.executionModel: "\(settings.executionModel.rawValue)",
                 ])
-            return registered.strategy
+            let prefetch = FirstEventPrefetch.applies(strategy: registered.strategy, model: settings.executionModel)
+            return Registration(strategy: registered.strategy, events: prefetch ? FirstEventPrefetch(api) : api)
         } catch {
             logger.critical("Cannot register with the Lambda Extensions API: \(error.message)", metadata: [LogKey.errorType: "\(error.code)"])
             return nil

@@ -37,13 +37,13 @@ func processEnvironment() -> [String: String] {
     return environment
 }
 
-// The layer's binary is statically linked: host names are looked up with glibc's own
-// /etc/hosts and DNS resolvers, never with an NSS module of the runtime image's glibc.
-_ = cglibc_use_builtin_host_lookup()
-
 // Before anything else: a SIGTERM or SIGINT from now on asks for a graceful shutdown (see
 // ShutdownSignals), never the default action that kills the process.
 ShutdownSignals.install()
+
+// The layer's binary is statically linked: host names are looked up with glibc's own
+// /etc/hosts and DNS resolvers, never with an NSS module of the runtime image's glibc.
+_ = cglibc_use_builtin_host_lookup()
 
 let settings = ExtensionSettings(environment: processEnvironment())
 // Before anything uses SwiftNIO: as many threads as the function's CPU share can run.

@@ -117,11 +117,7 @@ def test_a_binary_linked_normally_does_not_start_there(bullseye, tmp_path):
 
 
 def test_layer_binary_starts_and_relays_in_bullseye(bullseye, layer_zip, sink):
-    extensions = pathlib_join(bullseye.root, "opt", "extensions")
-    shutil.rmtree(extensions, ignore_errors=True)
-    with zipfile.ZipFile(layer_zip) as archive:
-        archive.extract(f"extensions/{PRODUCT}", pathlib_join(bullseye.root, "opt"))
-    os.chmod(os.path.join(extensions, PRODUCT), 0o755)
+    install_layer_binary(bullseye, layer_zip)
     relay = Relay(bullseye.command(f"/opt/extensions/{PRODUCT}"), dev_mode_environment(sink.url))
     try:
         relay_and_check(relay, sink, f"compat.{SUITE}")
@@ -137,11 +133,7 @@ def test_layer_binary_finds_the_remote_by_name_whatever_nsswitch_conf_names(bull
     # still finds the remote in /etc/hosts. Without that, the lookup fails and nothing arrives.
     if arch != HOST_ARCH:
         pytest.skip("the root's /etc is the chroot's (x86_64); qemu's -L root does not serve /etc")
-    extensions = pathlib_join(bullseye.root, "opt", "extensions")
-    shutil.rmtree(extensions, ignore_errors=True)
-    with zipfile.ZipFile(layer_zip) as archive:
-        archive.extract(f"extensions/{PRODUCT}", pathlib_join(bullseye.root, "opt"))
-    os.chmod(os.path.join(extensions, PRODUCT), 0o755)
+    install_layer_binary(bullseye, layer_zip)
     etc = pathlib_join(bullseye.root, "etc")
     # A minbase root may have neither file: what was not there is removed again.
     saved = {name: (open(os.path.join(etc, name)).read() if os.path.exists(os.path.join(etc, name)) else None)
@@ -165,6 +157,15 @@ def test_layer_binary_finds_the_remote_by_name_whatever_nsswitch_conf_names(bull
                 continue
             with open(os.path.join(etc, name), "w") as handle:
                 handle.write(text)
+
+
+def install_layer_binary(bullseye, layer_zip) -> None:
+    """The layer's executable in the root's /opt/extensions, as Lambda unpacks a layer."""
+    extensions = pathlib_join(bullseye.root, "opt", "extensions")
+    shutil.rmtree(extensions, ignore_errors=True)
+    with zipfile.ZipFile(layer_zip) as archive:
+        archive.extract(f"extensions/{PRODUCT}", pathlib_join(bullseye.root, "opt"))
+    os.chmod(os.path.join(extensions, PRODUCT), 0o755)
 
 
 def pathlib_join(*parts) -> str:
