@@ -9,7 +9,10 @@ PYTHON     ?= python3
 VENV       := .venv
 VENV_PY    := $(VENV)/bin/python
 BIN_DIR     = $(shell $(SWIFT) build --show-bin-path)
-RELEASE_DIR = $(shell $(SWIFT) build -c release --show-bin-path)
+# Release builds (the layer's and make bench's, one build cache): direct metadata accessors
+# for every module, dependencies included (layer/build.sh says why).
+RELEASE_FLAGS := -Xswiftc -Xfrontend -Xswiftc -disable-concrete-type-metadata-mangled-name-accessors
+RELEASE_DIR = $(shell $(SWIFT) build -c release $(RELEASE_FLAGS) --show-bin-path)
 RELAY      := pyroscope-lambda-extension
 PYROSCOPE_IO_VERSION := 1.4.0
 AWSLAMBDARIC_VERSION := 4.2.2
@@ -155,9 +158,9 @@ bench: venv ## Relay vs nginx, A B A B: ack latency, delivered rate, memory, sta
 	@$(VENV_PY) -c 'import matplotlib' 2>/dev/null || $(VENV_PY) -m pip install -q matplotlib
 	@$(MAKE) --no-print-directory layer ARCH=x86_64
 	@$(MAKE) --no-print-directory $(STARTUP_BIN)
-	$(SWIFT) build -c release --product $(RELAY)
-	$(SWIFT) build -c release --product LogBench
-	$(SWIFT) build -c release --product PipelineBench
+	$(SWIFT) build -c release $(RELEASE_FLAGS) --product $(RELAY)
+	$(SWIFT) build -c release $(RELEASE_FLAGS) --product LogBench
+	$(SWIFT) build -c release $(RELEASE_FLAGS) --product PipelineBench
 	$(VENV_PY) Benchmarks/run_bench.py --relay "$(RELEASE_DIR)/$(RELAY)" --logbench "$(RELEASE_DIR)/LogBench" \
 		--pipelinebench "$(RELEASE_DIR)/PipelineBench" \
 		--startup-bin $(STARTUP_BIN) $(COST_ARGS)
@@ -195,7 +198,7 @@ layer-tools: $(LAYER_VENV)/.installed
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libc6-dev g++ zlib1g-dev zip unzip debootstrap advancecomp; }
 
 layer: layer-tools ## Layer zip dist/pyroscope-lambda-extension-ARCH.zip (ARCH=x86_64|arm64|"x86_64 arm64"): a static executable
-	@for arch in $(ARCH); do layer/build.sh $$arch $(abspath $(LAYER_PY)) || exit 1; done
+	@for arch in $(ARCH); do SWIFT_RELEASE_FLAGS="$(RELEASE_FLAGS)" layer/build.sh $$arch $(abspath $(LAYER_PY)) || exit 1; done
 
 layers: ## Both layer zips (x86_64, and arm64 cross-built in a Debian sid root on x86_64; cached in .build-cross/)
 	@$(MAKE) --no-print-directory layer ARCH="$(ARCHS)"
