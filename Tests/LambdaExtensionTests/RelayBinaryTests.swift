@@ -98,6 +98,22 @@ import Testing
         }
     }
 
+    /// The spool's file I/O runs on SwiftNIO's blocking pool, whose thread starts when the pool
+    /// is first named: a relay that never spools (every cold start that delivers at once) has
+    /// no such thread.
+    @Test func aRelayThatNeverSpoolsStartsNoBlockingIOThread() async throws {
+        try await RecordingRemote.with { remote in
+            let relay = try RelayProcess(environment: Self.devEnvironment(remote: remote))
+            let port = try #require(await relay.listeningPort())
+            #expect(await Self.post(port: port, body: "delivered at once") == 200)
+            _ = await remote.waitForRequests(1)
+            let names = relay.threadNames
+            #expect(names.contains { $0.hasPrefix("NIO-SGLTN") } && !names.contains { $0.hasPrefix("SGLTN-TP") }, "\(names)")
+            relay.signal(SIGTERM)
+            #expect(await relay.waitForExit() == 0)
+        }
+    }
+
     @Test func sigtermDrainsTheQueueAndExitsZero() async throws {
         try await RecordingRemote.with(respond: { _ in .delayed(.milliseconds(300), .ok) }) { remote in
             let relay = try RelayProcess(environment: Self.devEnvironment(remote: remote, ["PYROSCOPE_NUM_WORKERS": "1"]))

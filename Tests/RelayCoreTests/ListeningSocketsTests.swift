@@ -26,6 +26,16 @@ import Testing
         #expect(addresses.count == 2 && Set(addresses.compactMap(\.port)).count == 1, "\(addresses)")
     }
 
+    @Test func aHostNameIsStillResolved() throws {
+        // Numbers are parsed without getaddrinfo; a name (PYROSCOPE_LISTEN_ADDRESS=localhost:port)
+        // still goes through it.
+        let sockets = try ListeningSockets.open([ListenAddress(host: "localhost", port: 0)], logger: logger)
+        defer { sockets.closeUnadopted() }
+        let address = try #require(sockets.localAddresses.first)
+        #expect(["127.0.0.1", "::1"].contains(address.ipAddress ?? ""), "\(address)")
+        _ = try RawConnection(port: try #require(address.port), timeoutSeconds: 2)
+    }
+
     @Test func aPortInUseNamesTheSetting() throws {
         let first = try ListeningSockets.open([ListenAddress(host: "127.0.0.1", port: 0)], logger: logger)
         defer { first.closeUnadopted() }

@@ -111,6 +111,14 @@ public final class RelayProcess: Sendable {
 
     public func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
 
+    /// The names of the process's threads now (/proc/PID/task/*/comm).
+    public var threadNames: [String] {
+        let tasks = "/proc/\(process.processIdentifier)/task"
+        return ((try? FileManager.default.contentsOfDirectory(atPath: tasks)) ?? []).compactMap { task in
+            (try? String(contentsOfFile: "\(tasks)/\(task)/comm", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+    }
+
     /// Waits for exit (bounded; SIGKILL past the bound) and returns the exit status.
     public func waitForExit(timeout: Duration = .seconds(30)) async -> Int32 {
         if await !RelayTestSupport.waitForExit(of: process, timeout: timeout) {

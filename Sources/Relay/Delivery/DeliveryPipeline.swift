@@ -83,7 +83,10 @@ public final class DeliveryPipeline: Sendable {
     /// Protects what waits in memory against the process being killed; with the spool.
     let journal: UploadJournal?
     let clock: any RelayClock
-    let threadPool: NIOThreadPool
+    private let injectedThreadPool: NIOThreadPool?
+    /// Where the spool's file I/O runs. SwiftNIO's shared pool starts its thread when first
+    /// named, so it is named at first use: a life that never spools creates no thread for it.
+    var threadPool: NIOThreadPool { injectedThreadPool ?? .singleton }
     let logger: Logger
     let state: Mutex<PipelineState>
     private let memoryRelease = MemoryRelease()
@@ -92,12 +95,12 @@ public final class DeliveryPipeline: Sendable {
     /// opened is logged and left out: uploads beyond memory are then refused with 503.
     public init(
         configuration: Configuration, counters: RelayCounters = RelayCounters(), clock: any RelayClock = SystemClock(),
-        threadPool: NIOThreadPool = .singleton, logger: Logger
+        threadPool: NIOThreadPool? = nil, logger: Logger
     ) {
         self.configuration = configuration
         self.counters = counters
         self.clock = clock
-        self.threadPool = threadPool
+        self.injectedThreadPool = threadPool
         self.logger = logger
         var spool: Spool?
         var journal: UploadJournal?

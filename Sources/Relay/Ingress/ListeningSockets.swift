@@ -70,7 +70,11 @@ public final class ListeningSockets: Sendable {
     }
 
     private static func openSocket(_ requested: ListenAddress, v6Only: Bool) throws -> Socket {
-        let address = try SocketAddress.makeAddressResolvingHost(requested.host, port: requested.port)
+        // An address given as numbers (the default loopback pair) needs no getaddrinfo, which
+        // asks the kernel for the host's interfaces over netlink and tries nscd's socket.
+        let address =
+            try (try? SocketAddress(ipAddress: requested.host, port: requested.port))
+            ?? SocketAddress.makeAddressResolvingHost(requested.host, port: requested.port)
         let descriptor = socket(address.protocol.rawValue, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard descriptor >= 0 else { throw IOError(errnoCode: errno, reason: "socket") }
         do {
