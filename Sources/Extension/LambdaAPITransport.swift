@@ -10,7 +10,7 @@ import Synchronization
 #endif
 
 /// HTTP/1.1 to Lambda's own API (`AWS_LAMBDA_RUNTIME_API`, on the loopback), over plain
-/// sockets, each call on a thread of its own that blocks in it.
+/// sockets, each call on a thread that blocks in it (parked between calls: ParkedThreads).
 ///
 /// Why not the relay's SwiftNIO client: `POST /register` is the first thing the extension
 /// does and Lambda starts the function's runtime only once it is answered, so whatever comes
@@ -39,6 +39,9 @@ final class LambdaAPITransport: Sendable {
     let maxBodyBytes: Int
     /// Kept-alive connections, two at most (a `/event/next` and one other call).
     private let idle = Mutex<[Int32]>([])
+    /// The calls' threads, shared by every transport of the process: `/register`'s thread
+    /// makes the first `/event/next`, and each `/event/next`'s the next one.
+    private static let threads = ParkedThreads()
 
     /// - Parameter address: `host:port`, as in `AWS_LAMBDA_RUNTIME_API`.
     init(address: String, maxBodyBytes: Int) {
@@ -64,7 +67,7 @@ final class LambdaAPITransport: Sendable {
         let call = Call()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Response, any Error>) in
-                let failed = runOnThread { continuation.resume(with: Result { try self.exchange(request, call: call) }) }
+                let failed = Self.threads.run({ Result { try self.exchange(request, call: call) } }, then: { continuation.resume(with: $0) })
                 if failed != 0 { continuation.resume(throwing: Failure(description: "no thread for the call: \(String(cString: strerror(failed)))")) }
             }
         } onCancel: {

@@ -76,6 +76,12 @@ func executableFileName() -> String {
     return CommandLine.arguments.first.flatMap { $0.split(separator: "/").last.map(String.init) } ?? "pyroscope-lambda-extension"
 }
 
+/// Runs the relay and ends the process on the thread it finished on. Returning to the top-level
+/// code would first hop to the main actor, whose queue (the main thread waits in
+/// `dispatch_main`) starts a thread of its own only to call `exit`.
+nonisolated func runThenExit(_ application: RelayApplication) async -> Never {
+    exit(await application.run())
+}
+
 let executableName = executableFileName()
-let exitCode = await RelayApplication(settings: settings, logger: logger, extensionName: executableName, invocation: invocation).run()
-exit(exitCode)
+await runThenExit(RelayApplication(settings: settings, logger: logger, extensionName: executableName, invocation: invocation))
