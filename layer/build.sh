@@ -55,8 +55,6 @@ run_build() {
   echo "   $((SECONDS - started)) s"
 }
 
-# The Swift toolchain's LLVM tools read both architectures (the host's binutils cannot
-# read aarch64 files): they strip the built binary below.
 # Every module, the dependencies' too, gets direct metadata accessors for the generic types
 # its code names (Array<Upload>, a task group's child type), instead of finding their
 # metadata from mangled names: the runtime demangles each of those at first use and checks
@@ -67,6 +65,8 @@ run_build() {
 # Makefile's RELEASE_FLAGS (make bench's release builds use them too: one build cache).
 read -r -a RELEASE_FLAGS <<<"${SWIFT_RELEASE_FLAGS:--Xswiftc -Xfrontend -Xswiftc -disable-concrete-type-metadata-mangled-name-accessors}"
 
+# The Swift toolchain's LLVM tools read both architectures (the host's binutils cannot
+# read aarch64 files): they strip the built binary below.
 llvm_bin="$(dirname "$(readlink -f "$(command -v "$SWIFT")")")"
 for tool in llvm-nm llvm-objcopy; do
   [ -x "$llvm_bin/$tool" ] || { echo "error: $llvm_bin/$tool not found ($tool of the Swift toolchain)" >&2; exit 1; }
