@@ -1,3 +1,4 @@
+import RelayTestSupport
 import Synchronization
 import Testing
 
@@ -22,10 +23,11 @@ import Testing
     /// Runs `work` on `threads` and returns the kernel's id of the thread it ran on.
     static func threadID(on threads: ParkedThreads, _ work: @escaping @Sendable () -> Void = {}) async -> Int32 {
         await withCheckedContinuation { (continuation: CheckedContinuation<Int32, Never>) in
-            let failed = threads.run({ () -> Int32 in
-                work()
-                return currentThreadID()
-            }, then: { continuation.resume(returning: $0) })
+            let failed = threads.run(
+                { () -> Int32 in
+                    work()
+                    return currentThreadID()
+                }, then: { continuation.resume(returning: $0) })
             #expect(failed == 0)
         }
     }
@@ -39,28 +41,37 @@ import Testing
         }
     }
 
-    @Test func callsAtOnceEachGetAThreadAndOnlyTheBoundStaysParked() async {
+    @Test func callsAtOnceEachGetAThreadAndOnlyTheBoundStaysParked() async throws {
         let threads = ParkedThreads(maxParked: 1)
-        // Three calls held until all three run: they cannot share a thread.
-        final class Running: Sendable { let count = Atomic<Int>(0) }
+        // Three calls held until all three run (bounded: calls made to share a thread would
+        // wait for each other, and must fail here, not hang): they cannot share a thread.
+        final class Running: Sendable {
+            let count = Atomic<Int>(0)
+            let allRan = Atomic<Int>(0)
+        }
         let running = Running()
         let ids = await withTaskGroup(of: Int32.self, returning: Set<Int32>.self) { group in
             for _ in 0..<3 {
                 group.addTask {
                     await Self.threadID(on: threads) {
                         running.count.add(1, ordering: .relaxed)
-                        while running.count.load(ordering: .relaxed) < 3 { usleep(1000) }
+                        let deadline = ContinuousClock.now + .seconds(10)
+                        // A blocking thread of the pool under test: it can only poll.
+                        while running.count.load(ordering: .relaxed) < 3, ContinuousClock.now < deadline { usleep(1000) }
+                        if running.count.load(ordering: .relaxed) >= 3 { running.allRan.add(1, ordering: .relaxed) }
                     }
                 }
             }
             return await group.reduce(into: []) { $0.insert($1) }
         }
+        #expect(running.allRan.load(ordering: .relaxed) == 3, "the three calls ran at once")
         #expect(ids.count == 3)
         // One of them stayed parked and takes the next call; the other two ended.
         let next = await Self.threadID(on: threads)
         #expect(ids.contains(next))
-        var alive = 0
-        for id in ids where access("/proc/self/task/\(id)", F_OK) == 0 { alive += 1 }
-        #expect(alive == 1, "threads of the three still alive: \(alive)")
+        // The two end once they have delivered: awaited, as their exit follows the delivery.
+        try await eventually("two of the three threads ended, one parked") {
+            ids.filter { access("/proc/self/task/\($0)", F_OK) == 0 }.count == 1
+        }
     }
 }
