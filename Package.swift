@@ -83,6 +83,7 @@ let package = Package(
             dependencies: [
                 "CSelfProfiler",
                 "RelayCore",
+                "RelayMetrics",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -85,13 +85,6 @@ public final class ProcessMetrics: Sendable {
     }
 
     static func countEntries(_ path: String) -> Int {
-        guard let directory = opendir(path) else { return 0 }
-        defer { closedir(directory) }
-        var count = 0
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name != "." && name != ".." { count += 1 }
-        }
-        return max(0, count - 1)  // the directory handle itself
+        max(0, (directoryEntryNames(path)?.count ?? 1) - 1)  // the directory handle itself
     }
 }

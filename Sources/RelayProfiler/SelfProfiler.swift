@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import RelayCore
+import RelayMetrics
 import Synchronization
 
 #if canImport(Glibc)
@@ -221,15 +222,7 @@ struct Sampler: ~Copyable {
     }
 
     static func threadIDs() -> [Int32] {
-        guard let directory = opendir("/proc/self/task") else { return [] }
-        defer { closedir(directory) }
-        var ids: [Int32] = []
-        while let entry = readdir(directory) {
-            var name = entry.pointee.d_name
-            let text = withUnsafeBytes(of: &name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-            if let id = Int32(text) { ids.append(id) }
-        }
-        return ids
+        (directoryEntryNames("/proc/self/task") ?? []).compactMap { Int32($0) }
     }
 }
 

@@ -1,3 +1,5 @@
+import RelayMetrics
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Musl)
@@ -91,17 +93,12 @@ struct SpoolFiles: Sendable {
     /// Record files found (oldest first, with the disk they take) and the names of crash
     /// leftovers, which are deleted.
     func scan() throws(SpoolError) -> (records: [ScannedRecord], deletedLeftovers: [String]) {
-        guard let handle = opendir(directory) else {
+        guard let names = directoryEntryNames(directory) else {
             throw SpoolError(code: .unusableDirectory, message: "cannot list \(directory): \(errnoText())")
         }
-        var names: [String] = []
-        while let entry = readdir(handle) {
-            names.append(withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) })
-        }
-        closedir(handle)
         var records: [ScannedRecord] = []
         var leftovers: [String] = []
-        for name in names where name != "." && name != ".." {
+        for name in names {
             let path = directory + "/" + name
             if name.hasSuffix(Self.tempSuffix) {
                 unlink(path)

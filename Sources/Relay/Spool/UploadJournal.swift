@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import RelayMetrics
 import Synchronization
 
 #if canImport(Glibc)
@@ -167,11 +168,8 @@ final class UploadJournal: Sendable {
     }
 
     static func segmentNumbers(in directory: String) -> [UInt64] {
-        guard let handle = opendir(directory) else { return [] }
-        defer { closedir(handle) }
         var numbers: [UInt64] = []
-        while let entry = readdir(handle) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        for name in directoryEntryNames(directory) ?? [] {
             guard name.hasPrefix(prefix), name.hasSuffix(suffix) else { continue }
             if let number = UInt64(name.dropFirst(prefix.utf8.count).dropLast(suffix.utf8.count)) { numbers.append(number) }
         }
