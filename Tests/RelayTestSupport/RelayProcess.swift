@@ -154,10 +154,21 @@ public func runProgram(_ path: String, _ arguments: [String], input: [UInt8] = [
     process.standardOutput = output
     process.standardError = output
     try process.run()
-    stdin.fileHandleForWriting.write(Data(input))
-    try stdin.fileHandleForWriting.close()
-    let text = await offCooperativePool { String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) }
-    process.waitUntilExit()
+    // Writing blocks until the child reads (a pipe holds 64 KB) and waiting blocks until it
+    // exits: both off Swift's cooperative pool (two threads here), which the relays the
+    // tests run in-process need. The input is written from a thread of its own while the
+    // output is read, so neither side waits on a full pipe.
+    let writer = stdin.fileHandleForWriting
+    let data = Data(input)
+    Thread.detachNewThread {
+        writer.write(data)
+        try? writer.close()
+    }
+    let text = await offCooperativePool { () -> String in
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return text
+    }
     return (process.terminationStatus, text)
 }
 
