@@ -28,13 +28,18 @@ PYTEST_VERSION := 8.4.2
 # moto (AWS Secrets Manager and SSM in server mode) and botocore (the SigV4 oracle).
 MOTO_VERSION := 5.2.5
 BOTOCORE_VERSION := 1.44.8
+# OpenTelemetry's Python profiler (OTLP profiles over HTTP or gRPC) and its classes
+# (opentelemetry-proto), the independent reader of the relay's OTLP label rewrite.
+OTEL_PROFILING_VERSION := 0.63b4
+OTEL_PROTO_VERSION := 1.40.0
 PYINFERNO_WHEELS := platform_machine == 'x86_64' and python_version < '3.12'
 VENV_PINS  := "pyroscope-io==$(PYROSCOPE_IO_VERSION)" "awslambdaric==$(AWSLAMBDARIC_VERSION)" "protobuf==$(PROTOBUF_VERSION)" \
 	"pyinferno==$(PYINFERNO_VERSION); $(PYINFERNO_WHEELS)" "pyinstrument==$(PYINSTRUMENT_VERSION); $(PYINFERNO_WHEELS)" \
 	"matplotlib==$(MATPLOTLIB_VERSION)" "pytest==$(PYTEST_VERSION)" \
-	"moto[server]==$(MOTO_VERSION)" "boto3==$(BOTOCORE_VERSION)" "botocore==$(BOTOCORE_VERSION)"
+	"moto[server]==$(MOTO_VERSION)" "boto3==$(BOTOCORE_VERSION)" "botocore==$(BOTOCORE_VERSION)" \
+	"opentelemetry-sdk-extension-profiling==$(OTEL_PROFILING_VERSION)" "opentelemetry-proto==$(OTEL_PROTO_VERSION)"
 # The stamp names the pinned versions, so a change installs again.
-VENV_STAMP := $(VENV)/.installed-$(PYROSCOPE_IO_VERSION)-$(AWSLAMBDARIC_VERSION)-$(PROTOBUF_VERSION)-$(PYINFERNO_VERSION)-$(MATPLOTLIB_VERSION)-$(PYTEST_VERSION)-$(MOTO_VERSION)-$(BOTOCORE_VERSION)
+VENV_STAMP := $(VENV)/.installed-$(PYROSCOPE_IO_VERSION)-$(AWSLAMBDARIC_VERSION)-$(PROTOBUF_VERSION)-$(PYINFERNO_VERSION)-$(MATPLOTLIB_VERSION)-$(PYTEST_VERSION)-$(MOTO_VERSION)-$(BOTOCORE_VERSION)-$(OTEL_PROFILING_VERSION)-$(OTEL_PROTO_VERSION)
 # The layer: its architectures (ARCH: one, or both space-separated), and what make
 # publish-layer publishes where: one layer per architecture, named LAYER_NAME-ARCH.
 ARCH       ?= x86_64
@@ -51,8 +56,10 @@ TOOLS_DIR  := .build-tools
 PROMETHEUS := $(TOOLS_DIR)/prometheus/usr/bin/prometheus
 PROMTOOL   := $(TOOLS_DIR)/prometheus/usr/bin/promtool
 OBSERVE_SECONDS ?= 60
-# make lambda-local: Lambda's execution model to emulate.
+# make lambda-local: Lambda's execution model to emulate, and the function's profiler
+# (pyroscope: pyroscope-io's push; otel: OpenTelemetry's, OTLP profiles).
 MODE       ?= on-demand
+PROFILER   ?= pyroscope
 # Python: the tests' peers (Tests/Peers), the tools and the local Lambda (tools/), the
 # benchmarks (Benchmarks/), the layer's scripts and tests, the example function.
 PY_SOURCES := Tests/Peers/*.py tools/*.py tools/tests/*.py tools/local-lambda/*.py tools/local-lambda/local_lambda/*.py \
@@ -82,7 +89,7 @@ $(VENV_STAMP):
 	$(VENV_PY) -m pip install -q $(VENV_PINS)
 	@touch $@
 
-venv: $(VENV_STAMP) ## Python venv with pyroscope-io, awslambdaric, protobuf, pyinferno, matplotlib, pytest, moto, botocore (used by test, demo, observe, lambda-local)
+venv: $(VENV_STAMP) ## Python venv with pyroscope-io, OpenTelemetry's profiler and opentelemetry-proto, awslambdaric, protobuf, pyinferno, matplotlib, pytest, moto, botocore (used by test, demo, observe, lambda-local)
 
 # Debian tools the tests run as real peers: prometheus and promtool. `apt-get install
 # prometheus` would also enable and start a system service where systemd runs, so the
@@ -124,9 +131,9 @@ observe: venv tools ## Relay + Prometheus + profiled workload for OBSERVE_SECOND
 	$(BUILD_RELAY)
 	@$(VENV_PY) tools/observe.py --relay "$(RELAY_TO_RUN)" --prometheus "$(PROMETHEUS)" --seconds "$(OBSERVE_SECONDS)"
 
-lambda-local: venv ## A local Lambda (MODE=on-demand|provisioned-concurrency|snap-start|lambda-managed-instances, MEMORY=128: Lambda's CPU quota and memory limit for that size) running the extension and a profiled Python function; ends with OK or FAIL
+lambda-local: venv ## A local Lambda (MODE=on-demand|provisioned-concurrency|snap-start|lambda-managed-instances, MEMORY=128: Lambda's CPU quota and memory limit for that size, PROFILER=otel: OpenTelemetry's profiler, OTLP) running the extension and a profiled Python function; ends with OK or FAIL
 	$(BUILD_RELAY)
-	@MODE="$(MODE)" MEMORY="$(MEMORY)" tools/local-lambda/lambda_local.sh "$(RELAY_TO_RUN)" "$(VENV_PY)"
+	@MODE="$(MODE)" MEMORY="$(MEMORY)" PROFILER="$(PROFILER)" tools/local-lambda/lambda_local.sh "$(RELAY_TO_RUN)" "$(VENV_PY)"
 
 lint: ## swift format lint --strict (config: .swift-format) and Python syntax
 	$(SWIFT) format lint --strict --recursive Sources Tests Benchmarks Package.swift

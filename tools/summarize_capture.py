@@ -43,7 +43,7 @@ def lambda_labels(records):
     """Counter of the Lambda labels seen, and how many profile uploads lack faas_name."""
     seen, missing = collections.Counter(), 0
     for r in records:
-        if r.get("kind") not in ("push", "ingest"):
+        if r.get("kind") not in ("push", "ingest", "otlp"):
             continue
         labels = upload_labels(r)
         for n, v in labels:
@@ -129,7 +129,7 @@ def main(argv=None):
     out.append("# Capture summary: `%s`" % path)
     out.append("")
     out.append("- Requests: **%d** (%s)" % (len(records), ", ".join(
-        "%s: %d" % (k, by_kind[k]) for k in ("push", "ingest", "other") if by_kind[k])))
+        "%s: %d" % (k, by_kind[k]) for k in ("push", "ingest", "otlp", "other") if by_kind[k])))
     out.append("- Total body bytes: **%d**" % total_bytes)
     if bad:
         out.append("- Unparseable lines skipped: %d" % bad)
@@ -144,7 +144,7 @@ def main(argv=None):
     out.append("## Applications")
     out.append("")
     if services:
-        out.append("- service_name (push): " + ", ".join(
+        out.append("- service_name (push, OTLP): " + ", ".join(
             "`%s` (%d)" % (md_escape(k), v) for k, v in services.items()))
     if app_names:
         out.append("- app name (ingest `name=`): " + ", ".join(

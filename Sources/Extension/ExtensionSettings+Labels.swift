@@ -22,6 +22,17 @@ public enum LambdaLabelKind: String, Sendable, CaseIterable {
     /// What `PYROSCOPE_LAMBDA_LABELS=true` adds.
     public static let defaultSet = allCases.filter { $0 != .faasInstance }
 
+    /// The OpenTelemetry resource attribute in OTLP profiles: the name with `.` for `_`
+    /// (Pyroscope shows `faas.name` as `faas_name`, so a label reads the same whichever
+    /// protocol the profiler uses); the execution model keeps its AWS variable's words.
+    public var resourceAttribute: LambdaLabel.ResourceAttribute {
+        switch self {
+        case .initializationType: LambdaLabel.ResourceAttribute(key: "aws.lambda.initialization_type")
+        case .faasMaxMemory: LambdaLabel.ResourceAttribute(key: "faas.max_memory", isInteger: true)
+        default: LambdaLabel.ResourceAttribute(key: String(rawValue.map { $0 == "_" ? "." : $0 }))
+        }
+    }
+
     /// `host.arch` of the build, as OpenTelemetry spells it.
     public static var buildArchitecture: String? {
         #if arch(x86_64)
@@ -89,7 +100,7 @@ extension ExtensionSettings {
                 case .initializationType: initialization
                 case .faasInstance: logStream
                 }
-            if let value { labels.append(LambdaLabel(name: kind.rawValue, value: value)) }
+            if let value { labels.append(LambdaLabel(name: kind.rawValue, value: value, attribute: kind.resourceAttribute)) }
         }
         return LambdaLabels(sanitizing: labels)
     }

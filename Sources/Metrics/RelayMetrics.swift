@@ -149,7 +149,7 @@ public final class RelayMetrics: Sendable {
 
     public func uploadsDropped(reason: String) -> Counter? { dropped[reason] }
 
-    /// Requests answered, by path class (`ingest`, `push`, `other`, `local`) and status.
+    /// Requests answered, by path class (`ingest`, `push`, `otlp`, `other`, `local`) and status.
     public func requests(pathClass: String, status: UInt) -> Counter {
         let key = RequestKey(pathClass: pathClass, status: status)
         if let counter = requestCounters.withLock({ $0[key] }) { return counter }
@@ -199,7 +199,10 @@ public final class RelayMetrics: Sendable {
 public enum LabelsNotAppliedReason: String, Sendable, CaseIterable {
     /// A push body that is not a protobuf `PushRequest`, or not valid gzip.
     case malformedPushBody = "malformed_push_body"
-    /// A push body the relay does not rewrite: JSON (Connect's `application/json`) or another type.
+    /// An OTLP profiles body that is not an `ExportProfilesServiceRequest` (protobuf or JSON), or not valid gzip.
+    case malformedOTLPBody = "malformed_otlp_body"
+    /// A push or OTLP body of a type the relay does not rewrite (Connect's JSON push, or not
+    /// protobuf or JSON at all).
     case unsupportedContentType = "unsupported_content_type"
     /// A push body compressed other than gzip.
     case unsupportedEncoding = "unsupported_encoding"
@@ -218,4 +221,6 @@ public enum ClientConnectionCloseReason: String, Sendable, CaseIterable {
     case replaced
     /// Refused with 503 at the cap: every connection was busy.
     case overLimit = "over_limit"
+    /// An HTTP/2 connection (gRPC OTLP, say): answered with GOAWAY `HTTP_1_1_REQUIRED`.
+    case http2Refused = "http2_refused"
 }

@@ -27,6 +27,7 @@ import zlib
 
 PUSH_SUFFIX = "/push.v1.PusherService/Push"
 INGEST_SUFFIX = "/ingest"
+OTLP_SUFFIX = "/v1development/profiles"
 MAX_DECOMPRESSED = 256 * 1024 * 1024  # zip-bomb guard
 
 # push.v1 (the fields a client sends): message -> [(field, number, type, label, message type)],
@@ -60,9 +61,11 @@ class Series:
 
 
 def kind_of(path):
-    """push, ingest or other, by the request path's ending (a base path may precede it)."""
+    """push, ingest, otlp or other, by the request path's ending (a base path may precede it)."""
     if path.endswith(PUSH_SUFFIX):
         return "push"
+    if path.endswith(OTLP_SUFFIX):
+        return "otlp"
     if path.endswith(INGEST_SUFFIX):
         return "ingest"
     return "other"
@@ -200,6 +203,92 @@ def _read_push_request(buf):
     return series
 
 
+# ---------------------------------------------------------------------- decoders' frames
+
+
+def decode_frames(data, decode):
+    """[decode(body) per frame] of the Swift tests' input (each frame a 4-byte big-endian
+    length and a body): a body that does not decode is {"error": "..."}, not a crash."""
+    out, offset = [], 0
+    while offset < len(data):
+        length = int.from_bytes(data[offset:offset + 4], "big")
+        body = data[offset + 4:offset + 4 + length]
+        offset += 4 + length
+        try:
+            out.append(decode(body))
+        except Exception as error:  # noqa: BLE001 - a parse failure is an answer
+            out.append({"error": "%s: %s" % (type(error).__name__, error)})
+    return out
+
+
+# ---------------------------------------------------------------------- OTLP profiles
+
+
+def otlp_resources(body, content_type=""):
+    """[[(key, value as text)]] per ResourceProfiles of an OTLP profiles export
+    (ExportProfilesServiceRequest, v1development): gzip or plain, protobuf or (content type
+    *json*) OTLP/JSON, by the wire format alone (the tests decode with OpenTelemetry's own
+    classes, decode_otlp.py). Raises ValueError when it is not an export."""
+    data = gunzip(body)
+    if "json" in content_type.lower():
+        document = json.loads(data.decode("utf-8"))
+        entries = document.get("resourceProfiles", document.get("resource_profiles")) or []
+        out = []
+        for entry in entries:
+            attributes = ((entry.get("resource") or {}).get("attributes")) or []
+            out.append([(str(a.get("key", "")), _json_any(a.get("value") or {})) for a in attributes])
+        return out
+    out = []
+    for field, wire, value in _fields(memoryview(data)):
+        if field != 1 or wire != 2:
+            continue
+        attributes = []
+        for field2, wire2, resource in _fields(value):
+            if field2 != 1 or wire2 != 2:
+                continue
+            for field3, wire3, pair in _fields(resource):
+                if field3 != 1 or wire3 != 2:
+                    continue
+                key, text = "", ""
+                for field4, wire4, part in _fields(pair):
+                    if field4 == 1 and wire4 == 2:
+                        key = _text(part)
+                    elif field4 == 2 and wire4 == 2:
+                        text = _any_value(part)
+                attributes.append((key, text))
+        out.append(attributes)
+    return out
+
+
+def _any_value(buf):
+    """An AnyValue's string, int or bool as text (other kinds: their kind's name)."""
+    for field, wire, value in _fields(buf):
+        if field == 1 and wire == 2:
+            return _text(value)
+        if field == 2 and wire == 0:
+            return "true" if value else "false"
+        if field == 3 and wire == 0:
+            return str(value - (1 << 64) if value >= 1 << 63 else value)
+        return "(kind %d)" % field
+    return ""
+
+
+def _json_any(value):
+    for key in ("stringValue", "string_value", "intValue", "int_value"):
+        if key in value:
+            return str(value[key])
+    for key in ("boolValue", "bool_value"):
+        if key in value:
+            return "true" if value[key] else "false"
+    return "(%s)" % ",".join(value)
+
+
+def pyroscope_label_name(key):
+    """The label Pyroscope shows for a resource attribute: `.` (and any other byte a label
+    name cannot hold) as `_`, as the relay's own Lambda labels are named."""
+    return "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in key)
+
+
 # ---------------------------------------------------------------------- ingest bodies
 
 
@@ -268,6 +357,18 @@ def summarize(kind, query, headers, body):
                         errors.append("push: no series found")
                 except Exception as error:  # noqa: BLE001 - protobuf's DecodeError, bad JSON, bad UTF-8
                     errors.append("push: %s" % error)
+        elif kind == "otlp" and payload is not None:
+            try:
+                resources = otlp_resources(payload, header(headers, "content-type"))
+                summary["resources"] = [[list(attribute) for attribute in attributes] for attributes in resources]
+                names = []
+                for attributes in resources:
+                    names += [v for k, v in attributes if k == "service.name" and v not in names]
+                summary["service_names"] = names
+                if not resources:
+                    errors.append("otlp: no resource profiles found")
+            except Exception as error:  # noqa: BLE001 - bad protobuf, bad JSON, bad UTF-8
+                errors.append("otlp: %s" % error)
         elif kind == "ingest":
             params = urllib.parse.parse_qs(query, keep_blank_values=True)
             name, app, _ = ingest_query(query)
@@ -287,10 +388,13 @@ def summarize(kind, query, headers, body):
 
 def upload_labels(record):
     """[(name, value)] of one recorded upload, from its summary: every push series' labels,
-    or those in an ingest name's braces."""
+    every OTLP resource's attributes named as Pyroscope shows them, or those in an ingest
+    name's braces."""
     summary = record.get("summary") or {}
     if record.get("kind") == "push":
         return [(n, v) for series in summary.get("series") or [] for n, v in series.get("labels") or []]
+    if record.get("kind") == "otlp":
+        return [(pyroscope_label_name(k), v) for attributes in summary.get("resources") or [] for k, v in attributes]
     return name_labels(summary.get("name"))
 
 

@@ -14,7 +14,6 @@ The reading is capture.py's push_series, the one reader of push bodies here.
 """
 
 import json
-import struct
 import sys
 
 import capture  # this folder
@@ -24,20 +23,13 @@ def main():
     if capture.protobuf_push_request() is None:  # the check is Google's runtime, not the fallback reader
         print("decode_push.py: Google's protobuf runtime is not installed (make venv)", file=sys.stderr)
         return 2
-    data = sys.stdin.buffer.read()
-    out, offset = [], 0
-    while offset < len(data):
-        (length,) = struct.unpack(">I", data[offset : offset + 4])
-        body = data[offset + 4 : offset + 4 + length]
-        offset += 4 + length
-        try:
-            series = capture.push_series(body)
-        except Exception as error:  # a parse failure is an answer, not a crash
-            out.append({"error": "%s: %s" % (type(error).__name__, error)})
-            continue
-        out.append({"series": [{"labels": [[n, v] for n, v in s.labels],
-                                "samples": [{"raw_profile": x.raw_profile.hex(), "id": x.id} for x in s.samples]}
-                               for s in series]})
+
+    def decode(body):
+        return {"series": [{"labels": [[n, v] for n, v in s.labels],
+                            "samples": [{"raw_profile": x.raw_profile.hex(), "id": x.id} for x in s.samples]}
+                           for s in capture.push_series(body)]}
+
+    out = capture.decode_frames(sys.stdin.buffer.read(), decode)
     json.dump(out, sys.stdout)
     return 0
 

@@ -149,7 +149,7 @@ import Testing
     @Test func gzipBodiesAreInflatedRewrittenAndGzippedAgain() throws {
         let gzipped = GzipCodec.gzip(Self.protoBody)
         let headers = HTTPHeaders([("Content-Type", "application/proto"), ("Content-Encoding", "gzip")])
-        guard case .rewritten(let body) = PushRequestLabels.add(Self.added, headers: headers, body: ByteBuffer(bytes: gzipped)) else {
+        guard case .rewritten(let body) = RequestBodyLabels.add(Self.added, shape: .push, headers: headers, body: ByteBuffer(bytes: gzipped)) else {
             Issue.record("not rewritten")
             return
         }
@@ -166,7 +166,7 @@ import Testing
         ([("Content-Type", "application/proto"), ("Content-Encoding", "gzip")], .malformedPushBody),  // not gzip
     ])
     func requestsTheRelayDoesNotRewriteSayWhy(headers: [(String, String)], reason: LabelsNotAppliedReason) {
-        #expect(PushRequestLabels.add(Self.added, headers: HTTPHeaders(headers), body: ByteBuffer(bytes: Self.protoBody)) == .notApplied(reason))
+        #expect(RequestBodyLabels.add(Self.added, shape: .push, headers: HTTPHeaders(headers), body: ByteBuffer(bytes: Self.protoBody)) == .notApplied(reason))
     }
 
     @Test func gzipBeyondTheInflateLimitIsTooLarge() {

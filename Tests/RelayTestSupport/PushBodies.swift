@@ -77,13 +77,19 @@ public enum PushBodies {
 
     /// Decodes every body (gzipped or plain) with the Python protobuf runtime, in one run.
     public static func decode(_ bodies: [[UInt8]]) async throws -> [Decoded] {
-        var input: [UInt8] = []
-        for body in bodies {
-            let length = UInt32(body.count)
-            input += [UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)] + body
-        }
-        let (status, output) = try await runProgram(testPython, [ClientFixture.repositoryRoot + "/Tests/Peers/decode_push.py"], input: input)
-        guard status == 0 else { throw FixtureError.unreadable("decode_push.py exited \(status): \(output)") }
-        return try JSONDecoder().decode([Decoded].self, from: Data(output.utf8))
+        try await decodeWithPeer("decode_push.py", bodies)
     }
+}
+
+/// Runs a decoder of `Tests/Peers` in the test venv over `bodies` (framed: a 4-byte
+/// big-endian length, then the body) and decodes its JSON list, one answer per body.
+func decodeWithPeer<Answer: Decodable>(_ script: String, _ bodies: [[UInt8]]) async throws -> [Answer] {
+    var input: [UInt8] = []
+    for body in bodies {
+        let length = UInt32(body.count)
+        input += [UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)] + body
+    }
+    let (status, output) = try await runProgram(testPython, [ClientFixture.repositoryRoot + "/Tests/Peers/" + script], input: input)
+    guard status == 0 else { throw FixtureError.unreadable("\(script) exited \(status): \(output)") }
+    return try JSONDecoder().decode([Answer].self, from: Data(output.utf8))
 }

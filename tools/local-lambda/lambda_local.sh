@@ -15,6 +15,9 @@
 #                          must then carry faas_name and the rest, shown in the verdict)
 #   LAMBDA_RUN_AS          the extension's user:group when run as root (default 993:990, Lambda's
 #                          sbx_user1051; "root" keeps root)
+#   PROFILER               the function's profiler: pyroscope (default; pyroscope-io, push) or otel
+#                          (OpenTelemetry's Python profiler, OTLP profiles over HTTP; the verdict then
+#                          needs OTLP uploads, labelled)
 #   MEMORY                 the function's memory size in MB: Lambda's CPU quota for it (128 MB: 7.2 %
 #                          of one CPU over 20 ms periods) and memory limit, as a cgroup holding the
 #                          extension and the function (unset: no quota, 128 MB in the environment)
@@ -36,6 +39,8 @@ if [[ $(id -u) -eq 0 && "${LAMBDA_RUN_AS:-993:990}" != root ]]; then run_as=(--r
 # Absolute: the runtime starts in the function's folder, where a relative path names nothing.
 python="$(cd "$(dirname "$python")" && pwd)/$(basename "$python")"
 mode="${MODE:-on-demand}"
+profiler="${PROFILER:-pyroscope}"
+case "$profiler" in pyroscope|otel) ;; *) echo "FAIL: PROFILER=$profiler: not pyroscope or otel" >&2; exit 2 ;; esac
 lambda_labels="${PYROSCOPE_LAMBDA_LABELS:-true}"
 listen="${LAMBDA_LISTEN_ADDRESS:-localhost:4040}"
 work=$(mktemp -d)
@@ -70,7 +75,7 @@ case "$mode" in
   *) echo "FAIL: MODE=$mode: not one of on-demand, provisioned-concurrency, snap-start, lambda-managed-instances" >&2; exit 2 ;;
 esac
 
-echo "== local Lambda, $mode: extension $relay${run_as:+ as ${run_as[1]}}, function ${LAMBDA_FUNCTION_DIR:-tools/local-lambda/lambda_function} (${LAMBDA_HANDLER:-app.handler}) -> $remote"
+echo "== local Lambda, $mode: extension $relay${run_as:+ as ${run_as[1]}}, $profiler-profiled function ${LAMBDA_FUNCTION_DIR:-tools/local-lambda/lambda_function} (${LAMBDA_HANDLER:-app.handler}) -> $remote"
 status=0
 "$python" tools/local-lambda/local_lambda.py --mode "$mode" "${mode_args[@]}" "${run_as[@]}" --extension "$relay" \
   --function-dir "${LAMBDA_FUNCTION_DIR:-tools/local-lambda/lambda_function}" --handler "${LAMBDA_HANDLER:-app.handler}" \
@@ -79,7 +84,7 @@ status=0
   --env "${spool_env[@]}" \
   PYROSCOPE_REMOTE_ADDRESS="$remote" PYROSCOPE_FLUSH_STRATEGY="${PYROSCOPE_FLUSH_STRATEGY:-end}" \
   PYROSCOPE_LOG_LEVEL="${PYROSCOPE_LOG_LEVEL:-info}" PYROSCOPE_LISTEN_ADDRESS="$listen" PYROSCOPE_LAMBDA_LABELS="$lambda_labels" \
-  PYROSCOPE_SERVER_ADDRESS="http://$listen" || status=$?
+  PYROSCOPE_SERVER_ADDRESS="http://$listen" FUNCTION_PROFILER="$profiler" || status=$?
 echo "== report: $work/report.json"
 uploads=0
 if [[ -n "$capture" ]]; then
@@ -95,6 +100,11 @@ if [[ $status -ne 0 ]]; then
 fi
 if [[ -n "$capture" && "${uploads:-0}" -eq 0 ]]; then
   echo "FAIL: no upload reached the stand-in Pyroscope server ($mode): check the extension's lines above"
+  exit 1
+fi
+otlp=$(grep -c '"kind": *"otlp"' "$work/received.jsonl" 2>/dev/null || true)
+if [[ -n "$capture" && "$profiler" == otel && "${otlp:-0}" -eq 0 ]]; then
+  echo "FAIL: PROFILER=otel but no OTLP profiles export reached the stand-in Pyroscope server ($mode)"
   exit 1
 fi
 labelled=""

@@ -49,3 +49,34 @@ def test_the_recorded_summary_carries_what_summarize_capture_reads(tmp_path):
     assert read == records and bad == 1
     seen, missing = summarize_capture.lambda_labels(read)
     assert seen == {"faas_name=fn": 1} and missing == 1
+
+
+def otlp_bodies():
+    """The exports Tests/Peers/otlp_bodies.py builds with OpenTelemetry's own classes."""
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(FIXTURES), "..", "Peers", "otlp_bodies.py")
+    made = subprocess.run([sys.executable, script], capture_output=True, check=True)
+    return [(b["content_type"], bytes.fromhex(b["hex"])) for b in json.loads(made.stdout)]
+
+
+def test_the_wire_reader_reads_otlp_resources_as_opentelemetrys_classes_do():
+    from google.protobuf import json_format
+    from opentelemetry.proto.collector.profiles.v1development.profiles_service_pb2 import ExportProfilesServiceRequest
+
+    for content_type, data in otlp_bodies():
+        request = ExportProfilesServiceRequest()
+        plain = capture.gunzip(data)
+        if "json" in content_type:
+            json_format.Parse(plain.decode(), request)
+        else:
+            request.ParseFromString(plain)
+        expected = [[(a.key, str(getattr(a.value, a.value.WhichOneof("value")))) for a in rp.resource.attributes]
+                    for rp in request.resource_profiles]
+        assert capture.otlp_resources(data, content_type) == expected, content_type
+    summary = capture.summarize("otlp", "", [["Content-Type", "application/x-protobuf"]], otlp_bodies()[0][1])
+    assert summary["service_names"] == ["orders"] and "error" not in summary
+    labels = capture.upload_labels({"kind": "otlp", "summary": summary})
+    assert ("faas_name", "client-name") in labels and ("service_name", "orders") in labels
+    assert "error" in capture.summarize("otlp", "", [["Content-Type", "application/x-protobuf"]], b"\x0a\x05\x0a\x03")

@@ -226,13 +226,14 @@ final class IngressHandler: ChannelInboundHandler {
         }
     }
 
-    /// `ingest`, `push`, `local` (the relay's own routes) or `other`: a bounded label set
+    /// `ingest`, `push`, `otlp`, `local` (the relay's own routes) or `other`: a bounded label set
     /// whatever paths clients send.
     static func pathClass(_ uri: String, routes: [LocalRoute]) -> String {
         let path = requestPath(uri)
         if routes.contains(where: { $0.path == path }) { return "local" }
         if hasByteSuffix(path, "/ingest") { return "ingest" }
         if hasByteSuffix(path, "/push.v1.PusherService/Push") { return "push" }
+        if hasByteSuffix(path, "/v1development/profiles") { return "otlp" }
         return "other"
     }
 

@@ -61,10 +61,11 @@ public final class IngressServer: Service, Sendable, CustomStringConvertible {
     }
 
     /// A client connection's handlers, in order: its guard (timeouts, the connection cap),
-    /// the HTTP/1.1 codec bounded by the policy's limits, the ingress handler.
+    /// the answer to an HTTP/2 connection, the HTTP/1.1 codec bounded by the policy's limits, the ingress handler.
     static func addHandlers(to operations: ChannelPipeline.SynchronousOperations, context: Context) throws {
         let connection = ConnectionGuard(shared: context)
         try operations.addHandler(connection)
+        try operations.addHandler(HTTP2Refusal(shared: context))
         // The parser's own bounds, as the policy's: past them it stops reading and the
         // handler answers 431. Parse errors are answered by the handler.
         var decoderLimits = NIOHTTPDecoderLimitConfiguration()

@@ -1,11 +1,30 @@
 /// One label the relay adds to every profile it relays (PYROSCOPE_LAMBDA_LABELS).
 public struct LambdaLabel: Sendable, Hashable, CustomStringConvertible {
+    /// The label's name in Pyroscope's spelling (`faas_name`): in `/ingest` names and push series.
     public var name: String
     public var value: String
+    /// The OpenTelemetry resource attribute it is in an OTLP profile (`faas.name`); Pyroscope
+    /// turns `.` into `_`, so either way the function's profiles carry the same label.
+    public var attribute: ResourceAttribute
 
-    public init(name: String, value: String) {
+    /// A resource attribute the relay adds to OTLP profiles.
+    public struct ResourceAttribute: Sendable, Hashable {
+        public var key: String
+        /// An `int_value` (OpenTelemetry's type for `faas.max_memory`) when the value is an
+        /// integer; otherwise a `string_value`.
+        public var isInteger: Bool
+
+        public init(key: String, isInteger: Bool = false) {
+            self.key = key
+            self.isInteger = isInteger
+        }
+    }
+
+    /// `attribute` nil: the attribute key is the name.
+    public init(name: String, value: String, attribute: ResourceAttribute? = nil) {
         self.name = name
         self.value = value
+        self.attribute = attribute ?? ResourceAttribute(key: name)
     }
 
     public var description: String { "\(name)=\(value)" }
@@ -31,7 +50,10 @@ public struct LambdaLabels: Sendable, Equatable {
             let name = LabelSanitizer.name(label.name)
             let value = LabelSanitizer.value(label.value)
             guard !name.isEmpty, !value.isEmpty, seen.insert(name).inserted else { continue }
-            kept.append(LambdaLabel(name: name, value: value))
+            var attribute = label.attribute
+            if attribute.key == label.name { attribute.key = name }
+            if attribute.isInteger, Int64(value) == nil { attribute.isInteger = false }
+            kept.append(LambdaLabel(name: name, value: value, attribute: attribute))
         }
         self.labels = kept
     }

@@ -81,8 +81,8 @@ public struct UpstreamRequestBuilder: Sendable {
         let built = urls.value(for: URLKey(target: upload.target, session: sessionID.value)) { builtURL(for: $0.target, sessionID: sessionID) }
         var request = UpstreamRequest(method: upload.method, url: built.url, headers: headers(for: upload.headers), body: upload.body)
         var notApplied = built.labelsNotApplied
-        if !labels.isEmpty, cleanRootedPath(requestPath(upload.target)) == PushRequestLabels.path {
-            switch PushRequestLabels.add(labels.labels, headers: upload.headers, body: upload.body) {
+        if !labels.isEmpty, let shape = RequestBodyLabels.Shape(path: cleanRootedPath(requestPath(upload.target))[...]) {
+            switch RequestBodyLabels.add(labels.labels, shape: shape, headers: upload.headers, body: upload.body) {
             case .rewritten(let body): request.body = body
             case .unchanged: break
             case .notApplied(let reason): notApplied = reason

@@ -15,6 +15,11 @@ On Lambda Managed Instances awslambdaric forks several worker processes that eac
 this module: each has its own agent, told apart by the `pid` tag.
 PROFILE_UPLOAD_SECONDS changes the upload interval (default 10, pyroscope-io's), so tests
 see uploads sooner.
+
+FUNCTION_PROFILER=otel profiles it with OpenTelemetry's own Python profiler instead (PyPI
+opentelemetry-sdk-extension-profiling), exporting OTLP profiles over HTTP to the relay's
+/v1development/profiles, configured through OpenTelemetry's variables as a user would (each
+may be set beforehand): the relay speaks HTTP/1.1, so the protocol is http/protobuf.
 """
 
 import http.client
@@ -22,18 +27,30 @@ import os
 import time
 import urllib.parse
 
-import pyroscope
-
 # The extension's relay; tests move it off 4040 (PYROSCOPE_SERVER_ADDRESS) so parallel runs
 # never collide on a fixed port.
 RELAY_ADDRESS = os.environ.get("PYROSCOPE_SERVER_ADDRESS", "http://localhost:4040")
+APPLICATION_NAME = os.environ.get("PYROSCOPE_APPLICATION_NAME", "local.lambda.function")
+UPLOAD_SECONDS = os.environ.get("PROFILE_UPLOAD_SECONDS", "10")
 
-pyroscope.configure(
-    application_name=os.environ.get("PYROSCOPE_APPLICATION_NAME", "local.lambda.function"),
-    server_address=RELAY_ADDRESS,
-    tags={"fn": os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "local-function"), "pid": str(os.getpid())},
-    upload_interval=int(os.environ.get("PROFILE_UPLOAD_SECONDS", "10")),
-)
+if os.environ.get("FUNCTION_PROFILER", "pyroscope") == "otel":
+    os.environ.setdefault("OTEL_EXPORTER_OTLP_PROFILES_ENDPOINT", RELAY_ADDRESS + "/v1development/profiles")
+    os.environ.setdefault("OTEL_EXPORTER_OTLP_PROFILES_PROTOCOL", "http/protobuf")
+    os.environ.setdefault("OTEL_PROFILING_EXPORT_INTERVAL", UPLOAD_SECONDS)
+    os.environ.setdefault("OTEL_RESOURCE_ATTRIBUTES", f"service.name={APPLICATION_NAME},process.pid={os.getpid()}")
+    from opentelemetry.sdk.extension.profiling.runtime import Profiler
+
+    PROFILER = Profiler()
+    PROFILER.start()
+else:
+    import pyroscope
+
+    pyroscope.configure(
+        application_name=APPLICATION_NAME,
+        server_address=RELAY_ADDRESS,
+        tags={"fn": os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "local-function"), "pid": str(os.getpid())},
+        upload_interval=int(UPLOAD_SECONDS),
+    )
 
 
 def _burn(seconds: float) -> int:
