@@ -72,7 +72,7 @@ PYTEST_DIRS := tools/tests tools/local-lambda/tests
 RELAY_TO_RUN = $(or $(RELAY_BINARY),$(BIN_DIR)/$(RELAY))
 BUILD_RELAY  = $(if $(RELAY_BINARY),,$(SWIFT) build --product $(RELAY))
 
-.PHONY: help build test fuzz run demo observe lambda-local lint bench bench-cost bench-ladder clean venv tools layer layers layer-tools layer-runner \
+.PHONY: help build test fuzz run demo observe lambda-local lint bench bench-cost bench-freeze bench-ladder clean venv tools layer layers layer-tools layer-runner \
 	publish-layer publish-layers test-layer test-layers test-compat
 
 help: ## List the targets
@@ -104,9 +104,9 @@ $(PROMETHEUS):
 
 # nginx (a TLS server with basic auth and HTTP/2), tinyproxy (an HTTP proxy) and openssl
 # (test certificates) from Debian; the tests start their own on loopback.
-tools: $(PROMETHEUS) ## Prometheus and promtool unpacked into .build-tools/ (no service enabled); nginx, tinyproxy, openssl
-	@{ command -v openssl && [ -x /usr/sbin/nginx ] && [ -x /usr/bin/tinyproxy ]; } >/dev/null || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light tinyproxy openssl; }
+tools: $(PROMETHEUS) ## Prometheus and promtool unpacked into .build-tools/ (no service enabled); nginx, tinyproxy, openssl, iptables (the local Lambda's network freeze)
+	@{ command -v openssl && [ -x /usr/sbin/nginx ] && [ -x /usr/bin/tinyproxy ] && [ -x /usr/sbin/iptables ]; } >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light tinyproxy openssl iptables; }
 
 test: venv tools build ## Build and run every test (Swift Testing, then pytest for tools/ and tools/local-lambda/), with the real Python client, Prometheus, moto, nginx and tinyproxy as peers
 	RELAY_BINARY="$(BIN_DIR)/$(RELAY)" PYROSCOPE_TEST_PYTHON="$(abspath $(VENV_PY))" \
@@ -187,6 +187,10 @@ bench-cost: venv ## The layer binary's cost to the function (init, idle memory, 
 LADDER_BINARY ?=
 LADDER_TOOLS  = @command -v cc >/dev/null && command -v strip >/dev/null && command -v zip >/dev/null && [ -f "$$(gcc -print-file-name=libc.a)" ] || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc binutils libc6-dev zip; }
+bench-freeze: venv tools ## What a freeze that stops the network does to uploads in flight: stored once, twice, lost, delay, billed post-runtime time, per strategy and function shape, in a local Lambda (root: a network namespace and iptables), beside BENCH_PEER
+	$(BUILD_RELAY)
+	tools/local-lambda/lambda_sandbox.sh $(VENV_PY) Benchmarks/freeze.py --binary "$(RELAY_TO_RUN)" --python "$(abspath $(VENV_PY))" $(if $(BENCH_PEER),--peer "$(BENCH_PEER)")
+
 bench-ladder: ## The floor ladder: C, Swift, NIO, NIOSSL and log/metrics/lifecycle probes (register, first /event/next, RSS, CPU, size), in turns with BENCH_PEER; LADDER_BINARY=path adds the layer binary
 	$(LADDER_TOOLS)
 	$(PYTHON) Benchmarks/ladder.py --layer-link $(if $(BENCH_PEER),--peer "$(BENCH_PEER)") \

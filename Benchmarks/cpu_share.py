@@ -111,7 +111,11 @@ def turn(share, api, remote, runtime_bin, body, extension, init_ms, invoke_ms, e
         env.update(AWS_LAMBDA_RUNTIME_API=api.address, PYROSCOPE_REMOTE_ADDRESS=f"https://127.0.0.1:{remote.port}",
                    SSL_CERT_FILE=str(remote.bundle), PYROSCOPE_SPOOL_DIR=spool, AWS_REGION="us-east-1",
                    AWS_LAMBDA_FUNCTION_NAME="bench", AWS_LAMBDA_FUNCTION_VERSION="$LATEST",
-                   AWS_LAMBDA_FUNCTION_MEMORY_SIZE=str(share.memory_mb), AWS_LAMBDA_INITIALIZATION_TYPE="on-demand")
+                   AWS_LAMBDA_FUNCTION_MEMORY_SIZE=str(share.memory_mb), AWS_LAMBDA_INITIALIZATION_TYPE="on-demand",
+                   # Both extensions' default (uploads go out as they come), named: the first
+                   # upload is compared as sent the same way (make bench-freeze measures the
+                   # strategies).
+                   PYROSCOPE_FLUSH_STRATEGY="background")
         env.update(extra_env or {})
         proc = subprocess.Popen([str(extension)], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, preexec_fn=share.join)

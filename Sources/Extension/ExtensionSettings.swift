@@ -79,7 +79,7 @@ public struct ExtensionSettings: Sendable {
     /// Every variable the extension reads; the README's table lists exactly these.
     public static let variables: [String] = [
         "PYROSCOPE_REMOTE_ADDRESS", "PYROSCOPE_AUTH_TOKEN", "PYROSCOPE_BASIC_AUTH_USER", "PYROSCOPE_BASIC_AUTH_PASSWORD",
-        "PYROSCOPE_TENANT_ID", "PYROSCOPE_HTTP_HEADERS", "PYROSCOPE_TIMEOUT", "PYROSCOPE_NUM_WORKERS",
+        "PYROSCOPE_TENANT_ID", "PYROSCOPE_HTTP_HEADERS", "PYROSCOPE_TIMEOUT", "PYROSCOPE_NUM_WORKERS", "PYROSCOPE_DRAIN_CONCURRENCY",
         "PYROSCOPE_DEV_MODE", "PYROSCOPE_FLUSH_ON_INVOKE", "PYROSCOPE_FLUSH_STRATEGY", "PYROSCOPE_SELF_PROFILING",
         "PYROSCOPE_LISTEN_ADDRESS", "PYROSCOPE_MAX_BODY_BYTES", "PYROSCOPE_QUEUE_MAX_BYTES",
         "PYROSCOPE_SPOOL_DIR", "PYROSCOPE_SPOOL_MAX_BYTES",
@@ -102,6 +102,7 @@ public struct ExtensionSettings: Sendable {
         // Declaration order of the Go program: TIMEOUT warns before NUM_WORKERS.
         let timeout = reader.duration("PYROSCOPE_TIMEOUT", default: .seconds(10), mustBePositive: true)
         let workers = reader.integer("PYROSCOPE_NUM_WORKERS", default: 5, range: 1...256)
+        let drainConcurrency = reader.integer("PYROSCOPE_DRAIN_CONCURRENCY", default: RelayConfiguration.defaultDrainConcurrency, range: 1...256)
         let maxBody = reader.integer("PYROSCOPE_MAX_BODY_BYTES", default: 8 << 20, range: 1...(1 << 30))
         let queueBytes = reader.integer("PYROSCOPE_QUEUE_MAX_BYTES", default: RelayConfiguration.defaultQueueMaxBytes, range: 1...(1 << 34))
         let spoolDirectory = reader.string("PYROSCOPE_SPOOL_DIR") ?? RelayConfiguration.defaultSpoolDirectory
@@ -152,7 +153,7 @@ public struct ExtensionSettings: Sendable {
 
         relay = RelayConfiguration(
             remote: remote, credentials: credentials, tenantID: reader.headerValue("PYROSCOPE_TENANT_ID", what: "a tenant ID") ?? "",
-            extraHeaders: extraHeaders, upstreamTimeout: timeout, workers: workers, maxBodyBytes: maxBody,
+            extraHeaders: extraHeaders, upstreamTimeout: timeout, workers: workers, drainConcurrency: drainConcurrency, maxBodyBytes: maxBody,
             queueMaxBytes: queueBytes, listenAddresses: listen, retryPolicy: retryPolicy,
             spoolDirectory: spoolBytes > 0 ? spoolDirectory : nil, spoolMaxBytes: spoolBytes)
 
@@ -188,6 +189,11 @@ public struct ExtensionSettings: Sendable {
                     reason: "Lambda Managed Instances never freeze the environment and send no INVOKE events to extensions; uploads go out continuously"))
             flushStrategy = .background
         }
+        // Where Lambda freezes the environment, an upload on the wire at the freeze finds its
+        // connection broken (or its deadline passed) at the thaw, although the remote may have
+        // stored it: it is not sent again, so that it is never stored twice. Lambda Managed
+        // Instances never freeze; outside Lambda (dev mode) nothing freezes either.
+        relay.resendsUnknownFate = devMode || !model.deliversInvokeEvents
         selfProfiling = reader.bool("PYROSCOPE_SELF_PROFILING")
         lambdaRuntimeAPI = reader.string("AWS_LAMBDA_RUNTIME_API")
         network = Self.networkConfiguration(&reader, lambdaRuntimeAPI: lambdaRuntimeAPI)

@@ -4,15 +4,23 @@ import Synchronization
 
 /// When queued uploads are pushed out relative to invocations.
 public enum FlushStrategy: String, Sendable, CaseIterable {
-    /// Uploads go out whenever the environment runs (the Go default).
+    /// Uploads go out whenever the environment runs (the Go extension's default). One on
+    /// the wire when Lambda freezes the environment (network included) has an unknown fate
+    /// at the thaw: resent, it may be stored twice.
     case background
-    /// On each INVOKE, wait for what is queued before taking the next event (the Go
-    /// extension's PYROSCOPE_FLUSH_ON_INVOKE=true).
+    /// The default. On each INVOKE, send what is queued (what arrived while the environment
+    /// was frozen) before taking the next event (the Go extension's
+    /// PYROSCOPE_FLUSH_ON_INVOKE=true); uploads that arrive while the extension waits for the
+    /// next event wait for it: none is on the wire when Lambda freezes the environment.
     case invoke
     /// After the runtime finished the invocation (Telemetry API `platform.runtimeDone`),
     /// drain the queue before `/event/next`, so nothing waits in the queue while the
-    /// environment is frozen.
+    /// environment is frozen; as with `invoke`, nothing is sent while the extension waits.
     case end
+
+    /// Whether nothing is sent while the extension waits in `/event/next` (Lambda may
+    /// freeze the environment at any moment then), and no attempt is on the wire when it asks.
+    public var holdsWhileParked: Bool { self != .background }
 }
 
 /// The request id of the invocation in progress, added to every log line.
@@ -105,7 +113,10 @@ public struct LambdaLifecycle: Service, CustomStringConvertible {
         // nothing is sent, so no connection, session id or upload in flight is cloned.
         var awaitingRestore = model == .snapStart
         if awaitingRestore { pipeline.hold() }
+        // Until when the next quiesce may wait for attempts on the wire to end.
+        var quiesceUntil = clock.now + initDrainTimeout
         while true {
+            if strategy.holdsWhileParked { await quiesce(until: quiesceUntil) }
             let event: ExtensionEvent
             do {
                 event = try await client.next()
@@ -118,12 +129,14 @@ public struct LambdaLifecycle: Service, CustomStringConvertible {
                 awaitingRestore = false
                 await restored?(await restoreInstant())
             }
+            if strategy.holdsWhileParked { pipeline.resume() }
             switch event {
             case .invoke(let invoke):
                 counters.metrics.lambdaEvents(type: "invoke").increment()
                 invocation.set(invoke.requestId)
                 logger.debug("Invoke", metadata: [LogKey.event: "INVOKE", LogKey.requestId: "\(invoke.requestId)"])
                 await flushForInvocation(invoke)
+                quiesceUntil = instant(forDeadlineMs: invoke.deadlineMs)
             case .shutdown(let shutdown):
                 counters.metrics.lambdaEvents(type: "shutdown").increment()
                 counters.metrics.lambdaShutdowns(reason: shutdown.shutdownReason.lowercased()).increment()
@@ -144,6 +157,23 @@ public struct LambdaLifecycle: Service, CustomStringConvertible {
                     ])
                 return
             }
+        }
+    }
+
+    /// Before `/event/next`: no attempt may start, and those on the wire end first (bounded:
+    /// past `deadline` the extension asks anyway, and says so).
+    private func quiesce(until deadline: ContinuousClock.Instant) async {
+        // The usual case: nothing on the wire, no task or timer for the wait.
+        if pipeline.holdIfQuiet() { return }
+        let onWire = pipeline.attemptsOnWire
+        let quiet = await bounded(until: max(deadline, clock.now)) { [pipeline] in await pipeline.quiesce() }
+        if !quiet {
+            pipeline.hold()
+            logger.warning(
+                "Uploads still on the wire when asking for the next event: if Lambda freezes the environment now, they may be sent twice (counted in uploads_resent_unknown_total)",
+                metadata: [LogKey.inFlight: .stringConvertible(pipeline.attemptsOnWire)])
+        } else if onWire > 0 {
+            logger.debug("Waited for the uploads on the wire before the next event", metadata: [LogKey.inFlight: .stringConvertible(onWire)])
         }
     }
 

@@ -12,6 +12,8 @@ public final class RelayMetrics: Sendable {
     public let uploadsDelivered: Counter
     public let upstreamSentBytes: Counter
     public let upstreamRetries: Counter
+    public let uploadsResentUnknown: Counter
+    public let uploadsUnconfirmed: Counter
     public let queueItems: Gauge
     public let queueBytes: Gauge
     public let uploadsInFlight: Gauge
@@ -93,6 +95,16 @@ public final class RelayMetrics: Sendable {
                 "Body bytes of uploads delivered to the remote."))
         upstreamRetries = registry.makeCounter(
             descriptor: Self.name("upstream_retries", "total", "Upload attempts after the first (after failures or Retry-After)."))
+        uploadsUnconfirmed = registry.makeCounter(
+            descriptor: Self.name(
+                "uploads_unconfirmed", "total",
+                "Uploads sent whole whose answer was lost (a freeze, a reset) and that were not sent again, so as not to store them twice; counted as delivered."
+            ))
+        uploadsResentUnknown = registry.makeCounter(
+            descriptor: Self.name(
+                "uploads_resent_unknown", "total",
+                "Uploads sent again after an attempt of unknown fate (a timeout or a broken connection once the request was on its way): the remote may store both."
+            ))
         queueItems = registry.makeGauge(descriptor: Self.name("queue_items", "", "Uploads waiting in the queue."))
         queueBytes = registry.makeGauge(descriptor: Self.name("queue", "bytes", "Bytes of the uploads waiting in the queue."))
         uploadsInFlight = registry.makeGauge(descriptor: Self.name("uploads_in_flight", "", "Uploads being sent to the remote now."))

@@ -71,7 +71,7 @@ public struct Relay: Sendable {
         ingress = IngressServer(
             group: group, addresses: configuration.listenAddresses, pipeline: pipeline,
             routes: [.healthz, .metrics(pipeline: pipeline)], maxBodyBytes: configuration.maxBodyBytes, limits: configuration.ingress,
-            connectionCap: configuration.ingress.connectionCap(workers: configuration.workers), logger: ingressLogger)
+            connectionCap: configuration.ingress.connectionCap(upstreamConnections: configuration.drainConcurrency), logger: ingressLogger)
         drainDeadline = DrainDeadline()
         self.uploader = uploader
         upstreamProxy = proxy
@@ -84,8 +84,10 @@ public struct Relay: Sendable {
         forwarder = UploadForwarder(
             pipeline: pipeline, uploader: uploader,
             builder: configuration.remote.map { UpstreamRequestBuilder(configuration: configuration, remote: $0, session: session) },
-            workers: configuration.workers, drainTimeout: configuration.drainTimeout, drainDeadline: drainDeadline,
-            retryPolicy: configuration.retryPolicy, clock: clock, senderLoops: group, credentialSource: credentialSource,
+            workers: configuration.workers, drainConcurrency: configuration.drainConcurrency, drainTimeout: configuration.drainTimeout,
+            drainDeadline: drainDeadline,
+            retryPolicy: configuration.retryPolicy, resendsUnknownFate: configuration.resendsUnknownFate, clock: clock, senderLoops: group,
+            credentialSource: credentialSource,
             failureReporter: failureReporter, logger: forwardLogger)
     }
 }

@@ -14,6 +14,11 @@ public struct RelayConfiguration: Sendable {
     public var upstreamTimeout: Duration
     /// Concurrent upstream senders.
     public var workers: Int
+    /// Concurrent upstream senders while an invocation flush waits or the relay drains at
+    /// shutdown (at least `workers`): a drain ends when the remote has answered, not after
+    /// queued / workers round trips.
+    public var drainConcurrency: Int
+    public static let defaultDrainConcurrency = 32
     /// Largest upload body accepted; larger gets `413`.
     public var maxBodyBytes: Int
     /// Queue bounds: whichever is reached first makes the relay answer `503`.
@@ -25,6 +30,10 @@ public struct RelayConfiguration: Sendable {
     /// How long a graceful shutdown may spend sending what is queued.
     public var drainTimeout: Duration
     public var retryPolicy: RetryPolicy
+    /// Whether an upload of unknown fate (timeout, answer lost after it was sent) is sent
+    /// again. The extension turns it off where Lambda freezes the environment while uploads
+    /// may be on the wire (`background`): resent, they were stored twice.
+    public var resendsUnknownFate = true
     /// Where uploads go when the memory queue is full; nil: no spool (full means 503).
     public var spoolDirectory: String?
     public var spoolMaxBytes: Int
@@ -52,6 +61,7 @@ public struct RelayConfiguration: Sendable {
         extraHeaders: [(name: String, value: String)] = [],
         upstreamTimeout: Duration = .seconds(10),
         workers: Int = 5,
+        drainConcurrency: Int = RelayConfiguration.defaultDrainConcurrency,
         maxBodyBytes: Int = 8 << 20,
         queueMaxItems: Int = 1024,
         queueMaxBytes: Int = RelayConfiguration.defaultQueueMaxBytes,
@@ -69,6 +79,7 @@ public struct RelayConfiguration: Sendable {
         self.extraHeaders = extraHeaders
         self.upstreamTimeout = upstreamTimeout
         self.workers = workers
+        self.drainConcurrency = max(workers, drainConcurrency)
         self.maxBodyBytes = maxBodyBytes
         self.queueMaxItems = queueMaxItems
         self.queueMaxBytes = queueMaxBytes

@@ -21,6 +21,10 @@ public final class RelayCounters: Sendable {
         public var deliveredBytes = 0
         /// Attempts after the first, over all uploads.
         public var retries = 0
+        /// Resends after an attempt whose fate is unknown (see `recordResentUnknown`).
+        public var resentUnknown = 0
+        /// Delivered without an answer: sent whole, answer lost, not resent.
+        public var unconfirmed = 0
         public var dropped: [DropReason: Int] = [:]
         /// Still in the spool when the process stopped: replayed by the next start.
         public var keptInSpool = 0
@@ -75,6 +79,17 @@ public final class RelayCounters: Sendable {
     func recordRetry() {
         state.withLock { $0.retries += 1 }
         metrics.upstreamRetries.increment()
+    }
+    /// An upload whose answer was lost once it was sent whole, not sent again.
+    func recordUnconfirmed() {
+        state.withLock { $0.unconfirmed += 1 }
+        metrics.uploadsUnconfirmed.increment()
+    }
+    /// An upload sent again after a timeout or a broken connection: the remote may have
+    /// stored the first send too.
+    func recordResentUnknown() {
+        state.withLock { $0.resentUnknown += 1 }
+        metrics.uploadsResentUnknown.increment()
     }
     func recordDropped(_ reason: DropReason, count: Int = 1) {
         state.withLock { $0.dropped[reason, default: 0] += count }

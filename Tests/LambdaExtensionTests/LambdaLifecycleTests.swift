@@ -255,4 +255,13 @@ final class InMemoryExtensionsClient: ExtensionsAPIClient {
         let bad = ExtensionSettings(environment: ["PYROSCOPE_FLUSH_STRATEGY": "sometimes"])
         #expect(bad.flushStrategy == .background && bad.warnings.first?.fallback == "background")
     }
+
+    /// Where Lambda freezes the environment an upload of unknown fate is never sent again;
+    /// outside Lambda and on Lambda Managed Instances (never frozen) it is.
+    @Test func uploadsOfUnknownFateAreResentOnlyWhereNothingFreezes() {
+        #expect(!ExtensionSettings(environment: [:]).relay.resendsUnknownFate)
+        #expect(!ExtensionSettings(environment: ["AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start"]).relay.resendsUnknownFate)
+        #expect(ExtensionSettings(environment: ["PYROSCOPE_DEV_MODE": "true"]).relay.resendsUnknownFate)
+        #expect(ExtensionSettings(environment: ["AWS_LAMBDA_INITIALIZATION_TYPE": "lambda-managed-instances"]).relay.resendsUnknownFate)
+    }
 }

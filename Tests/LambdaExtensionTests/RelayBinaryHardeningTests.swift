@@ -105,7 +105,7 @@ import Testing
                 environment: Self.environment(remote: remote.address), executable: "/usr/bin/prlimit",
                 arguments: ["--nofile=256:256", RelayProcess.binaryPath])
             let port = try #require(await relay.listeningPort(), "\(relay.output)")
-            #expect(relay.output.contains { $0.contains("Relay listening") && $0.contains("max_connections=187") }, "\(relay.output)")
+            #expect(relay.output.contains { $0.contains("Relay listening") && $0.contains("max_connections=160") }, "\(relay.output)")
             let (health, uploads) = await offCooperativePool { () -> ([Int?], [Int?]) in
                 let idle = (0..<400).compactMap { _ in try? RawConnection(port: port, timeoutSeconds: 5) }
                 var health: [Int?] = []

@@ -145,7 +145,8 @@ import Testing
                 environment: Self.devEnvironment(
                     remote: remote,
                     [
-                        "PYROSCOPE_NUM_WORKERS": "1", "PYROSCOPE_TIMEOUT": "1s",
+                        // One sender in the drain too: two uploads are still queued at the deadline.
+                        "PYROSCOPE_NUM_WORKERS": "1", "PYROSCOPE_DRAIN_CONCURRENCY": "1", "PYROSCOPE_TIMEOUT": "1s",
                     ]))
             let port = try #require(await relay.listeningPort())
             for index in 0..<3 { #expect(await Self.post(port: port, body: "upload-\(index)") == 200) }

@@ -34,6 +34,7 @@ import hashlib
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -68,6 +69,10 @@ class CaptureHandler(BaseHTTPRequestHandler):
     def setup(self):
         super().setup()
         self.conn_seq = 0
+        if self.server.abort_unacked_ms:
+            # A load balancer's patience: a client that stops acknowledging what was sent to it
+            # (an environment frozen, network included) loses the connection after this long.
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, self.server.abort_unacked_ms)
 
     def log_message(self, fmt, *args):  # silence default access log
         pass
@@ -180,7 +185,10 @@ class CaptureHandler(BaseHTTPRequestHandler):
         body_file = self.server.keep_body(body)
         if body_file:
             record["body_file"] = body_file
+        # Stored as it is read, before the answer: what a server does.
         self.server.record(record)
+        if self.server.answer_delay_ms:
+            time.sleep(self.server.answer_delay_ms / 1000.0)
 
         try:
             self.send_response(status)
@@ -219,9 +227,11 @@ class CaptureServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, addr, out_path, quiet, bodies_dir=None):
+    def __init__(self, addr, out_path, quiet, bodies_dir=None, answer_delay_ms=0, abort_unacked_ms=0):
         super().__init__(addr, CaptureHandler)
         self.quiet = quiet
+        self.answer_delay_ms = answer_delay_ms
+        self.abort_unacked_ms = abort_unacked_ms
         self._lock = threading.Lock()
         for folder in (bodies_dir, out_path and os.path.dirname(out_path)):
             if folder:
@@ -306,6 +316,11 @@ def main(argv=None):
     ap.add_argument("--follow-pid", type=int,
                     help="stop when this process exits, instead of after --max-seconds")
     ap.add_argument("--quiet", action="store_true", help="no per-request stdout line")
+    ap.add_argument("--answer-delay-ms", type=int, default=0,
+                    help="answer this long after reading (and recording) a request: a slow remote")
+    ap.add_argument("--abort-unacked-ms", type=int, default=0,
+                    help="drop a connection whose client leaves sent data unacknowledged this long "
+                         "(TCP_USER_TIMEOUT), as a load balancer gives up on a frozen client")
     args = ap.parse_args(argv)
 
     if args.port_file:
@@ -324,7 +339,8 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    server = CaptureServer((args.host, args.port), args.out, args.quiet, args.bodies)  # binds + listens
+    server = CaptureServer((args.host, args.port), args.out, args.quiet, args.bodies,
+                           args.answer_delay_ms, args.abort_unacked_ms)  # binds + listens
     port = server.server_address[1]
     if args.port_file:
         write_port_file(args.port_file, port)

@@ -187,10 +187,10 @@ import Testing
     }
 
     @Test func connectionCapStaysBelowTheDescriptorLimit() {
-        #expect(IngressLimits.connectionCap(fileDescriptorLimit: 1024, workers: 5) == 512)
-        #expect(IngressLimits.connectionCap(fileDescriptorLimit: 256, workers: 5) == 187)
-        #expect(IngressLimits.connectionCap(fileDescriptorLimit: 100, workers: 256) == 8)
-        #expect(IngressLimits.connectionCap(fileDescriptorLimit: 1 << 20, workers: 5) == 512)
+        #expect(IngressLimits.connectionCap(fileDescriptorLimit: 1024, upstreamConnections: 5) == 512)
+        #expect(IngressLimits.connectionCap(fileDescriptorLimit: 256, upstreamConnections: 5) == 187)
+        #expect(IngressLimits.connectionCap(fileDescriptorLimit: 100, upstreamConnections: 256) == 8)
+        #expect(IngressLimits.connectionCap(fileDescriptorLimit: 1 << 20, upstreamConnections: 5) == 512)
     }
 }
 

@@ -57,6 +57,23 @@ import Testing
         #expect(decide(.unreachable, attempt: 10) == .finish(.dropped(.maxRetries)))
     }
 
+    /// Where Lambda freezes the environment, an upload of unknown fate (the whole request
+    /// sent, then a timeout or a broken connection) ends unconfirmed instead of being stored
+    /// twice; one the remote cannot have stored is still retried. Elsewhere both are retried.
+    @Test func anUploadOfUnknownFateIsNeverResentWhereLambdaFreezes() {
+        func decide(_ result: DeliveryAttempts.AttemptResult, resends: Bool) -> Action {
+            var attempts = DeliveryAttempts(policy: Self.policy, resendsUnknownFate: resends, drawJitter: { 0.5 })
+            _ = Self.next(&attempts, after: .start, Self.young)
+            return Self.next(&attempts, after: .answered(result), Self.young)
+        }
+        #expect(decide(.timeout, resends: false) == .finish(.unconfirmed))
+        #expect(decide(.answerLost, resends: false) == .finish(.unconfirmed))
+        #expect(decide(.connectionFailure, resends: false) == .reconnect(attempt: 2), "not sent whole: sent again")
+        #expect(decide(.status(code: 503, retryAfter: nil), resends: false) == .wait(.milliseconds(500)))
+        #expect(decide(.timeout, resends: true) == .wait(.milliseconds(500)))
+        #expect(decide(.answerLost, resends: true) == .reconnect(attempt: 2), "as a dead pooled connection")
+    }
+
     @Test func retryAfterIsHonouredWithinTheCeiling() {
         #expect(decide(.status(code: 429, retryAfter: .seconds(2))) == .wait(.seconds(2)))
         #expect(decide(.status(code: 503, retryAfter: .seconds(3600))) == .wait(.seconds(300)))

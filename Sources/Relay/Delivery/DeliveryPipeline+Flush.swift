@@ -6,6 +6,9 @@ extension DeliveryPipeline {
     /// (or kept in the spool at shutdown), wherever it waited. Later arrivals are not
     /// waited for. Returns at once when cancelled (callers bound it with a deadline).
     public func flush() async {
+        // While it waits, the burst senders send too.
+        perform(state.withLock { $0.beginBurst() })
+        defer { perform(state.withLock { $0.endBurst() }) }
         await park(cancelled: ()) { state, id, continuation in
             guard state.incomplete > 0 else { return () }
             state.flushes.append(.init(id: id, target: state.nextSequence, remaining: state.incomplete, continuation: continuation))

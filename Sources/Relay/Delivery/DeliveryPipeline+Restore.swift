@@ -22,21 +22,59 @@ extension DeliveryPipeline {
     }
 
     /// Asked before each attempt of a delivery: while the pipeline is held, waits for the
-    /// hold to end (a retry whose backoff ends while the snapshot may be taken must not be
-    /// sent from every restored copy), then tells whether it may still be sent. A cancelled
-    /// task (the drain deadline) stops waiting.
+    /// hold to end (a retry whose backoff ends while the snapshot may be taken, or while the
+    /// environment may freeze, must not be sent), then tells whether it may still be sent. A
+    /// cancelled task (the drain deadline) stops waiting. True counts the attempt on the
+    /// wire until `attemptEnded`.
     public func mayAttempt(_ delivery: Delivery) async -> Bool {
-        // The usual case, on every attempt: one lock, no continuation.
-        if let current = state.withLock({ $0.isHeld ? nil : $0.isCurrent(delivery.sequence) }) { return current }
+        while true {
+            // The usual case, on every attempt: one lock, no continuation.
+            let cancelled = Task.isCancelled
+            if let current = state.withLock({ $0.admitAttempt(sequence: delivery.sequence, cancelled: cancelled) }) { return current }
+            await park(cancelled: ()) { state, id, continuation in
+                guard state.isHeld else { return () }
+                state.heldAttempts[id] = continuation
+                return nil
+            } unpark: { state, id in
+                state.heldAttempts.removeValue(forKey: id)
+            }
+        }
+    }
+
+    /// The attempt `mayAttempt` let through ended (answered, failed, or not made after all).
+    public func attemptEnded() {
+        perform(state.withLock { $0.attemptEnded() })
+    }
+
+    /// Holds the pipeline (no attempt starts, senders take nothing) and waits until no
+    /// attempt is on the wire: before the extension asks for the next event, after which
+    /// Lambda may freeze the environment, network included, at any moment. Returns at once
+    /// when cancelled (callers bound it); `resume()` ends the hold.
+    public func quiesce() async {
+        state.withLock { $0.hold() }
         await park(cancelled: ()) { state, id, continuation in
-            guard state.isHeld else { return () }
-            state.heldAttempts[id] = continuation
+            guard state.attemptsOnWire > 0 else { return () }
+            state.quiesceWaiters[id] = continuation
             return nil
         } unpark: { state, id in
-            state.heldAttempts.removeValue(forKey: id)
+            state.quiesceWaiters.removeValue(forKey: id)
         }
-        return isCurrent(delivery)
     }
+
+    /// `quiesce` when nothing is on the wire: holds, and true; false (not held) otherwise.
+    public func holdIfQuiet() -> Bool {
+        state.withLock { state in
+            guard state.attemptsOnWire == 0 else { return false }
+            state.hold()
+            return true
+        }
+    }
+
+    /// Attempts on the wire now.
+    public var attemptsOnWire: Int { state.withLock { $0.attemptsOnWire } }
+
+    /// Someone waits in `quiesce` for the attempts on the wire to end.
+    var isQuiescing: Bool { state.withLock { !$0.quiesceWaiters.isEmpty } }
 
     /// Drops every upload that arrived before `instant` (all of them when nil): in memory,
     /// in the spool, and in flight (see `isCurrent`). Returns how many it dropped here.

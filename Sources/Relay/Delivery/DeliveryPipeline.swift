@@ -58,6 +58,9 @@ public final class DeliveryPipeline: Sendable {
 
     public enum Outcome: Sendable, Equatable {
         case delivered
+        /// Sent whole, its answer lost (a freeze, a reset) and not sent again: the remote
+        /// most likely stored it. Counted as delivered, and as unconfirmed.
+        case unconfirmed
         case dropped(DropReason)
         /// Cut short at shutdown while it came from the spool: its record stays for the next start.
         case keptInSpool
@@ -215,11 +218,24 @@ public final class DeliveryPipeline: Sendable {
 
     // MARK: Senders
 
+    /// Waits until a burst begins (a flush, or the drain at shutdown): true, start the burst
+    /// senders; false when nothing will ever be sent again, or when cancelled.
+    public func burstBegins() async -> Bool {
+        await park(cancelled: false) { state, _, continuation in
+            state.watchForBurst(continuation)
+        } unpark: { state, _ in
+            defer { state.burstWatcher = nil }
+            return state.burstWatcher
+        }
+    }
+
     /// The next upload to send, oldest first (memory, then the spool); nil once closed
-    /// and nothing is left, or when the calling task is cancelled.
-    public func next() async -> Delivery? {
+    /// and nothing is left, or when the calling task is cancelled. `burst`: for a sender
+    /// that sends only while a flush waits or the pipeline drains (`PipelineState.inBurst`):
+    /// nil once the burst is over.
+    public func next(burst: Bool = false) async -> Delivery? {
         while !Task.isCancelled {
-            switch state.withLock({ $0.take() }) {
+            switch state.withLock({ $0.take(burst: burst) }) {
             case .memory(let queued):
                 return Delivery(queued)
             case .spool:
@@ -227,7 +243,7 @@ public final class DeliveryPipeline: Sendable {
             case .finished:
                 return nil
             case .wait:
-                switch await waitForWork() {
+                switch await waitForWork(burst: burst) {
                 case .memory(let queued): return Delivery(queued)
                 case .spool: continue
                 case .closed: return nil
@@ -237,16 +253,22 @@ public final class DeliveryPipeline: Sendable {
         return nil
     }
 
-    private func waitForWork() async -> PipelineState.Wake {
+    private func waitForWork(burst: Bool) async -> PipelineState.Wake {
         let loop = MultiThreadedEventLoopGroup.currentEventLoop.map { ObjectIdentifier($0) }
         return await park(cancelled: .closed) { state, id, continuation in
             // Work may have arrived since `take`: let the caller look again.
-            if !state.memory.isEmpty || state.spoolAvailable > 0 { return .spool }
-            if state.isClosed && state.spoolWriting == 0 { return .closed }
-            state.senders.append(.init(id: id, loop: loop, continuation: continuation))
+            if (!burst || state.inBurst) && !state.isHeld && (!state.memory.isEmpty || state.spoolAvailable > 0) { return .spool }
+            if state.isClosed && state.spoolWriting == 0 && state.memory.isEmpty && state.spoolAvailable == 0 { return .closed }
+            if burst && !state.inBurst { return .closed }
+            if burst {
+                state.burstSenders.append(.init(id: id, loop: loop, continuation: continuation))
+            } else {
+                state.senders.append(.init(id: id, loop: loop, continuation: continuation))
+            }
             return nil
         } unpark: { state, id in
-            state.senders.firstIndex { $0.id == id }.map { state.senders.remove(at: $0).continuation }
+            if let index = state.senders.firstIndex(where: { $0.id == id }) { return state.senders.remove(at: index).continuation }
+            return state.burstSenders.firstIndex { $0.id == id }.map { state.burstSenders.remove(at: $0).continuation }
         }
     }
 
@@ -292,6 +314,9 @@ public final class DeliveryPipeline: Sendable {
         let action = state.withLock { $0.finish(sequence) }
         switch outcome {
         case .delivered: counters.recordDelivered(bytes: bodyBytes)
+        case .unconfirmed:
+            counters.recordDelivered(bytes: bodyBytes)
+            counters.recordUnconfirmed()
         case .dropped(let reason): counters.recordDropped(reason)
         case .keptInSpool: recordLeftInSpool(1)
         }
@@ -309,6 +334,8 @@ public final class DeliveryPipeline: Sendable {
         for (sender, wake) in action.senders { sender.resume(returning: wake) }
         for flush in action.flushes { flush.resume() }
         for attempt in action.heldAttempts { attempt.resume() }
+        for waiter in action.quiesced { waiter.resume() }
+        action.burstBegan?.resume(returning: true)
     }
 }
 

@@ -69,6 +69,10 @@ struct PipelineState {
         var flushes: [CheckedContinuation<Void, Never>] = []
         /// Deliveries that waited out a hold.
         var heldAttempts: [CheckedContinuation<Void, Never>] = []
+        /// Callers of `quiesce` released: no attempt is on the wire any more.
+        var quiesced: [CheckedContinuation<Void, Never>] = []
+        /// The forwarder's wait for a burst: true, start the burst senders.
+        var burstBegan: CheckedContinuation<Bool, Never>?
         /// Uploads taken out of memory without being sent: their journal entries end.
         var droppedFromMemory: [Queued] = []
         /// Spool records left at shutdown: kept for the next start, or dropped with it.
@@ -100,10 +104,21 @@ struct PipelineState {
     var staleThrough: UInt64?
     /// Deliveries waiting in `mayAttempt` for the hold to end, by waiter id.
     var heldAttempts: [UInt64: CheckedContinuation<Void, Never>] = [:]
+    /// Attempts on the wire: let through by `mayAttempt`, not ended yet (`attemptEnded`). A
+    /// freeze must not find one: its fate would be unknown at the thaw.
+    var attemptsOnWire = 0
+    /// Callers of `quiesce` waiting for the attempts on the wire to end, by waiter id.
+    var quiesceWaiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
     /// When recent uploads arrived, by sequence, while held (to find what came before a
     /// restore); bounded.
     var arrivals = CircularBuffer<(sequence: UInt64, at: ContinuousClock.Instant)>()
     var senders: [Sender] = []
+    /// Senders beyond the steady ones, started for a burst (see `inBurst`) and ended with it.
+    var burstSenders: [Sender] = []
+    /// Flushes in progress: each wants every sender sending.
+    var burstRequests = 0
+    /// The forwarder's wait for a burst to begin (it then starts the burst senders).
+    var burstWatcher: CheckedContinuation<Bool, Never>?
     var flushes: [Flush] = []
     var nextWaiterID: UInt64 = 0
 
@@ -124,6 +139,10 @@ struct PipelineState {
     }
 
     var isClosed: Bool { if case .accepting = phase { false } else { true } }
+
+    /// While a flush waits or the pipeline drains at shutdown, the burst senders send too:
+    /// how fast a flush or a drain ends is then bounded by the remote, not by `workers`.
+    var inBurst: Bool { isClosed || burstRequests > 0 }
 
     var isHeld: Bool {
         switch phase {
@@ -173,6 +192,11 @@ struct PipelineState {
             action.sender = (senders.remove(at: index).continuation, .memory(queued))
             return action
         }
+        if inBurst, !burstSenders.isEmpty, !isHeld {
+            inFlight += 1
+            action.sender = (burstSenders.removeFirst().continuation, .memory(queued))
+            return action
+        }
         memory.append(queued)
         memoryBytes += queued.bytes
         return action
@@ -189,7 +213,11 @@ struct PipelineState {
             action.flushes = end(sequence)
         } else if stored {
             spoolAvailable += 1
-            if !senders.isEmpty { action.sender = (senders.removeFirst().continuation, .spool) }
+            if !senders.isEmpty {
+                action.sender = (senders.removeFirst().continuation, .spool)
+            } else if inBurst, !burstSenders.isEmpty {
+                action.sender = (burstSenders.removeFirst().continuation, .spool)
+            }
         } else {
             action.flushes = end(sequence)
         }
@@ -207,7 +235,9 @@ struct PipelineState {
         case finished
     }
 
-    mutating func take() -> Take {
+    /// `burst`: asked by a burst sender, which ends (`finished`) once the burst is over.
+    mutating func take(burst: Bool = false) -> Take {
+        if burst, !inBurst { return .finished }
         if isHeld { return isClosed && spoolWriting == 0 && memory.isEmpty && spoolAvailable == 0 ? .finished : .wait }
         if let queued = memory.popFirst() {
             memoryBytes -= queued.bytes
@@ -265,7 +295,59 @@ struct PipelineState {
         }
         var action = Action()
         releaseIdleSendersIfFinished(into: &action)
+        wakeBurstSenders(into: &action)
         return action
+    }
+
+    /// Before an attempt: let through (and counted on the wire) unless held; nil while held.
+    /// A cancelled task (the drain deadline) is let through: the attempt machine ends it.
+    mutating func admitAttempt(sequence: UInt64, cancelled: Bool) -> Bool? {
+        if isHeld, !cancelled { return nil }
+        let current = isCurrent(sequence)
+        if current { attemptsOnWire += 1 }
+        return current
+    }
+
+    /// An attempt `admitAttempt` let through ended (answered, failed, or never made).
+    mutating func attemptEnded() -> Action {
+        attemptsOnWire -= 1
+        var action = Action()
+        if attemptsOnWire == 0, !quiesceWaiters.isEmpty {
+            action.quiesced = Array(quiesceWaiters.values)
+            quiesceWaiters.removeAll()
+        }
+        return action
+    }
+
+    /// A flush begins: every burst sender looks for work until it ends.
+    mutating func beginBurst() -> Action {
+        burstRequests += 1
+        var action = Action()
+        wakeBurstSenders(into: &action)
+        return action
+    }
+
+    /// A flush ended: when it was the last, the burst senders waiting end too.
+    mutating func endBurst() -> Action {
+        burstRequests -= 1
+        var action = Action()
+        if !inBurst {
+            action.senders = burstSenders.map { ($0.continuation, .closed) }
+            burstSenders.removeAll()
+        }
+        return action
+    }
+
+    /// Burst senders waiting look again (they wait again if there is nothing to take), and
+    /// the forwarder starts them if they are not running.
+    private mutating func wakeBurstSenders(into action: inout Action) {
+        if let watcher = burstWatcher {
+            burstWatcher = nil
+            action.burstBegan = watcher
+        }
+        guard !isHeld else { return }
+        action.senders += burstSenders.map { ($0.continuation, .spool) }
+        burstSenders.removeAll()
     }
 
     /// At the drain deadline: memory is emptied (dropped), the spool's records are left, and
@@ -300,8 +382,9 @@ struct PipelineState {
         }
         arrivals.removeAll()
         var action = Action(heldAttempts: Array(heldAttempts.values))
-        action.senders = senders.map { ($0.continuation, .spool) }
+        action.senders = (senders + burstSenders).map { ($0.continuation, .spool) }
         senders.removeAll()
+        burstSenders.removeAll()
         heldAttempts.removeAll()
         return action
     }
@@ -325,7 +408,17 @@ struct PipelineState {
     /// Senders waiting now that can never get work: closed and nothing left.
     private mutating func releaseIdleSendersIfFinished(into action: inout Action) {
         guard isClosed, memory.isEmpty, spoolAvailable == 0, spoolWriting == 0 else { return }
-        action.senders += senders.map { ($0.continuation, .closed) }
+        action.senders += (senders + burstSenders).map { ($0.continuation, .closed) }
         senders.removeAll()
+        burstSenders.removeAll()
+    }
+
+    /// The forwarder waits for a burst: true at once in one, false once nothing is left to
+    /// send ever (closed and empty); nil: wait (the continuation is kept).
+    mutating func watchForBurst(_ continuation: CheckedContinuation<Bool, Never>) -> Bool? {
+        if isClosed, memory.isEmpty, spoolAvailable == 0, spoolWriting == 0 { return false }
+        if inBurst { return true }
+        burstWatcher = continuation
+        return nil
     }
 }

@@ -93,7 +93,7 @@ public final class HTTP1Client: Sendable {
 
     /// A connection that died under a request before any answer.
     static func isDeadConnection(_ error: any Error) -> Bool {
-        if let error = error as? HTTP1ClientError { return error.code == .connectionClosed }
+        if let error = error as? HTTP1ClientError { return error.code == .connectionClosed || error.code == .answerLost }
         return error is IOError
     }
 

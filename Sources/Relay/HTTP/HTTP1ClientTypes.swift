@@ -40,6 +40,9 @@ public struct HTTP1ClientError: Error, Sendable, Equatable, CustomStringConverti
         case deadlineExceeded = "deadline_exceeded"
         /// The connection closed (or broke) before the answer.
         case connectionClosed = "connection_closed"
+        /// The connection broke after the whole request was sent, before the answer: the
+        /// server may have acted on it (its fate is unknown).
+        case answerLost = "answer_lost"
         /// The proxy answered CONNECT with something other than 2xx.
         case proxyRefused = "proxy_refused"
         /// The proxy wants (other) credentials: 407.

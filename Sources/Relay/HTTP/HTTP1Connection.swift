@@ -159,6 +159,10 @@ final class HTTP1ResponseHandler: ChannelInboundHandler, RemovableChannelHandler
                         response: HTTP1Response(
                             status: head.status, headers: head.headers, body: current.body, bodyTruncated: current.truncated, early: true),
                         reusable: false))
+            } else if current.written, current.writeError == nil {
+                // The server had the whole request: it may have stored it.
+                let why = firstError.map { ": \($0)" } ?? ""
+                current.promise.fail(HTTP1ClientError(.answerLost, "the connection to \(host) broke after the request was sent, before an answer\(why)"))
             } else {
                 let error =
                     firstError ?? current.writeError

@@ -26,7 +26,7 @@ public struct IngressLimits: Sendable, Equatable {
     /// A keep-alive connection with no request for this long is closed quietly.
     public var idleTimeout: Duration
     /// Open client connections; nil: derived from the process's file-descriptor limit
-    /// (`connectionCap(fileDescriptorLimit:workers:)`). Beyond it the longest-idle
+    /// (`connectionCap(fileDescriptorLimit:upstreamConnections:)`). Beyond it the longest-idle
     /// connection is closed to make room, and with none idle the newcomer gets `503`.
     public var maxConnections: Int?
     /// A connection still sending its request head after this long counts as idle when
@@ -53,11 +53,12 @@ public struct IngressLimits: Sendable, Equatable {
         self.slowHeadGrace = slowHeadGrace
     }
 
-    /// Client connections at most: 512, and always 64 + `workers` descriptors below the
+    /// Client connections at most: 512, and always 64 + `upstreamConnections` (the drain
+    /// concurrency: the most the senders open at once) descriptors below the
     /// limit, left for upstream connections, spool files, the Extensions and Telemetry
     /// APIs, the event loops' own descriptors and stdio. Lambda's limit is 1,024: 512.
-    public static func connectionCap(fileDescriptorLimit: Int, workers: Int) -> Int {
-        max(8, min(512, fileDescriptorLimit - 64 - workers))
+    public static func connectionCap(fileDescriptorLimit: Int, upstreamConnections: Int) -> Int {
+        max(8, min(512, fileDescriptorLimit - 64 - upstreamConnections))
     }
 
     /// The soft `RLIMIT_NOFILE` of this process (what `accept` fails beyond).
@@ -67,7 +68,7 @@ public struct IngressLimits: Sendable, Equatable {
         return limit.rlim_cur == rlim_t.max ? Int.max / 2 : Int(clamping: limit.rlim_cur)
     }
 
-    func connectionCap(workers: Int) -> Int {
-        maxConnections ?? Self.connectionCap(fileDescriptorLimit: Self.fileDescriptorLimit, workers: workers)
+    func connectionCap(upstreamConnections: Int) -> Int {
+        maxConnections ?? Self.connectionCap(fileDescriptorLimit: Self.fileDescriptorLimit, upstreamConnections: upstreamConnections)
     }
 }

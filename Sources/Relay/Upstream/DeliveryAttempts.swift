@@ -11,8 +11,12 @@ struct DeliveryAttempts {
     /// How one attempt ended.
     enum AttemptResult: Sendable, Equatable {
         case status(code: UInt, retryAfter: Duration?)
-        /// The connection failed before an answer (reset, refused, closed).
+        /// The connection failed before an answer (reset, refused, closed) and before the
+        /// whole request was sent: the remote cannot have stored it.
         case connectionFailure
+        /// The connection broke after the whole request was sent, before an answer: the
+        /// remote may have stored it (what a freeze with an upload on the wire leaves).
+        case answerLost
         /// No answer within the timeout.
         case timeout
         /// No connection could be made (DNS, refused, TLS verification, proxy): counted
@@ -63,6 +67,10 @@ struct DeliveryAttempts {
     let isFromSpool: Bool
     /// Whether a 401/403 may be answered by fetching the credentials again.
     let canRefetchCredentials: Bool
+    /// Whether an upload whose fate is unknown (a timeout, an answer lost after the request
+    /// was sent) is sent again: true, it may be stored twice; false (where Lambda freezes
+    /// the environment with uploads on the wire), it ends `unconfirmed`, never resent.
+    let resendsUnknownFate: Bool
     /// Requests sent so far, reconnects and resends included.
     private(set) var attempts = 0
     /// Immediate reconnects spent (at most `policy.immediateReconnects`).
@@ -77,12 +85,13 @@ struct DeliveryAttempts {
     private let drawJitter: () -> Double
 
     init(
-        policy: RetryPolicy, isFromSpool: Bool = false, canRefetchCredentials: Bool = false,
+        policy: RetryPolicy, isFromSpool: Bool = false, canRefetchCredentials: Bool = false, resendsUnknownFate: Bool = true,
         drawJitter: @escaping () -> Double = { Double.random(in: 0..<1) }
     ) {
         self.policy = policy
         self.isFromSpool = isFromSpool
         self.canRefetchCredentials = canRefetchCredentials
+        self.resendsUnknownFate = resendsUnknownFate
         self.drawJitter = drawJitter
     }
 
@@ -128,12 +137,17 @@ struct DeliveryAttempts {
             if (200..<300).contains(code) { return .finish(.delivered) }
             if (400..<500).contains(code), code != 408, code != 429 { return .finish(.dropped(.rejected4xx)) }
             retryAfter = after
-        case .connectionFailure, .timeout, .unreachable:
+        case .timeout, .answerLost:
+            if !resendsUnknownFate { return .finish(.unconfirmed) }
+            retryAfter = nil
+        case .connectionFailure, .unreachable:
             retryAfter = nil
         }
         if attempts >= policy.maxAttempts { return .finish(.dropped(.maxRetries)) }
         let now = circumstances()
-        if result == .connectionFailure, reconnects < policy.immediateReconnects, now.age < policy.maxAge {
+        // A dead pooled connection (as a freeze leaves them) takes the request into its
+        // socket and breaks: sent again at once on a fresh one.
+        if result == .connectionFailure || result == .answerLost, reconnects < policy.immediateReconnects, now.age < policy.maxAge {
             reconnects += 1
             return confirmCurrent(then: .reconnect)
         }

@@ -10,15 +10,19 @@ extension UploadForwarder {
     /// - Parameters:
     ///   - isFromSpool: cut short at shutdown, it is kept in the spool, not dropped.
     ///   - isCurrent: false once the upload must not be sent any more (accepted before a
-    ///     SnapStart restore): asked before each attempt; it may wait (a held pipeline).
-    func deliver(_ upload: Upload, isFromSpool: Bool = false, isCurrent: () async -> Bool = { true }) async -> DeliveryPipeline.Outcome {
+    ///     SnapStart restore): asked before each attempt; it may wait (a held pipeline). True
+    ///     puts an attempt on the wire, ended by `attemptEnded` whether it is made or not.
+    func deliver(
+        _ upload: Upload, isFromSpool: Bool = false, isCurrent: () async -> Bool = { true }, attemptEnded: () -> Void = {}
+    ) async -> DeliveryPipeline.Outcome {
         // Built only for a log line: most uploads log nothing.
         func uploadLogger() -> Logger {
             var logger = logger
             logger[metadataKey: LogKey.path] = "\(upload.path)"
             return logger
         }
-        var attempts = DeliveryAttempts(policy: retryPolicy, isFromSpool: isFromSpool, canRefetchCredentials: credentialSource != nil)
+        var attempts = DeliveryAttempts(
+            policy: retryPolicy, isFromSpool: isFromSpool, canRefetchCredentials: credentialSource != nil, resendsUnknownFate: resendsUnknownFate)
         guard var builder else {
             logDrop(.misconfigured, logger: uploadLogger(), "Dropped upload: the remote address is unusable")
             return .dropped(.misconfigured)
@@ -52,17 +56,34 @@ extension UploadForwarder {
             return (event, report)
         }
         var event = DeliveryAttempts.Event.start
+        // Between an admitted `isCurrent` and the end of that attempt (or its cancellation).
+        var onWire = false
+        func endAttempt() {
+            if onWire { attemptEnded() }
+            onWire = false
+        }
+        // The last attempt failed with no answer once the request was on its way.
+        var fateUnknown = false
+        func sendAgain(_ attempt: Int) async -> (DeliveryAttempts.Event, AttemptReport) {
+            if fateUnknown { pipeline.counters.recordResentUnknown() }
+            let sent = await send(attempt)
+            endAttempt()
+            fateUnknown = sent.1.fateUnknown
+            return sent
+        }
         while true {
             switch attempts.next(after: event, DeliveryAttempts.Circumstances(age: clock.now - upload.receivedAt, shutdown: shutdownWindow())) {
             case .confirmCurrent:
-                event = .confirmed(isCurrent: await isCurrent())
+                let current = await isCurrent()
+                onWire = current
+                event = .confirmed(isCurrent: current)
             case .send(let attempt):
-                (event, report) = await send(attempt)
+                (event, report) = await sendAgain(attempt)
             case .reconnect(let attempt):
                 // A dead pooled connection: sent again at once on a fresh one, no backoff.
                 pipeline.counters.recordRetry()
                 uploadLogger().debug("Reconnecting to resend upload", metadata: report.metadata(attempt: attempt - 1))
-                (event, report) = await send(attempt)
+                (event, report) = await sendAgain(attempt)
             case .refetchCredentials:
                 let fresh = await credentialSource?.replacement(for: builder.credentials)
                 if let fresh {
@@ -85,6 +106,7 @@ extension UploadForwarder {
                     event = .cancelled
                 }
             case .finish(let outcome):
+                endAttempt()
                 switch outcome {
                 case .dropped(.snapshot):
                     logDrop(.snapshot, logger: uploadLogger(), "Dropped upload accepted before the SnapStart restore: every restored copy would send it")
@@ -92,6 +114,10 @@ extension UploadForwarder {
                     logDrop(.shutdownDeadline, logger: uploadLogger(), "Dropped upload: the drain deadline came before it was delivered")
                 case .dropped(let reason):
                     logDrop(reason, logger: uploadLogger(), "Failed to relay request", metadata: report.metadata(attempt: attempts.attempts))
+                case .unconfirmed:
+                    uploadLogger().info(
+                        "Upload sent whole, its answer lost: not sent again, so that it is not stored twice",
+                        metadata: report.metadata(attempt: attempts.attempts))
                 case .delivered, .keptInSpool:
                     break
                 }
@@ -105,6 +131,9 @@ extension UploadForwarder {
         var statusCode: UInt = 0
         var detail: Logger.Metadata = [:]
         var duration: Duration = .zero
+        /// No answer once the request was on its way (a timeout, or the connection broke
+        /// after the request was sent): the remote may have stored it.
+        var fateUnknown = false
 
         func metadata(attempt: Int) -> Logger.Metadata {
             detail.merging([LogKey.attempt: .stringConvertible(attempt)]) { $1 }
@@ -132,9 +161,12 @@ extension UploadForwarder {
             if Task.isCancelled { return (.cancelled, report) }
             switch error {
             case .timeout: result = .timeout
-            case .connection: result = .connectionFailure
+            case .connection(_, let requestSent):
+                result = requestSent ? .answerLost : .connectionFailure
+                report.fateUnknown = requestSent
             case .unreachable: result = .unreachable
             }
+            if case .timeout = error { report.fateUnknown = true }
             cause = error.cause
             report.detail = [LogKey.error: "\(error)"]
         } catch {
@@ -169,7 +201,7 @@ extension UploadForwarder {
                 outcome: (200..<300).contains(code) ? "success" : "error_status", statusClass: statusClass, cause: cause.rawValue
             ).increment()
         case .timeout: counters.metrics.upstreamAttempts(outcome: "timeout", statusClass: "none", cause: cause.rawValue).increment()
-        case .connectionFailure, .unreachable:
+        case .connectionFailure, .unreachable, .answerLost:
             counters.metrics.upstreamAttempts(outcome: "connection_error", statusClass: "none", cause: cause.rawValue).increment()
         }
     }

@@ -2,7 +2,8 @@ import Logging
 import NIOCore
 
 /// The upstream side: `workers` concurrent senders take uploads from the delivery
-/// pipeline and relay them, retrying as the policy says. On graceful shutdown it closes
+/// pipeline and relay them, retrying as the policy says; while an invocation flush waits or
+/// the pipeline drains, `drainConcurrency` of them. On graceful shutdown it closes
 /// the pipeline, sends what is left until the drain deadline, and then abandons the rest
 /// (memory: dropped and counted; spool: kept for the next start).
 public struct UploadForwarder: Service, CustomStringConvertible {
@@ -12,9 +13,12 @@ public struct UploadForwarder: Service, CustomStringConvertible {
     /// nothing should reach the senders, but any that does (a replayed spool) is accounted for.
     let builder: UpstreamRequestBuilder?
     let workers: Int
+    let drainConcurrency: Int
     let drainTimeout: Duration
     let drainDeadline: DrainDeadline
     let retryPolicy: RetryPolicy
+    /// False where Lambda freezes the environment with uploads on the wire: see `DeliveryAttempts`.
+    let resendsUnknownFate: Bool
     /// Backoff waits, ages and the drain deadline go through this clock.
     let clock: any RelayClock
     let dropLogLimiter = LogRateLimiter()
@@ -31,8 +35,10 @@ public struct UploadForwarder: Service, CustomStringConvertible {
     let recentAttempts = RecentAttemptDurations()
 
     public init(
-        pipeline: DeliveryPipeline, uploader: any Uploader, builder: UpstreamRequestBuilder?, workers: Int, drainTimeout: Duration,
-        drainDeadline: DrainDeadline = DrainDeadline(), retryPolicy: RetryPolicy = RetryPolicy(), clock: any RelayClock = SystemClock(),
+        pipeline: DeliveryPipeline, uploader: any Uploader, builder: UpstreamRequestBuilder?, workers: Int, drainConcurrency: Int? = nil,
+        drainTimeout: Duration,
+        drainDeadline: DrainDeadline = DrainDeadline(), retryPolicy: RetryPolicy = RetryPolicy(), resendsUnknownFate: Bool = true,
+        clock: any RelayClock = SystemClock(),
         senderLoops: (any EventLoopGroup)? = nil, credentialSource: (any UpstreamCredentialSource)? = nil,
         failureReporter: UpstreamFailureReporter? = nil, logger: Logger
     ) {
@@ -40,9 +46,11 @@ public struct UploadForwarder: Service, CustomStringConvertible {
         self.uploader = uploader
         self.builder = builder
         self.workers = max(1, workers)
+        self.drainConcurrency = max(self.workers, drainConcurrency ?? self.workers)
         self.drainTimeout = drainTimeout
         self.drainDeadline = drainDeadline
         self.retryPolicy = retryPolicy
+        self.resendsUnknownFate = resendsUnknownFate
         self.clock = clock
         self.senderLoops = senderLoops.map { Array($0.makeIterator()) } ?? []
         self.logger = logger
@@ -52,18 +60,22 @@ public struct UploadForwarder: Service, CustomStringConvertible {
 
     /// ServiceLifecycle logs services by description: keep configuration (and its
     /// credentials) out of it.
-    public var description: String { "UploadForwarder(workers: \(workers))" }
+    public var description: String { "UploadForwarder(workers: \(workers), drain: \(drainConcurrency))" }
 
     public func run() async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 await withTaskGroup(of: Void.self) { senders in
-                    for index in 0..<workers {
-                        if senderLoops.isEmpty {
-                            senders.addTask { await sendUntilFinished() }
-                        } else {
-                            let executor = EventLoopTaskExecutor(senderLoops[index % senderLoops.count])
-                            senders.addTask(executorPreference: executor) { await sendUntilFinished() }
+                    // `workers` always send; the rest are started for a flush or the drain, and
+                    // end with it: no task waits for a burst at start-up.
+                    for index in 0..<workers { addSender(to: &senders, index: index, burst: false) }
+                    if drainConcurrency > workers {
+                        senders.addTask {
+                            while await pipeline.burstBegins() {
+                                await withTaskGroup(of: Void.self) { burst in
+                                    for index in workers..<drainConcurrency { addSender(to: &burst, index: index, burst: true) }
+                                }
+                            }
                         }
                     }
                 }
@@ -104,11 +116,23 @@ public struct UploadForwarder: Service, CustomStringConvertible {
         }
     }
 
-    /// One sender: takes, sends, reports, until the pipeline is closed and empty or the
-    /// drain deadline cancels it.
-    private func sendUntilFinished() async {
-        while shutdownWindow().allowsAttempt(), let delivery = await pipeline.next() {
-            let outcome = await deliver(delivery.upload, isFromSpool: delivery.isFromSpool) { await pipeline.mayAttempt(delivery) }
+    private func addSender(to group: inout TaskGroup<Void>, index: Int, burst: Bool) {
+        if senderLoops.isEmpty {
+            group.addTask { await sendUntilFinished(burst: burst) }
+        } else {
+            group.addTask(executorPreference: EventLoopTaskExecutor(senderLoops[index % senderLoops.count])) {
+                await sendUntilFinished(burst: burst)
+            }
+        }
+    }
+
+    /// One sender: takes, sends, reports, until the pipeline is closed and empty (a burst
+    /// sender: until the burst ends) or the drain deadline cancels it.
+    private func sendUntilFinished(burst: Bool) async {
+        while shutdownWindow().allowsAttempt(), let delivery = await pipeline.next(burst: burst) {
+            let outcome = await deliver(
+                delivery.upload, isFromSpool: delivery.isFromSpool, isCurrent: { await pipeline.mayAttempt(delivery) },
+                attemptEnded: { pipeline.attemptEnded() })
             await pipeline.complete(delivery, outcome)
         }
     }

@@ -22,7 +22,9 @@ public struct UpstreamResponse: Sendable {
 /// dead connection (retry at once, fresh) from a slow remote (back off).
 public enum UploadFailure: Error, Sendable, Equatable, CustomStringConvertible {
     case timeout(String)
-    case connection(String)
+    /// `requestSent`: the connection broke after the whole request went out, so the remote
+    /// may have stored it.
+    case connection(String, requestSent: Bool = false)
     /// No connection could be made (DNS, refused, TLS verification, proxy): see
     /// `UploadFailure(classifying:proxyHost:)`.
     case unreachable(UpstreamAttemptCause, String)
@@ -30,7 +32,7 @@ public enum UploadFailure: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .timeout(let detail): "timeout: \(detail)"
-        case .connection(let detail): "connection failed: \(detail)"
+        case .connection(let detail, _): "connection failed: \(detail)"
         case .unreachable(let cause, let detail): "\(cause.rawValue): \(detail)"
         }
     }
@@ -105,6 +107,7 @@ public final class HTTPClientUploader: Uploader {
         } catch let error as HTTP1ClientError {
             switch error.code {
             case .deadlineExceeded: throw UploadFailure.timeout("\(error)")
+            case .answerLost: throw UploadFailure.connection("\(error)", requestSent: true)
             case .cancelled, .shutDown:
                 // The caller's cancellation (the drain deadline), or the connections closed
                 // under the request (`discardConnections` after a SnapStart restore).

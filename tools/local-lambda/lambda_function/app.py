@@ -87,7 +87,8 @@ def send_uploads(count: int, tag: str) -> None:
     connection = http.client.HTTPConnection(relay.hostname or "localhost", relay.port or 4040, timeout=5)
     for index in range(count):
         body = f"{tag}-{index};fn 1\n".encode()
-        connection.request("POST", f"/ingest?name=lambda.test&format=folded&tag={tag}", body=body,
+        # sent_ms: when the function handed it over (wall clock), for delivery delays.
+        connection.request("POST", f"/ingest?name=lambda.test&format=folded&tag={tag}&sent_ms={int(time.time() * 1000)}", body=body,
                            headers={"Content-Type": "binary/octet-stream"})
         response = connection.getresponse()
         response.read()

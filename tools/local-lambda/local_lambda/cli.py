@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the function's memory size: AWS_LAMBDA_FUNCTION_MEMORY_SIZE, and Lambda's CPU quota for it (1,769 MB "
                         "is one vCPU, 128 MB about 7 %%, over 20 ms periods) and memory limit as a cgroup holding the "
                         "extensions and the runtime. Default: 128 in the environment, no quota or limit")
+    p.add_argument("--freeze-network-port", type=int, action="append", default=[], metavar="PORT",
+                   help="a freeze also stops the environment's network, as a paused microVM's: TCP packets to "
+                        "and from PORT are dropped while frozen (iptables, in the sandbox's network namespace; "
+                        "repeatable)")
     p.add_argument("--report", metavar="PATH.json", help="write the JSON report here")
     p.add_argument("--quiet", action="store_true", help="do not echo process output / emulator log")
     return p

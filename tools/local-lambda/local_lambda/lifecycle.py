@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import signal
+import subprocess
 import time
 import uuid
 
@@ -349,6 +350,8 @@ class Lifecycle:
         procs = [p for p in self._procs() if p.alive]
         self.thawed.clear()
         start = now()
+        network = NetworkFreeze(self.opts.freeze_network_port)
+        network.stop()
         for p in procs:
             p.signal_group(signal.SIGSTOP)
         sample = min(FREEZE_SAMPLE_DELAY_S, seconds / 2)
@@ -362,9 +365,30 @@ class Lifecycle:
         if not_stopped:
             self.warnings.append(f"freeze {why}: not all threads stopped: {not_stopped}")
         time.sleep(max(0.0, seconds - sample))
+        network.resume()
         for p in procs:
             p.signal_group(signal.SIGCONT)
         end = now()
         self.thawed.set()
         self.say(f"froze {len(procs)} process group(s) for {end - start:.3f}s ({why})")
         return start, end, states
+
+
+class NetworkFreeze:
+    """While the environment is frozen, its TCP traffic to and from the given ports is
+    dropped, both ways, as a paused microVM neither sends nor acknowledges: the peer (a
+    remote, a load balancer) sees silence and retransmits or gives up, and at the thaw the
+    environment finds what it left. The processes' own kernel keeps retransmitting meanwhile
+    (a paused VM's would not), into the same silence."""
+
+    def __init__(self, ports):
+        self.rules = [["-p", "tcp", flag, str(port), "-j", "DROP"] for port in ports for flag in ("--dport", "--sport")]
+
+    def stop(self):
+        for rule in self.rules:
+            subprocess.run(["iptables", "-w", "-I", "OUTPUT", *rule], check=True)
+
+    def resume(self):
+        for rule in self.rules:
+            subprocess.run(["iptables", "-w", "-D", "OUTPUT", *rule], check=False)
+
