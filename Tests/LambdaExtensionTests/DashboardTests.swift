@@ -70,7 +70,7 @@ import Testing
             // round a second (Prometheus scrapes on its own schedule) until every query has data.
             var empty: [String] = queries
             var round = 0
-            try? await eventually("data for every query", timeout: .seconds(60), every: .seconds(1)) {
+            try await eventually("data for every query", timeout: .seconds(60), every: .seconds(1)) {
                 round += 1
                 for index in 0..<5 { _ = await rawPost(port: relayPort, path: "/ingest?name=app&n=\(round)-\(index)", body: "x") }
                 _ = await rawPost(port: relayPort, path: "/push.v1.PusherService/Push?fail", body: "y")

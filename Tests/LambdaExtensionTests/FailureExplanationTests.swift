@@ -57,7 +57,7 @@ import Testing
             #expect(await rawPost(port: port, path: "/a403", body: "x") == 200)
             // Its attempt is counted (the 401's and the 403's); the output is whole once it exits.
             let series = #"pyroscope_relay_upstream_attempts_total{outcome="error_status",status_class="4xx",cause="unauthorized"}"#
-            try? await eventually("the 403 attempt counted") { await ObservabilityTests.metric(port: port, series) == 2 }
+            try await eventually("the 403 attempt counted") { await ObservabilityTests.metric(port: port, series) == 2 }
             await Self.stop(relay)
             #expect(relay.output.filter { $0.contains("cause=unauthorized") }.count == 1)
         }

@@ -50,7 +50,7 @@ import Testing
                 let text = String(decoding: text, as: UTF8.self)
                 return text.contains("pyroscope_relay_uploads_in_flight 0") && text.contains("pyroscope_relay_queue_items 0")
             }
-            try? await eventually("nothing in flight", timeout: .seconds(2)) {
+            try await eventually("nothing in flight", timeout: .seconds(10)) {
                 exposition = try #require(await Self.scrape(port: port))
                 return settled(exposition)
             }

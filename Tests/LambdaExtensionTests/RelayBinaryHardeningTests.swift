@@ -22,7 +22,7 @@ import Testing
         try server.run()
         defer { server.terminate() }
         var port: Int?
-        try? await eventually("the capture server's port file") {
+        try await eventually("the capture server's port file") {
             port = (try? String(contentsOfFile: directory + "/port", encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
             return port != nil
         }
@@ -57,7 +57,7 @@ import Testing
             #expect(await rawPost(port: port, path: "/ingest?name=app&q=\(String(query.prefix(9000)))", body: "third") == 414)
             #expect(await rawPost(port: port, body: "fourth") == 200)
             // Sent on the pooled connection, or the process ended.
-            try? await eventually("the fourth upload delivered") {
+            try await eventually("the fourth upload delivered") {
                 guard relay.process.isRunning else { return true }
                 return await ObservabilityTests.metric(port: port, delivered) == 2
             }

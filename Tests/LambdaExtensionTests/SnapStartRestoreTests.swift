@@ -38,7 +38,7 @@ import Testing
                 for index in 0..<2 { #expect(await rawPost(port: relay.port, path: "/ingest?name=app", body: "held-\(index)") == 200) }
                 // Each held upload is at the remote (its attempt held there) or queued in memory.
                 func heldAtRemote() -> Int { remote.received.filter { String(decoding: $0.body, as: UTF8.self).hasPrefix("held") }.count }
-                try? await eventually("both held uploads at the remote or queued") { heldAtRemote() + relay.pipeline.snapshot.queuedItems >= 2 }
+                try await eventually("both held uploads at the remote or queued") { heldAtRemote() + relay.pipeline.snapshot.queuedItems >= 2 }
                 let heldBeforeSnapshot = heldAtRemote()
                 #expect(heldBeforeSnapshot >= 1)
 

@@ -59,7 +59,7 @@ import Testing
             #expect(warning.contains("level=warning") && warning.contains("TLS verification of 127.0.0.1 failed") && warning.contains("PYROSCOPE_CA_FILE"))
             // A few more attempts, backed off: awaited on the relay's count of them.
             let series = #"pyroscope_relay_upstream_attempts_total{outcome="connection_error",status_class="none",cause="tls"}"#
-            try? await eventually("a second TLS attempt", timeout: .seconds(10)) { (await ObservabilityTests.metric(port: port, series) ?? 0) >= 2 }
+            try await eventually("a second TLS attempt", timeout: .seconds(10)) { (await ObservabilityTests.metric(port: port, series) ?? 0) >= 2 }
             let metrics = try #require(await ObservabilityTests.scrape(port: port))
             let text = String(decoding: metrics, as: UTF8.self)
             let attempts = text.split(separator: "\n").first {

@@ -104,7 +104,7 @@ import Testing
                     return Handover((health, idle, busy))
                 }
                 // Until the relay has read them: however loaded the machine, all eight are busy.
-                try? await eventually("eight heads arriving", timeout: .seconds(20)) { limiter.count(in: .head) >= 8 }
+                try await eventually("eight heads arriving", timeout: .seconds(20)) { limiter.count(in: .head) >= 8 }
                 let results = await offCooperativePool { () -> (health: [Int?], busy: Int?, retryAfter: Bool, afterBusy: Int?) in
                     let (health, idle, busy) = opened.value
                     _ = idle
@@ -142,7 +142,7 @@ import Testing
                             return connection
                         })
                 }
-                try? await eventually("four heads arriving") { limiter.count(in: .head) >= 4 }
+                try await eventually("four heads arriving") { limiter.count(in: .head) >= 4 }
                 // The grace runs on the real clock the limiter reads (NIODeadline.now), from
                 // when the heads began: no test clock reaches it.
                 try await Task.sleep(for: .milliseconds(150))

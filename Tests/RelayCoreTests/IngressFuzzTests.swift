@@ -32,7 +32,7 @@ import Testing
                 // A loaded machine runs few cases in the default 4 s; `make fuzz` runs thousands.
                 #expect(report.cases > 5, "seed \(seed): only \(report.cases) cases in \(seconds) s")
                 // The last requests may still be read on another event loop (a reset one).
-                try? await eventually("every upload ended", timeout: .seconds(10), every: .milliseconds(100)) {
+                try await eventually("every upload ended", timeout: .seconds(10), every: .milliseconds(100)) {
                     await relay.pipeline.flush()
                     let counts = relay.counters.snapshot
                     return counts.delivered + counts.droppedTotal >= counts.received

@@ -163,7 +163,7 @@ import Testing
                 }
                 #expect(await rawPost(port: port, body: "after") == 200)
                 // A reset connection's request may still be read on another event loop.
-                try? await eventually("every accepted upload delivered", timeout: .seconds(10), every: .milliseconds(100)) {
+                try await eventually("every accepted upload delivered", timeout: .seconds(10), every: .milliseconds(100)) {
                     await relay.pipeline.flush()
                     return relay.counters.snapshot.delivered >= relay.counters.snapshot.accepted
                 }
